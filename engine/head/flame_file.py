@@ -1,0 +1,156 @@
+"""Reading FLAME-format model files without chumpy.
+
+The official FLAME pickles (generic_model.pkl, flame2023.pkl, FLAME_NEUTRAL.pkl) hold chumpy
+arrays and scipy sparse matrices, written by Python 2. chumpy does not import on Python 3.11, so a
+restricted unpickler turns chumpy objects into numpy arrays and refuses any other class.
+The .npz variant (FLAME2020/2023 npz, and our embedded demo head) is read with numpy.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REQUIRED_KEYS: tuple[str, ...] = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
+"""Arrays every FLAME-format model file must hold."""
+
+MODEL_FILE_NAMES: tuple[str, ...] = (
+    "FLAME_NEUTRAL.npz",
+    "FLAME_NEUTRAL.pkl",
+    "flame2023.pkl",
+    "flame2023_no_jaw.pkl",
+    "generic_model.pkl",
+    "FLAME_MALE.pkl",
+    "FLAME_FEMALE.pkl",
+)
+"""File names looked for, in order, when a folder is given."""
+
+
+class FlameFileError(ValueError):
+    """A FLAME model file is missing, unreadable or malformed."""
+
+
+class _ChumpyStandIn:
+    """Takes the place of a chumpy object while unpickling; keeps its state."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def to_numpy(self) -> np.ndarray:
+        state = self.state
+        if isinstance(state, dict):
+            for key in ("x", "a", "_x"):
+                if key in state:
+                    return np.asarray(_to_plain(state[key]))
+        raise FlameFileError("a chumpy array in the model file has no data field ('x')")
+
+
+class _FlameUnpickler(pickle.Unpickler):
+    """Allows numpy arrays, scipy sparse matrices and chumpy stand-ins; nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("chumpy"):
+            return _ChumpyStandIn
+        if module.startswith("numpy") and name in {"ndarray", "dtype", "_reconstruct", "scalar", "_frombuffer"}:
+            return super().find_class(module.replace("numpy.core", "numpy._core") if module.startswith("numpy.core") else module, name)
+        if module.startswith("scipy.sparse") and name in {"csc_matrix", "csr_matrix", "coo_matrix"}:
+            import scipy.sparse
+
+            return getattr(scipy.sparse, name)
+        if module in {"copy_reg", "copyreg"} and name == "_reconstructor":
+            import copyreg
+
+            return copyreg._reconstructor  # type: ignore[attr-defined]
+        if module == "_codecs" and name == "encode":  # bytes written by Python 3 under protocol 2
+            import _codecs
+
+            return _codecs.encode
+        if module in {"__builtin__", "builtins"} and name in {"object", "set", "frozenset", "list", "tuple", "dict"}:
+            import builtins
+
+            return getattr(builtins, name)
+        raise FlameFileError(f"model file refers to {module}.{name}, which a FLAME file should not contain")
+
+
+def _to_plain(value: Any) -> Any:
+    """numpy array (or the value itself) for chumpy stand-ins and sparse matrices."""
+    if isinstance(value, _ChumpyStandIn):
+        return value.to_numpy()
+    if hasattr(value, "toarray") and "scipy.sparse" in type(value).__module__:
+        return value.toarray()
+    return value
+
+
+def find_model_file(path: str | os.PathLike) -> Path:
+    """The model file itself, or the first known model file inside a folder."""
+    p = Path(path)
+    if p.is_dir():
+        for name in MODEL_FILE_NAMES:
+            if (p / name).is_file():
+                return p / name
+        raise FlameFileError(f"{p}: no FLAME model file in this folder (looked for {', '.join(MODEL_FILE_NAMES)})")
+    if not p.is_file():
+        raise FlameFileError(f"{p}: FLAME model file not found")
+    return p
+
+
+def read_flame_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All arrays of a FLAME-format model (.pkl or .npz, or a folder holding one), as numpy.
+
+    Raises FlameFileError naming the file and the problem.
+    """
+    file = find_model_file(path)
+    try:
+        if file.suffix == ".npz":
+            with np.load(file, allow_pickle=False) as data:
+                raw: dict[str, Any] = {k: data[k] for k in data.files}
+        else:
+            with open(file, "rb") as fh:
+                raw = _FlameUnpickler(fh, encoding="latin1").load()
+    except FlameFileError as exc:
+        raise FlameFileError(f"{file}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any parse failure becomes one clear message
+        raise FlameFileError(f"{file}: cannot read FLAME model ({type(exc).__name__}: {exc})") from None
+    if not isinstance(raw, dict):
+        raise FlameFileError(f"{file}: expected a dictionary of arrays, found {type(raw).__name__}")
+    arrays = {k: np.asarray(_to_plain(v)) for k, v in raw.items() if not isinstance(v, (str, bytes))}
+    missing = [k for k in REQUIRED_KEYS if k not in arrays]
+    if missing:
+        raise FlameFileError(f"{file}: missing arrays {', '.join(missing)}")
+    _check_shapes(file, arrays)
+    return arrays
+
+
+def _check_shapes(file: Path, a: dict[str, np.ndarray]) -> None:
+    v = a["v_template"]
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise FlameFileError(f"{file}: v_template must be [V, 3], got {v.shape}")
+    n = v.shape[0]
+    expect = {
+        "f": (None, 3),
+        "shapedirs": (n, 3, None),
+        "posedirs": (n, 3, None),
+        "J_regressor": (None, n),
+        "weights": (n, None),
+        "kintree_table": (2, None),
+    }
+    for key, shape in expect.items():
+        got = a[key].shape
+        if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)):
+            want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+            raise FlameFileError(f"{file}: {key} must be {want}, got {list(got)}")
+    joints = a["J_regressor"].shape[0]
+    if a["weights"].shape[1] != joints or a["kintree_table"].shape[1] != joints:
+        raise FlameFileError(f"{file}: J_regressor, weights and kintree_table disagree on the joint count")
+    if a["f"].size and (a["f"].min() < 0 or a["f"].max() >= n):
+        raise FlameFileError(f"{file}: face indices outside 0..{n - 1}")
+    for key in ("v_template", "shapedirs", "posedirs", "weights"):
+        if not np.isfinite(a[key]).all():
+            raise FlameFileError(f"{file}: {key} holds NaN or infinite values")

@@ -1,0 +1,1 @@
+"""Small shared file helpers: atomic writes and clear file errors."""
