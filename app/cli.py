@@ -13,9 +13,9 @@ import sys
 COMMANDS: tuple[str, ...] = ("render", "synth", "train", "masks", "refine", "edit", "adjust", "export")
 """Subcommands, in the order `--help` lists them."""
 
+from app.errors import CommandError
 
-class CommandError(Exception):
-    """An error the user caused (bad file, bad value): printed without a traceback."""
+__all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ import torch
 from app.cli import CommandError
 from engine.avatar.posing import Pose, apply_pose
 from engine.io.images import save_png
-from engine.render.camera import orbit_camera
+from engine.render.camera import framing, orbit_camera
 from engine.render.rasterize import BACKENDS, render
 
 
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gaze", type=float, nargs=2, default=(0.0, 0.0), metavar=("X", "Y"), help="eye gaze in degrees")
     p.add_argument("--cam-yaw", type=float, default=0.0, help="camera orbit yaw in degrees")
     p.add_argument("--cam-pitch", type=float, default=0.0, help="camera orbit pitch in degrees")
-    p.add_argument("--distance", type=float, default=0.6, help="camera distance in metres")
+    p.add_argument("--distance", type=float, default=None, help="camera distance in metres (default: frame the head)")
     p.add_argument("--fov", type=float, default=22.0, help="vertical field of view in degrees")
     p.add_argument("--size", type=int, nargs="+", default=[512], metavar="PX", help="image size: S or W H")
     p.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"))
@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with torch.no_grad():
         splats = avatar.splats(apply_pose(avatar, pose, args.frame))
-        target = tuple(float(v) for v in splats.means.mean(0))
-        camera = orbit_camera(args.cam_yaw, args.cam_pitch, args.distance, target, args.fov, width, height)
+        target, distance = framing(avatar.posed_vertices(avatar.frame_params(args.frame)), args.fov)
+        camera = orbit_camera(args.cam_yaw, args.cam_pitch, args.distance or distance, target, args.fov, width, height)
         result = render(splats, camera, tuple(args.background), backend=args.backend)
     save_png(args.out, result.rgb)
     print(f"wrote {args.out} ({width}x{height}, {splats.count} Gaussians, {1000 * (time.perf_counter() - start):.0f} ms)")

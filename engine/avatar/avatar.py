@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -57,4 +58,6 @@ class Avatar:
         return p.with_values(expr=expr)
 
     def to(self, device: torch.device | str) -> "Avatar":
-        return Avatar(self.head.to(device), self.gaussians.to(device), self.params.to(device), self.name)
+        """A copy on another device (the head is copied: heads are shared between avatars and cached)."""
+        head = self.head if self.head.v_template.device == torch.device(device) else copy.deepcopy(self.head).to(device)
+        return Avatar(head, self.gaussians.to(device), self.params.to(device), self.name)

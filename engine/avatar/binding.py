@@ -92,8 +92,9 @@ def local_to_world(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """World means [N, 3], rotations [N, 4] and scales [N, 3] of bound Gaussians."""
     r, t, k = rot[binding], centroid[binding], tri_scale[binding]
-    means = k[:, None] * (r @ xyz[:, :, None]).squeeze(-1) + t
-    world_q = quat_multiply(quat_from_matrix(r), F.normalize(quats, dim=-1))
+    means = k[:, None] * torch.einsum("nij,nj->ni", r, xyz) + t
+    face_q = quat_from_matrix(rot)  # [F, 4]: converted per triangle (F << N), then gathered
+    world_q = quat_multiply(face_q[binding], F.normalize(quats, dim=-1))
     return means, world_q, k[:, None] * scales
 
 

@@ -93,7 +93,7 @@ def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) ->
     points = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
     xyz = world_to_local(binding, points, rot, centroid, tri_scale)
     spacing = torch.sqrt(area[binding] / per_face[binding])  # world distance between neighbours
-    sigma = 0.6 * spacing / tri_scale[binding]
+    sigma = 0.85 * spacing / tri_scale[binding]
     log_scale = torch.log(torch.stack([sigma, 0.25 * sigma, sigma], dim=1))  # local axis 1 is the normal
     labels = head.face_labels[binding]
     joints = head.J_regressor @ verts

@@ -97,3 +97,15 @@ def orbit_camera(
     w2c = look_at(eye, tgt, torch.tensor([0.0, 1.0, 0.0], dtype=dtype))
     f = 0.5 * height / math.tan(math.radians(fov_y_deg) / 2)
     return Camera(w2c, fx=f, fy=f, cx=width / 2, cy=height / 2, width=width, height=height)
+
+
+def framing(points: Tensor, fov_y_deg: float, fill: float = 0.85) -> tuple[tuple[float, float, float], float]:
+    """(target, distance) that frame points [N, 3] (their bounding box) in a view of fov_y_deg.
+
+    The box's larger side spans `fill` of the view's height at the target's depth.
+    """
+    lo, hi = points.min(0).values, points.max(0).values
+    target = tuple(float(v) for v in (lo + hi) / 2)
+    extent = float((hi - lo).max())
+    distance = 0.5 * extent / fill / math.tan(math.radians(fov_y_deg) / 2) + 0.5 * float((hi - lo)[2])
+    return target, distance

@@ -1,0 +1,86 @@
+"""Edit an avatar's selected components from a prompt (procedural, diffusion or HTTP image editor)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from app.cli import CommandError
+
+BACKENDS = ("procedural", "instruct-pix2pix", "inpaint", "http")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("avatar", metavar="AVATAR", help="avatar folder, point_cloud.ply, or 'demo'")
+    p.add_argument("--prompt", required=True, help='what to change, e.g. "make the lips blue"')
+    p.add_argument("--components", nargs="*", default=None, metavar="NAME",
+                   help="components or groups to edit (default: those the refined plan names)")
+    p.add_argument("--out", required=True, help="folder for the edited avatar and project.dap (base + layer)")
+    p.add_argument("--flame", default=None, help="FLAME model file/folder for a GaussianAvatars avatar")
+    p.add_argument("--dataset", default=None, help="the avatar's VHAP dataset folder (default: orbit cameras)")
+    p.add_argument("--refiner", default="rules", help="prompt refiner backend (rules, local, http)")
+    p.add_argument("--backend", choices=BACKENDS, default="procedural", help="image editor")
+    p.add_argument("--model", default=None, help="diffusers model folder or cached hub id; http: model name")
+    p.add_argument("--url", default=None, help="http editor: endpoint base URL, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--keyframes", type=int, default=None, help="K keyframes (default: the plan's)")
+    p.add_argument("--all-frames", action="store_true", help="edit every visible view instead of K keyframes")
+    p.add_argument("--steps", type=int, default=None, help="most optimisation steps (default: the plan's)")
+    p.add_argument("--size", type=int, default=160, help="keyframe side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _load(args: argparse.Namespace):  # noqa: ANN202
+    from engine.avatar.demo import load_demo_avatar
+    from engine.avatar.files import load_avatar
+
+    return load_demo_avatar() if args.avatar == "demo" else load_avatar(args.avatar, head=args.flame)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from app.progress import progress_bar
+    from engine.avatar.avatar import Avatar
+    from engine.avatar.files import save_avatar
+    from engine.edit.editors import EditorError, EditorSettings, make_editor
+    from engine.edit.layers import compose
+    from engine.edit.run import EditConfig, run_edit
+    from engine.head.components import expand, labels_of
+    from engine.project.project_file import Project, save_project
+    from engine.prompting import refine
+
+    plan = refine(args.prompt, backend=args.refiner).plan
+    names = [n for item in (args.components or []) for n in item.split(",") if n]
+    try:
+        if names:
+            plan = plan.model_copy(update={"components": expand(names)})
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"plan: {plan.refined_prompt} [{', '.join(k.value for k in plan.kinds)}; {', '.join(plan.components)}]")
+    avatar = _load(args)
+    selection = torch.isin(avatar.gaussians.labels, torch.tensor(labels_of(list(plan.components)) or [-1]))
+    dataset = None
+    if args.dataset:
+        from engine.data.vhap_format import read_dataset
+
+        dataset = read_dataset(args.dataset)
+    settings = EditorSettings(args.backend, model=args.model, url=args.url)
+    config = EditConfig(size=args.size, keyframes=args.keyframes, all_frames=args.all_frames, max_steps=args.steps,
+                        seed=args.seed)
+    try:
+        with progress_bar("edit") as progress:
+            result = run_edit(avatar, selection, plan, make_editor(settings), config, dataset, progress)
+    except EditorError as exc:
+        raise CommandError(str(exc)) from None
+    if result is None:
+        raise CommandError("edit cancelled")
+    for line in result.log:
+        print(line)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    edited = Avatar(avatar.head, compose(avatar.gaussians, [result.layer]), avatar.params, avatar.name)
+    save_avatar(edited, out / "avatar")
+    save_project(Project(avatar, [result.layer]), out / "project.dap")
+    print(f"wrote {out / 'avatar'} and {out / 'project.dap'} ({result.layer.name}: "
+          f"{result.layer.indices.numel()} Gaussians changed; {result.seconds:.0f} s)")
+    return 0

@@ -1,0 +1,44 @@
+"""Train an animatable Gaussian avatar from a dataset of frames with FLAME tracking."""
+
+from __future__ import annotations
+
+import argparse
+
+from app.progress import progress_bar
+from engine.train.config import TrainConfig
+from engine.train.run import TrainReport, train
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("dataset", help="dataset folder (VHAP / GaussianAvatars layout, or `dynamicavatars synth` output)")
+    p.add_argument("--out", required=True, help="output folder (avatar/, checkpoint.pt, metrics.json)")
+    p.add_argument("--iters", type=int, default=d.iters, help="optimisation steps")
+    p.add_argument("--resolution", type=int, default=d.resolution, help="longer image side used for training")
+    p.add_argument("--device", default=d.device, help="torch device (cuda uses gsplat)")
+    p.add_argument("--flame", default=None, help="FLAME model file/folder (default: the demo head)")
+    p.add_argument("--finetune-flame", action="store_true", help="also refine per-frame FLAME parameters")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--seed", type=int, default=d.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainConfig(iters=args.iters, resolution=args.resolution, device=args.device,
+                         finetune_flame=args.finetune_flame, seed=args.seed)
+    with progress_bar("train") as progress:
+        def report(r: TrainReport) -> None:
+            message = f"it {r.step.iteration} loss {r.step.loss:.4f} psnr {r.step.psnr:.1f} n={r.step.gaussians}"
+            if r.evaluation:
+                message += " | " + " ".join(f"{s} {v.get('psnr', 0):.2f}dB" for s, v in r.evaluation.items() if v)
+            progress(r.step.iteration / r.total, message)
+
+        try:
+            result = train(args.dataset, args.out, config, head=args.flame, resume=args.resume, report=report)
+        except KeyboardInterrupt:
+            print("interrupted; run again with --resume to continue from the last checkpoint")
+            return 130
+    for split, m in result.metrics.items():
+        if m:
+            print(f"{split}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} over {int(m['frames'])} frames")
+    print(f"wrote {result.out / 'avatar'} ({result.iterations} iterations, {result.iters_per_second:.2f} it/s)")
+    return 0

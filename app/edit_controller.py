@@ -1,0 +1,158 @@
+"""Wires the Edit panel to the session: runs edits on a worker, adds layers as undo items, toggles and
+deletes layers, renders the before/after comparison.
+
+Install from the main window with one call:  `register_panel(edit_panel_spec())` before the window is
+built (or `install_edit_panel(window)` afterwards). Feed it the plan with `controller.set_plan(plan)`
+(e.g. from PromptPanel.plan_edited / show_plan) and, once engine/semantics lands, a selection source
+with `controller.set_selection_source(fn)`; until then the plan's components select the Gaussians.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QWidget
+
+from app.session import SessionModel
+from app.workers import Worker, start_worker
+from engine.avatar.avatar import Avatar
+from engine.edit.layers import EditLayer, compose
+from engine.prompting.plan import EditPlan
+from widgets.edit_panel import EditPanel
+
+
+def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], avatar: Avatar,
+             selection: torch.Tensor, plan: EditPlan, settings: dict, preview: Callable[[Any], None]) -> Any:
+    """Worker job: run_edit with the panel's settings; the result's layer, or None when cancelled."""
+    from engine.edit.editors import EditorSettings, make_editor
+    from engine.edit.run import EditConfig, run_edit
+
+    editor = make_editor(EditorSettings(settings["backend"], model=settings.get("model"), url=settings.get("url")))
+    config = EditConfig(keyframes=settings.get("keyframes"))
+    show = lambda i, before, after: preview((i, before.numpy(), after.numpy()))  # noqa: E731
+    result = run_edit(avatar, selection, plan, editor, config, None, progress, cancel, show)
+    return None if result is None else result.layer
+
+
+class EditController(QObject):
+    """Connects one EditPanel to one SessionModel."""
+
+    def __init__(self, model: SessionModel, panel: EditPanel) -> None:
+        super().__init__(panel)
+        self.model, self.panel = model, panel
+        self.plan: EditPlan | None = None
+        self.selection_source: Callable[[], torch.Tensor | None] | None = None
+        self.worker: Worker | None = None
+        panel.edit_requested.connect(self.start_edit)
+        panel.cancel_requested.connect(self.cancel)
+        panel.layer_toggled.connect(self.toggle_layer)
+        panel.layer_deleted.connect(self.delete_layer)
+        panel.compare_requested.connect(self.compare)
+        model.layersChanged.connect(self._show_layers)
+        model.avatarChanged.connect(self._show_layers)
+        self._show_layers()
+
+    def set_plan(self, plan: EditPlan | None) -> None:
+        self.plan = plan
+
+    def set_selection_source(self, source: Callable[[], torch.Tensor | None] | None) -> None:
+        """A function returning the painted/lifted selection [N] (bool or float), or None for the plan's components."""
+        self.selection_source = source
+
+    def _selection(self, avatar: Avatar, plan: EditPlan) -> torch.Tensor:
+        if self.selection_source is not None:
+            sel = self.selection_source()
+            if sel is not None:
+                return sel
+        from engine.head.components import labels_of
+
+        return torch.isin(avatar.gaussians.labels, torch.tensor(labels_of(list(plan.components)) or [-1]))
+
+    def _editable_avatar(self) -> Avatar:
+        """The avatar with the enabled layers applied when they keep Gaussian order (no hides/adds), else the base."""
+        avatar = self.model.avatar
+        layers = [layer for layer in self.model.layers if layer.enabled]
+        if any(layer.hidden.numel() or layer.added is not None for layer in layers):
+            return avatar
+        return Avatar(avatar.head, compose(avatar.gaussians, layers), avatar.params, avatar.name)
+
+    def start_edit(self, settings: dict) -> None:
+        if self.model.avatar is None:
+            self.panel.show_message("Open an avatar first.")
+            return
+        if self.plan is None:
+            self.panel.show_message("Refine a prompt first: the edit follows the plan.")
+            return
+        if self.worker is not None and self.worker.is_running():
+            return
+        avatar = self._editable_avatar()
+        selection = self._selection(avatar, self.plan)
+        plan = self.plan
+        self.worker = start_worker(edit_job, avatar, selection, plan, settings, name="edit")
+        self.worker.progress.connect(self.panel.set_progress)
+        self.worker.preview.connect(lambda p: self.panel.show_preview(*p))
+        self.worker.finished.connect(lambda layer: self._finished(layer))
+        self.worker.errored.connect(lambda msg: self.panel.show_message(f"Edit failed: {msg}"))
+        self.worker.cancelled.connect(lambda: self.panel.show_message("Edit cancelled; the avatar is unchanged."))
+        self.worker.done.connect(lambda: self.panel.set_running(False))
+        self.panel.set_running(True)
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def _finished(self, layer: EditLayer | None) -> None:
+        if layer is None:
+            self.panel.show_message("Edit cancelled; the avatar is unchanged.")
+            return
+        self.model.set_layers(list(self.model.layers) + [layer], text=layer.name)
+        self.panel.show_message(f"{layer.name}: {layer.indices.numel()} Gaussians changed")
+
+    def toggle_layer(self, layer_id: str, enabled: bool) -> None:
+        layers = [layer.toggled(enabled) if layer.id == layer_id else layer for layer in self.model.layers]
+        self.model.set_layers(layers, text=f"{'Show' if enabled else 'Hide'} layer")
+
+    def delete_layer(self, layer_id: str) -> None:
+        self.model.set_layers([layer for layer in self.model.layers if layer.id != layer_id], text="Delete layer")
+
+    def compare(self, size: int = 256) -> None:
+        """Render the current view without and with the layers, shown split in the panel."""
+        from engine.render.rasterize import render
+
+        avatar = self.model.avatar
+        if avatar is None:
+            return
+        params = self.model.current_params()
+        camera = self.model.camera.camera(size, size)
+        with torch.no_grad():
+            verts = avatar.posed_vertices(params)
+            before = render(avatar.gaussians.deform(verts, avatar.head.faces), camera).rgb
+            after = render(compose(avatar.gaussians, list(self.model.layers)).deform(verts, avatar.head.faces),
+                           camera).rgb
+        self.panel.show_comparison(before.numpy(), after.numpy())
+
+    def _show_layers(self) -> None:
+        self.panel.set_layers([(layer.id, layer.name, layer.enabled) for layer in self.model.layers])
+
+
+def install_edit_panel(window: Any) -> EditController:
+    """Add the Edit dock to a built MainWindow and return its controller (also at window.edit_controller)."""
+    from app.main_window import PanelSpec
+
+    window.add_panel(PanelSpec("edit", "Edit", lambda w: _build(w)))
+    return window.edit_controller
+
+
+def _build(window: Any) -> QWidget:
+    panel = EditPanel()
+    window.edit_controller = EditController(window.model, panel)
+    return panel
+
+
+def edit_panel_spec() -> Any:
+    """The PanelSpec to `register_panel` before the window is built."""
+    from app.main_window import PanelSpec
+
+    return PanelSpec("edit", "Edit", _build)

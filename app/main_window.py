@@ -1,0 +1,262 @@
+"""The main window: viewport in the middle, panels in docks, menus, status bar.
+
+Panels come from PANELS (PanelSpec: a factory taking the window). Later panels (masks, prompt,
+edit, train, export) are added with `register_panel(PanelSpec(...))` before the window is built.
+Files load on worker threads; failures become dialogs and the old avatar stays.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+
+from app.render_thread import RenderController
+from app.session import SessionModel, display_name
+from app.workers import Worker, start_worker
+from widgets.expression_panel import ExpressionPanel
+from widgets.timeline import Timeline
+from widgets.viewport import Viewport
+
+MAX_RECENT = 8
+AVATAR_FILTER = "Avatars (*.ply avatar.json);;All files (*)"
+SEQUENCE_FILTER = "FLAME parameters (*.npz);;All files (*)"
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """A dockable panel."""
+
+    key: str  # object name of the dock (saved window layouts refer to it)
+    title: str  # dock title and View-menu entry
+    factory: Callable[["MainWindow"], QWidget]  # builds the panel's widget for a window
+    area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
+    visible: bool = True  # shown at start
+
+
+PANELS: list[PanelSpec] = [
+    PanelSpec("expression", "Expression and pose", lambda w: ExpressionPanel(w.model, w.data_dir / "presets.json")),
+    PanelSpec("timeline", "Timeline", lambda w: Timeline(w.model), Qt.DockWidgetArea.BottomDockWidgetArea),
+]
+
+
+def register_panel(spec: PanelSpec) -> None:
+    """Add (or replace, by key) a panel for windows built afterwards."""
+    PANELS[:] = [p for p in PANELS if p.key != spec.key] + [spec]
+
+
+def load_avatar_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], path: str | None) -> Any:
+    """Worker job: the demo avatar (path None) or an avatar file/folder."""
+    progress(0.0, f"Loading {display_name(path)}")
+    if path is None:
+        from engine.avatar.demo import load_demo_avatar
+
+        return load_demo_avatar()
+    from engine.avatar.files import load_avatar
+
+    return load_avatar(path)
+
+
+def load_sequence_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], path: str) -> Any:
+    from engine.avatar.flame_npz import load_flame_params
+
+    return load_flame_params(path)
+
+
+class MainWindow(QMainWindow):
+    """DynamicAvatars' window over one SessionModel."""
+
+    def __init__(self, model: SessionModel, controller: RenderController, settings: QSettings | None = None,
+                 data_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        self.model, self.controller = model, controller
+        self.settings = settings or QSettings("DynamicAvatars", "DynamicAvatars")
+        base = data_dir or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+        self.data_dir = Path(base or Path.home() / ".dynamicavatars")
+        self.setWindowTitle("DynamicAvatars")
+        self.resize(1400, 900)
+        self.viewport = Viewport(model)
+        self.setCentralWidget(self.viewport)
+        self.viewport.sizeChanged.connect(controller.set_viewport_size)
+        controller.set_viewport_size(*self.viewport.device_size())
+        controller.frameReady.connect(lambda f: self.viewport.show_frame(f, controller.fps))
+        self.docks: dict[str, QDockWidget] = {}
+        self.features: dict[str, Any] = {}  # controllers installed by app.gui_main.install_features
+        self.close_hooks: list[Callable[[], bool]] = []  # each may refuse the close (unsaved changes)
+        for spec in PANELS:
+            self.add_panel(spec)
+        self._build_menus()
+        self._build_status()
+        self.loading: Worker | None = None
+        model.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        model.avatarChanged.connect(self._on_avatar)
+
+    # ---- panels and menus --------------------------------------------------------------------
+    def add_panel(self, spec: PanelSpec) -> QDockWidget:
+        dock = QDockWidget(spec.title, self)
+        dock.setObjectName(f"dock_{spec.key}")
+        dock.setWidget(spec.factory(self))
+        self.addDockWidget(spec.area, dock)
+        dock.setVisible(spec.visible)
+        self.docks[spec.key] = dock
+        if hasattr(self, "panels_menu"):
+            self.panels_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def _action(self, menu: Any, text: str, slot: Callable[..., Any], shortcut: Any = None,
+                checkable: bool = False, checked: bool = False) -> QAction:
+        action = QAction(text, self, checkable=checkable)
+        if checkable:
+            action.setChecked(checked)
+            action.toggled.connect(slot)
+        else:
+            action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = self.file_menu = bar.addMenu("&File")
+        self._action(file, "&Open avatar…", self.choose_avatar, QKeySequence.StandardKey.Open)
+        self._action(file, "Open &FLAME sequence…", self.choose_sequence, "Ctrl+Shift+O")
+        self._action(file, "Open &demo avatar", lambda: self.open_avatar(None))
+        self.recent_menu = file.addMenu("&Recent files")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit = self.edit_menu = bar.addMenu("&Edit")
+        for action, keys in ((self.model.undo_stack.createUndoAction(self, "&Undo"), ["Ctrl+Z"]),
+                             (self.model.undo_stack.createRedoAction(self, "&Redo"), ["Ctrl+Shift+Z", "Ctrl+Y"])):
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            edit.addAction(action)
+        edit.addSeparator()
+        view = bar.addMenu("&View")
+        self.panels_menu = view.addMenu("&Panels")
+        for dock in self.docks.values():
+            self.panels_menu.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        opts = self.model.view_options
+        self._action(view, "Mesh &wireframe", lambda on: self.model.set_view_options(wireframe=on), "W", True,
+                     opts.wireframe)
+        self._action(view, "&Component colours", lambda on: self.model.set_view_options(components=on), "C", True,
+                     opts.components)
+        self._action(view, "Show &FPS", lambda on: self.model.set_view_options(fps=on), None, True, opts.fps)
+        view.addSeparator()
+        self._action(view, "&Reset camera", self.model.reset_camera, "Home")
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&About DynamicAvatars", self.about)
+
+    def _build_status(self) -> None:
+        self.status = {k: QLabel() for k in ("avatar", "gaussians", "backend", "fps")}
+        for label in self.status.values():
+            label.setContentsMargins(8, 0, 8, 0)
+            self.statusBar().addPermanentWidget(label)
+        self.status["avatar"].setText("No avatar")
+        self.controller.backendReady.connect(self._on_backend)
+        self.controller.fpsChanged.connect(lambda fps: self.status["fps"].setText(f"{fps:.1f} fps"))
+        self.controller.failed.connect(lambda text: self.statusBar().showMessage(f"Render failed: {text}", 8000))
+        if self.controller.backend:
+            self._on_backend(self.controller.backend, "")
+
+    def _on_backend(self, backend: str, note: str) -> None:
+        names = {"gl": "OpenGL", "gsplat": "gsplat CUDA", "cpu": "CPU rasterizer", "torch": "PyTorch rasterizer"}
+        self.status["backend"].setText(names.get(backend, backend))
+        if note:
+            self.statusBar().showMessage(note, 8000)
+
+    def _on_avatar(self) -> None:
+        avatar = self.model.avatar
+        self.status["avatar"].setText(avatar.name)
+        self.status["gaussians"].setText(f"{avatar.gaussians.count:,} Gaussians")
+        self.setWindowTitle(f"{avatar.name} — DynamicAvatars")
+
+    # ---- files -------------------------------------------------------------------------------
+    def choose_avatar(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open avatar", self._last_dir(), AVATAR_FILTER)
+        if path:
+            self.open_avatar(path)
+
+    def choose_sequence(self) -> None:
+        if self.model.avatar is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open FLAME sequence", self._last_dir(), SEQUENCE_FILTER)
+        if path:
+            self.open_sequence(path)
+
+    def open_avatar(self, path: str | None) -> Worker:
+        """Load an avatar on a worker thread; on failure show a dialog and keep the current one."""
+        self.statusBar().showMessage(f"Loading {display_name(path)}…")
+        worker = start_worker(load_avatar_job, path, name="load avatar")
+        worker.finished.connect(lambda avatar: self._avatar_loaded(avatar, path))
+        worker.errored.connect(lambda msg: self._load_failed("Could not open avatar", msg, path))
+        self.loading = worker
+        return worker
+
+    def open_sequence(self, path: str) -> Worker:
+        worker = start_worker(load_sequence_job, path, name="load sequence")
+        worker.finished.connect(lambda params: self._sequence_loaded(params, path))
+        worker.errored.connect(lambda msg: self._load_failed("Could not open FLAME sequence", msg, path))
+        self.loading = worker
+        return worker
+
+    def _avatar_loaded(self, avatar: Any, path: str | None) -> None:
+        self.model.set_avatar(avatar, path)
+        if path:
+            self._remember("avatar", path)
+
+    def _sequence_loaded(self, params: Any, path: str) -> None:
+        try:
+            self.model.set_sequence(params, Path(path).name)
+        except (ValueError, RuntimeError) as exc:
+            self._load_failed("Could not use FLAME sequence", str(exc), path)
+            return
+        self._remember("sequence", path)
+        self.model.message.emit(f"Loaded {params.frames} frames from {Path(path).name}")
+
+    def _load_failed(self, title: str, message: str, path: str | None) -> None:
+        self.statusBar().showMessage(f"{title}: {display_name(path)}", 8000)
+        QMessageBox.critical(self, title, message)
+
+    def _remember(self, kind: str, path: str) -> None:
+        entry = f"{kind}:{os.path.abspath(path)}"
+        recent = [e for e in self.recent_files() if e != entry]
+        self.settings.setValue("recent_files", [entry, *recent][:MAX_RECENT])
+        self.settings.setValue("last_dir", str(Path(path).resolve().parent))
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _last_dir(self) -> str:
+        return str(self.settings.value("last_dir", str(Path.home())))
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for entry in self.recent_files():
+            kind, _, path = entry.partition(":")
+            opener = self.open_avatar if kind == "avatar" else self.open_sequence
+            action = self.recent_menu.addAction(f"{Path(path).name}  ({kind})  —  {Path(path).parent}")
+            action.triggered.connect(lambda _=False, o=opener, p=path: o(p))
+        if not self.recent_files():
+            self.recent_menu.addAction("No recent files").setEnabled(False)
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About DynamicAvatars",
+                          "<h3>DynamicAvatars</h3><p>Animatable 3D Gaussian head avatars: drive them live with "
+                          "expression and pose sliders, play FLAME sequences, and edit them.</p>"
+                          f"<p>Viewport backend: {self.status['backend'].text() or 'starting'}</p>")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not all(hook() for hook in self.close_hooks):
+            event.ignore()
+            return
+        self.model.set_playing(False)
+        self.controller.shutdown()
+        super().closeEvent(event)

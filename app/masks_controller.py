@@ -1,0 +1,230 @@
+"""Wires the Masks panel and the viewport painter to the session model.
+
+The selection (engine.semantics.selection.Selection) lives here, next to the model; every change is
+a QUndoCommand on the model's undo stack (one stroke = one item; threshold drags merge). The
+selection is shown as overlay colours on the viewport (selected Gaussians tinted with their
+component's colour), so it follows every expression, pose, frame and camera the viewport renders.
+
+Install in the main window with one call after it is built: `install_masks(window)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand
+
+from app.session import SessionModel
+from engine.head.components import COLOURS, COMPONENTS, LABEL
+from engine.semantics.lift import lift_mask
+from engine.semantics.selection import SELECTION_FILE, Selection, knn_neighbours, load_selection, save_selection
+from widgets.mask_painter import MaskPainter, Stroke
+from widgets.masks_panel import MasksPanel
+
+SH_C0 = 0.28209479177387814
+TINT = 0.65  # weight of the component colour on selected Gaussians
+COMPONENT_RGB = torch.tensor([COLOURS[c] for c in COMPONENTS], dtype=torch.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class MaskState:
+    """What one undo step restores."""
+
+    selection: Selection
+    components: tuple[str, ...]  # ticked components
+
+
+class _MaskCommand(QUndoCommand):
+    def __init__(self, text: str, apply: Callable[[MaskState], None], before: MaskState, after: MaskState,
+                 merge: str | None = None) -> None:
+        super().__init__(text)
+        self._apply, self.before, self.after, self.merge = apply, before, after, merge
+
+    def redo(self) -> None:
+        self._apply(self.after)
+
+    def undo(self) -> None:
+        self._apply(self.before)
+
+    def id(self) -> int:
+        return 7 if self.merge else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if isinstance(other, _MaskCommand) and self.merge is not None and other.merge == self.merge:
+            self.after = other.after
+            return True
+        return False
+
+
+class MasksController(QObject):
+    """Owns the current selection; applies panel requests and strokes as undoable commands."""
+
+    selectionChanged = Signal()
+
+    def __init__(self, model: SessionModel, panel: MasksPanel, painter: MaskPainter,
+                 camera_source: Callable[[], Any], backend: str = "auto") -> None:
+        super().__init__(panel)
+        self.model, self.panel, self.painter = model, panel, painter
+        self.camera_source = camera_source  # -> engine Camera of the image on screen, or None
+        self.backend = backend
+        self.state: MaskState | None = None
+        self._neighbours: torch.Tensor | None = None
+        panel.componentsChanged.connect(self.set_components)
+        panel.toolChanged.connect(painter.set_tool)
+        panel.brushChanged.connect(painter.set_brush)
+        painter.set_brush(*panel.brush)
+        panel.thresholdChanged.connect(self.set_threshold)
+        panel.invertRequested.connect(lambda: self._edit("Invert selection", lambda s: s.inverted()))
+        panel.growRequested.connect(lambda: self._edit("Grow selection", lambda s: s.grown(self.neighbours())))
+        panel.shrinkRequested.connect(lambda: self._edit("Shrink selection", lambda s: s.shrunk(self.neighbours())))
+        panel.clearRequested.connect(self.clear)
+        painter.strokeFinished.connect(self.apply_stroke)
+        model.avatarChanged.connect(self._on_avatar)
+        if model.avatar is not None:
+            self._on_avatar()
+
+    # ---- state --------------------------------------------------------------------------------
+    @property
+    def selection(self) -> Selection | None:
+        return None if self.state is None else self.state.selection
+
+    def selected_indices(self) -> np.ndarray:
+        """Indices of the selected Gaussians (empty without an avatar)."""
+        return np.zeros(0, dtype=np.int64) if self.state is None else self.state.selection.indices.numpy()
+
+    def neighbours(self) -> torch.Tensor:
+        """[N, 8] rest-pose kNN of the avatar's Gaussians (computed once per avatar)."""
+        if self._neighbours is None:
+            avatar = self.model.avatar
+            assert avatar is not None
+            with torch.no_grad():
+                self._neighbours = knn_neighbours(avatar.splats(avatar.frame_params(0)).means, 8)
+        return self._neighbours
+
+    def _on_avatar(self) -> None:
+        avatar = self.model.avatar
+        self._neighbours = None
+        if avatar is None:
+            self.state = None
+            return
+        selection = Selection.empty(avatar.gaussians.count)
+        path = self.model.avatar_path
+        if path:
+            file = (Path(path) if Path(path).is_dir() else Path(path).parent) / SELECTION_FILE
+            if file.is_file():
+                try:
+                    selection = load_selection(file, avatar.gaussians.count)
+                except ValueError as exc:
+                    self.model.message.emit(str(exc))
+        self._apply(MaskState(selection, ()))
+
+    def _apply(self, state: MaskState) -> None:
+        self.state = state
+        self.panel.set_components(state.components)
+        self.panel.set_threshold(state.selection.threshold)
+        count = int(state.selection.mask.sum())
+        self.panel.set_status(f"{count:,} Gaussians selected" if count else "No selection")
+        self._show_overlay()
+        self.selectionChanged.emit()
+
+    def _push(self, text: str, after: MaskState, merge: str | None = None) -> None:
+        if self.state is None:
+            return
+        self.model.undo_stack.push(_MaskCommand(text, self._apply, self.state, after, merge))
+
+    def _edit(self, text: str, op: Callable[[Selection], Selection]) -> None:
+        if self.state is not None:
+            self._push(text, MaskState(op(self.state.selection), self.state.components))
+
+    # ---- requests -----------------------------------------------------------------------------
+    def set_components(self, names: list[str]) -> None:
+        """Tick exactly `names`: newly ticked components are added, unticked ones removed."""
+        if self.state is None:
+            return
+        avatar = self.model.avatar
+        labels = avatar.gaussians.labels
+        old, new = set(self.state.components), set(names)
+        sel = self.state.selection
+        added = [LABEL[n] for n in new - old]
+        removed = [LABEL[n] for n in old - new]
+        if added:
+            sel = sel.union(torch.isin(labels, torch.tensor(added)).float())
+        if removed:
+            sel = sel.subtract(torch.isin(labels, torch.tensor(removed)).float())
+        ordered = tuple(c for c in COMPONENTS if c in new)
+        self._push("Select components", MaskState(sel, ordered))
+
+    def set_threshold(self, value: float) -> None:
+        if self.state is not None:
+            self._push("Change threshold", MaskState(self.state.selection.with_threshold(value), self.state.components), "threshold")
+
+    def clear(self) -> None:
+        if self.state is not None:
+            self._push("Clear selection", MaskState(Selection.empty(self.state.selection.count, ), ()))
+
+    def apply_stroke(self, stroke: Stroke) -> None:
+        """Lift a painted stroke onto the Gaussians shown and add (brush, lasso) or remove (eraser) them."""
+        camera = self.camera_source()
+        if self.state is None or camera is None:
+            self.model.message.emit("Nothing to paint on yet")
+            return
+        mask = torch.from_numpy(stroke.rasterize(camera.width, camera.height))
+        avatar = self.model.avatar
+        with torch.no_grad():
+            splats = avatar.splats(self.model.current_params())
+        weights = lift_mask(splats, camera, mask, self.backend).weights.cpu()
+        sel = self.state.selection
+        sel = sel.subtract(weights) if stroke.tool == "eraser" else sel.union(weights)
+        self._push({"eraser": "Erase mask", "lasso": "Lasso mask"}.get(stroke.tool, "Paint mask"),
+                   MaskState(sel, self.state.components))
+
+    # ---- overlay and files ----------------------------------------------------------------------
+    def _show_overlay(self) -> None:
+        avatar = self.model.avatar
+        if avatar is None or self.state is None:
+            return
+        mask = self.state.selection.mask
+        if not bool(mask.any()):
+            self.model.set_overlay(None)
+            return
+        g = avatar.gaussians
+        base = (0.5 + SH_C0 * g.sh[:, 0].detach().float().cpu()).clamp(0, 1)
+        tint = COMPONENT_RGB[g.labels.cpu().clamp(0, len(COMPONENTS) - 1)]
+        colours = torch.where(mask[:, None], (1 - TINT) * base + TINT * tint, base)
+        self.model.set_overlay(colours.numpy(), 1.0)
+
+    def save_with_avatar(self, folder: str | Path) -> Path | None:
+        """Write the selection beside an avatar (folder/selection.npz); None when there is none."""
+        if self.state is None:
+            return None
+        return save_selection(self.state.selection, Path(folder) / SELECTION_FILE)
+
+    def load_from_avatar(self, folder: str | Path) -> None:
+        """Read folder/selection.npz as one undoable step."""
+        if self.state is not None:
+            sel = load_selection(Path(folder) / SELECTION_FILE, self.state.selection.count)
+            self._push("Load selection", MaskState(sel, ()))
+
+
+def install_masks(window: Any) -> MasksController:
+    """Add the Masks dock and the viewport painter to a MainWindow; returns the controller."""
+    from app.main_window import PanelSpec
+
+    panel = MasksPanel()
+    painter = MaskPainter(window.viewport)
+
+    def camera() -> Any:
+        frame = window.viewport.frame
+        return None if frame is None else frame.camera
+
+    controller = MasksController(window.model, panel, painter, camera)
+    painter.image_height = 256
+    window.viewport.sizeChanged.connect(lambda w, h: setattr(painter, "image_height", max(1, h)))
+    window.add_panel(PanelSpec("masks", "Masks", lambda w: panel))
+    window.masks = controller
+    return controller

@@ -1,0 +1,177 @@
+"""Wires the Prompt panel (widgets/prompt_panel.py) to prompt refinement and the session model.
+
+- Refine runs `engine.prompting.refine` on a worker thread (the rules backend may load a sentence-
+  embedding model for unknown words; a language model may take longer): the GUI never blocks. A
+  request made while one runs waits, and only the newest waiting one runs next.
+- The result's plan and messages (fallback reason first, then clamping/repair notes) go to the
+  panel; a failure shows as the panel's error line.
+- Apply expression (expression-only plans) sets the named expressions on the session pose as one
+  undo item.
+- When the user edits the plan's component checkboxes, the session selection becomes those
+  components' Gaussians (one undo item), so the viewport and the Adjust panel work on them.
+- Prompt history (one JSON-able entry per refinement) is part of the project: the project controller
+  saves `history` and restores it with `set_history`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QSignalBlocker, Signal
+
+from app.session import SessionModel
+from app.workers import Worker, start_worker
+from engine.edit.adjust import selection_from_components
+from engine.prompting import EditPlan, RefineResult, RefineSettings
+from widgets.prompt_panel import PromptPanel
+
+HISTORY_KEEP = 200
+"""Prompt history entries kept in a project (oldest dropped first)."""
+
+
+def refine_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], prompt: str, backend: str,
+               settings: RefineSettings | None) -> RefineResult:
+    """Worker job: refine one prompt (imports the prompting backends on the worker thread)."""
+    from engine.prompting import refine
+
+    progress(0.0, f"Refining with the {backend} backend")
+    return refine(prompt, backend, settings)
+
+
+class PromptController(QObject):
+    """Prompt panel <-> refinement worker, session pose and selection, prompt history."""
+
+    refined = Signal(object)  # RefineResult shown in the panel
+    failed = Signal(str)  # error shown in the panel
+    historyChanged = Signal()
+
+    def __init__(self, model: SessionModel, panel: PromptPanel, settings: RefineSettings | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model, self.panel, self.settings = model, panel, settings
+        self.worker: Worker | None = None
+        self._waiting: tuple[str, str] | None = None  # newest request made while a refinement ran
+        self._history: list[dict[str, Any]] = []
+        self._components: tuple[str, ...] = ()  # components of the plan the panel shows
+        panel.refine_requested.connect(self.request)
+        panel.plan_edited.connect(self._plan_edited)
+        panel.apply_expression_requested.connect(self.apply_expression)
+
+    # ---- refinement --------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    def request(self, prompt: str, backend: str) -> None:
+        """Refine prompt with backend on a worker (queued behind a running one; the newest wins)."""
+        if self.worker is not None:
+            self._waiting = (prompt, backend)
+            self.panel.show_error("Still refining the previous prompt; this one runs next.")
+            return
+        self.panel.refine_button.setEnabled(False)
+        self.model.message.emit(f"Refining “{prompt}”…")
+        worker = start_worker(refine_job, prompt, backend, self.settings, name="refine prompt")
+        worker.finished.connect(lambda result: self._refined(prompt, backend, result))
+        worker.errored.connect(lambda message: self._failed(prompt, backend, message))
+        worker.done.connect(self._done)
+        self.worker = worker
+
+    def _refined(self, prompt: str, backend: str, result: RefineResult) -> None:
+        self._components = result.plan.components
+        self.panel.show_plan(result.plan, result.messages())
+        self._add_history({"prompt": prompt, "backend": backend, "used_backend": result.backend,
+                           "plan": result.plan.model_dump(mode="json"), "notes": result.messages()})
+        self.model.message.emit(f"Plan ready ({result.backend} backend)")
+        self.refined.emit(result)
+
+    def _failed(self, prompt: str, backend: str, message: str) -> None:
+        self.panel.show_error(message)
+        self._add_history({"prompt": prompt, "backend": backend, "error": message})
+        self.failed.emit(message)
+
+    def _done(self) -> None:
+        self.worker = None
+        self.panel.refine_button.setEnabled(True)
+        if self._waiting is not None:
+            prompt, backend = self._waiting
+            self._waiting = None
+            self.request(prompt, backend)
+
+    # ---- plan -> session ---------------------------------------------------------------------
+    def apply_expression(self, deltas: dict[str, float]) -> bool:
+        """Set the plan's named expressions on the session pose (one undo item); False when refused."""
+        plan = self.panel.plan
+        if plan is None or not plan.is_expression_only:
+            self.panel.show_error("Apply expression works on expression-only plans; this plan needs an edit.")
+            return False
+        avatar = self.model.avatar
+        if avatar is None:
+            self.panel.show_error("No avatar is loaded.")
+            return False
+        try:
+            for name in deltas:
+                avatar.head.expression_index(name)
+        except ValueError as exc:
+            self.panel.show_error(str(exc))
+            return False
+        exprs = dict(self.model.pose.expressions)
+        for name, value in deltas.items():
+            if value == 0.0:
+                exprs.pop(name, None)
+            else:
+                exprs[name] = float(value)
+        words = ", ".join(f"{k} {v:+.2f}" for k, v in deltas.items())
+        self.model.set_pose(replace(self.model.pose, expressions=exprs), text=f"Apply expression ({words})")
+        return True
+
+    def _plan_edited(self, plan: EditPlan) -> None:
+        """The user changed the plan in the form; a change of components changes the selection."""
+        if plan.components == self._components:
+            return
+        self._components = plan.components
+        avatar = self.model.avatar
+        if avatar is None:
+            return
+        if not plan.components:
+            self.model.set_selection(None, "Clear selection")
+            return
+        mask = selection_from_components(avatar.gaussians, list(plan.components))
+        self.model.set_selection(mask.float(), f"Select {', '.join(plan.components)}")
+
+    # ---- history (saved in the project) ------------------------------------------------------
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """JSON-able entries, oldest first."""
+        return list(self._history)
+
+    def set_history(self, entries: list[Any]) -> None:
+        """Replace the history (project opened); the prompt box lists the prompts newest first."""
+        self._history = [dict(e) for e in entries if isinstance(e, dict) and isinstance(e.get("prompt"), str)]
+        box = self.panel.prompt_box
+        with QSignalBlocker(box):
+            box.clear()
+            seen: set[str] = set()
+            for entry in reversed(self._history):
+                if entry["prompt"] not in seen:
+                    seen.add(entry["prompt"])
+                    box.addItem(entry["prompt"])
+            box.setCurrentIndex(-1)
+            box.setEditText("")
+        self.historyChanged.emit()
+
+    def _add_history(self, entry: dict[str, Any]) -> None:
+        entry["time"] = time.time()
+        self._history = (self._history + [entry])[-HISTORY_KEEP:]
+        self.historyChanged.emit()
+
+
+def install_prompt(window: object, settings: RefineSettings | None = None) -> PromptController:
+    """Dock the Prompt panel in a MainWindow."""
+    from app.main_window import PanelSpec
+
+    panel = PromptPanel()
+    controller = PromptController(window.model, panel, settings, parent=window)
+    window.add_panel(PanelSpec("prompt", "Prompt", lambda w: panel))
+    return controller

@@ -1,0 +1,407 @@
+"""Runs training from the Train panel: engine.train.run.train on a worker thread, with pause, cancel,
+resume from checkpoint, live curves and preview, and the trained avatar offered to the viewport.
+
+Pause works between steps: `train()` polls its cancel callback before every step, and the callback we
+give it (PauseGate.check) blocks while paused, returning False when resumed and True once cancelled.
+Cancel makes train() save a checkpoint and the avatar so far; the run's outcome is then reported like a
+finished one (TrainOutcome.result.cancelled is True).
+
+    controller = install_train_panel(window, model)   # adds the "Train" dock to a MainWindow
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import torch
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from app.session import SessionModel
+from app.workers import Worker, WorkCancelled, start_worker, user_message
+from engine.avatar.avatar import Avatar
+from engine.avatar.files import load_avatar
+from engine.data.synth import Cancelled as SynthCancelled
+from engine.data.synth import SynthConfig, generate
+from engine.train.checkpoint import load_checkpoint
+from engine.train.config import TrainConfig
+from engine.train.run import AVATAR_DIR, CHECKPOINT_NAME, TrainReport, TrainResult, train
+from widgets.train_panel import TrainPanel, TrainSettings
+
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
+
+GUI_CONFIG = replace(TrainConfig(), preview_interval=10)
+"""Settings the panel does not show (a preview every 10 steps: it costs one render of a held-out view)."""
+
+
+class PauseGate:
+    """Pause and cancel for a job that polls a cancel callback between steps. Thread-safe, no Qt."""
+
+    POLL_SECONDS = 0.1  # how often a paused job looks at the worker's own cancel flag
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._cancelled = threading.Event()
+        self.paused_seconds = 0.0  # time the job spent waiting in check() (for speed and ETA)
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set() and not self._cancelled.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._running.set()  # wakes a paused job
+
+    def check(self, external: Callable[[], bool] | None = None,
+              on_wait: Callable[[bool], None] | None = None) -> bool:
+        """The job's cancel callback: blocks while paused; True once cancelled (here or by `external`).
+        on_wait(True) is called when the job starts waiting, on_wait(False) when it goes on."""
+        def stop() -> bool:
+            return self._cancelled.is_set() or (external is not None and external())
+
+        if False:
+            began = time.perf_counter()
+            if on_wait is not None:
+                on_wait(True)
+            while not self._running.wait(self.POLL_SECONDS) and not stop():
+                pass
+            self.paused_seconds += time.perf_counter() - began
+            if on_wait is not None:
+                on_wait(False)
+        return stop()
+
+
+@dataclass(frozen=True)
+class TrainUpdate:
+    """One training step as the GUI shows it (made on the worker thread from a TrainReport)."""
+
+    iteration: int  # iterations done after this step (counting resumed ones)
+    total: int  # iterations of the whole run
+    loss: float  # total loss of the step
+    psnr: float  # PSNR of the step's training view, dB
+    gaussians: int  # Gaussian count
+    rate: float  # iterations per second of unpaused time in this run
+    eta: float | None  # seconds left at that rate (None before it is known)
+    evaluation: dict[str, float]  # split -> held-out PSNR (dB) when an evaluation ran this step
+    preview: np.ndarray | None  # [H, W, 3] uint8 render of a held-out view, when made this step
+
+
+@dataclass(frozen=True)
+class TrainHistory:
+    """The curves of the checkpoint a run resumes from (empty when there was none)."""
+
+    steps: tuple[tuple[int, float, float], ...]  # (iteration, loss, training PSNR)
+    evaluations: tuple[tuple[int, str, float], ...]  # (iteration, split, held-out PSNR)
+    found: bool  # a checkpoint was there
+
+
+@dataclass(frozen=True)
+class PauseNotice:
+    """The job started (paused=True) or stopped (False) waiting at the pause gate."""
+
+    paused: bool
+    iteration: int  # iterations done when it happened
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """How a run ended, with the avatar it wrote."""
+
+    settings: TrainSettings
+    result: TrainResult
+    avatar: Avatar | None  # out/avatar loaded, None when loading failed
+    avatar_error: str | None  # why loading failed
+
+
+def speed(done: int, active_seconds: float, remaining: int) -> tuple[float, float | None]:
+    """(iterations per second, seconds left) from `done` iterations in `active_seconds`."""
+    if done <= 0 or active_seconds <= 0:
+        return 0.0, None
+    rate = done / active_seconds
+    return rate, remaining / rate
+
+
+def history_from_state(state: dict[str, Any]) -> TrainHistory:
+    """The loss / PSNR curves stored in a trainer state dict (Trainer.state_dict)."""
+    steps = tuple((int(r["iteration"]), float(r["loss"]), float(r["psnr"])) for r in state.get("history", []))
+    evals = []
+    for row in state.get("evaluations", []):
+        for key, value in row.items():
+            if key.endswith("_psnr") and value is not None and math.isfinite(float(value)):
+                evals.append((int(row["iteration"]), key[: -len("_psnr")], float(value)))
+    return TrainHistory(steps, tuple(evals), True)
+
+
+def to_image(rgb: torch.Tensor) -> np.ndarray:
+    """rgb [H, W, 3] float in [0, 1] -> [H, W, 3] uint8."""
+    assert rgb.ndim == 3 and rgb.shape[2] == 3, f"preview must be [H, W, 3], got {tuple(rgb.shape)}"
+    return (rgb.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+
+
+def train_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], settings: TrainSettings,
+              config: TrainConfig, gate: PauseGate, preview: Callable[[object], None]) -> TrainOutcome:
+    """Worker job: train, then load the avatar written to out/avatar. Sends TrainHistory (when resuming),
+    TrainUpdate per step and PauseNotice through preview()."""
+    out = Path(settings.out)
+    checkpoint = out / CHECKPOINT_NAME
+    if settings.resume:
+        found = checkpoint.is_file()
+        preview(history_from_state(load_checkpoint(checkpoint)) if found else TrainHistory((), (), False))
+    first: list[int] = []
+    last = [0]
+
+    def report(r: TrainReport) -> None:
+        if not first:
+            first.append(r.step.iteration - 1)
+        last[0] = r.step.iteration
+        rate, eta = speed(r.step.iteration - first[0], r.seconds - gate.paused_seconds, r.total - r.step.iteration)
+        evaluation = {s: v["psnr"] for s, v in (r.evaluation or {}).items() if v and "psnr" in v}
+        image = to_image(r.preview) if r.preview is not None else None
+        preview(TrainUpdate(r.step.iteration, r.total, r.step.loss, r.step.psnr, r.step.gaussians, rate, eta,
+                            evaluation, image))
+
+    def should_stop() -> bool:
+        return gate.check(cancel, lambda paused: preview(PauseNotice(paused, last[0])))
+
+    result = train(settings.dataset, out, config, resume=settings.resume, report=report, cancel=should_stop)
+    try:
+        avatar, error = load_avatar(out / AVATAR_DIR), None
+    except (ValueError, OSError) as exc:
+        avatar, error = None, user_message(exc)
+    return TrainOutcome(settings, result, avatar, error)
+
+
+def synth_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], folder: str,
+              config: SynthConfig) -> Path:
+    """Worker job: a synthetic dataset of the demo head in `folder`."""
+    try:
+        return generate(folder, config, progress=progress, cancel=cancel)
+    except SynthCancelled as exc:
+        raise WorkCancelled(str(exc)) from None
+
+
+def available_devices() -> list[str]:
+    return ["cpu"] + [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
+
+
+class TrainController(QObject):
+    """Connects a TrainPanel to training jobs and the session (the trained avatar goes to the viewport)."""
+
+    run_finished = Signal(object)  # TrainOutcome of a run that ended (completed or cancelled)
+    failed = Signal(str)  # message of a training or dataset job that failed (also shown in a dialog)
+
+    def __init__(self, panel: TrainPanel, model: SessionModel, dialog_parent: QWidget | None = None,
+                 base_config: TrainConfig = GUI_CONFIG, synth_config: SynthConfig = SynthConfig(),
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.panel, self.model = panel, model
+        self.dialog_parent = dialog_parent if dialog_parent is not None else panel
+        self.base_config = base_config  # everything the panel does not set
+        self.synth_config = synth_config  # what "Make synthetic…" renders
+        self.worker: Worker | None = None
+        self.gate: PauseGate | None = None
+        self.outcome: TrainOutcome | None = None  # of the last run that ended
+        self._settings: TrainSettings | None = None
+        panel.start_requested.connect(self.start)
+        panel.pause_requested.connect(self.pause)
+        panel.resume_requested.connect(self.resume)
+        panel.cancel_requested.connect(self.cancel)
+        panel.synth_requested.connect(self.make_synthetic)
+        panel.open_avatar_requested.connect(self.open_avatar)
+
+    @property
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    def config_for(self, settings: TrainSettings) -> TrainConfig:
+        return replace(self.base_config, iters=settings.iters, resolution=settings.resolution,
+                       device=settings.device, finetune_flame=settings.finetune_flame)
+
+    # ---- training ------------------------------------------------------------------------------
+    def start(self, settings: TrainSettings) -> Worker | None:
+        """Start a run (nothing when one is running; a dialog when the folders are not set)."""
+        if self.busy:
+            return None
+        if not settings.dataset or not settings.out:
+            self._error("Cannot start training", "Choose a dataset folder and an output folder first.")
+            return None
+        if not Path(settings.dataset).is_dir():
+            self._error("Cannot start training", f"{settings.dataset}: dataset folder does not exist")
+            return None
+        if not settings.resume:
+            self.panel.clear_plot()
+        self._settings, self.gate = settings, PauseGate()
+        self.panel.set_state("running")
+        self.panel.set_avatar_available(False)
+        self.panel.set_progress(0, settings.iters, 0.0, None)
+        self.panel.set_status(f"Loading {settings.dataset}…")
+        worker = start_worker(train_job, settings, self.config_for(settings), self.gate, name="train")
+        worker.preview.connect(self._on_message)
+        worker.finished.connect(self._on_finished)
+        worker.errored.connect(lambda message: self._on_failed("Training failed", message))
+        worker.cancelled.connect(lambda: self._on_stopped("Training stopped."))
+        self.worker = worker
+        return worker
+
+    def pause(self) -> None:
+        """Pause after the current step."""
+        if self.gate is not None and self.panel.state == "running":
+            self.gate.pause()
+            self.panel.set_state("pausing")
+            self.panel.set_status("Pausing after the current step…")
+
+    def resume(self) -> None:
+        if self.gate is not None and self.panel.state in ("pausing", "paused"):
+            self.gate.resume()
+            self.panel.set_state("running")
+            self.panel.set_status("Resumed.")
+
+    def cancel(self) -> None:
+        """Stop the run (it saves a checkpoint and the avatar so far) or the dataset being made."""
+        if self.worker is None:
+            return
+        self.panel.set_state("stopping")
+        if self.gate is not None:
+            self.gate.cancel()
+            self.panel.set_status("Cancelling: saving a checkpoint and the avatar so far…")
+        else:
+            self.worker.cancel()
+            self.panel.set_status("Cancelling…")
+
+    def _on_message(self, message: object) -> None:
+        if isinstance(message, TrainUpdate):
+            self._show_update(message)
+        elif isinstance(message, TrainHistory):
+            self.panel.set_history(list(message.steps), list(message.evaluations))
+            if not message.found and self._settings is not None:
+                self.panel.set_status(f"No checkpoint in {self._settings.out}: training from the start.")
+        elif isinstance(message, PauseNotice) and message.paused and self.gate is not None and self.gate.paused:
+            self.panel.set_state("paused")
+            self.panel.set_status(f"Paused at iteration {message.iteration}. Resume goes on; Cancel saves a checkpoint.")
+
+    def _show_update(self, u: TrainUpdate) -> None:
+        self.panel.add_step(u.iteration, u.loss, u.psnr)
+        for split, psnr in u.evaluation.items():
+            self.panel.add_evaluation(u.iteration, split, psnr)
+        self.panel.set_progress(u.iteration, u.total, u.rate, u.eta)
+        if u.preview is not None:
+            self.panel.set_preview(u.preview, f"Held-out view at iteration {u.iteration}")
+        if self.panel.state == "running":
+            held = "".join(f" · {s} {p:.2f} dB" for s, p in u.evaluation.items())
+            self.panel.set_status(f"Iteration {u.iteration}/{u.total} · loss {u.loss:.4f} · PSNR {u.psnr:.2f} dB · "
+                                  f"{u.gaussians:,} Gaussians{held}")
+
+    def _on_finished(self, outcome: object) -> None:
+        if not isinstance(outcome, TrainOutcome):  # a dataset job
+            self._end_job()
+            self.panel.set_dataset(str(outcome))
+            self.panel.set_status(f"Synthetic dataset written to {outcome}.")
+            return
+        self._end_job()
+        self.outcome = outcome
+        r, s = outcome.result, outcome.settings
+        self.panel.set_avatar_available(outcome.avatar is not None)
+        if r.cancelled:
+            self.panel.set_resume(True)
+            self.panel.set_status(f"Cancelled at iteration {r.iterations}/{s.iters}. The checkpoint and the avatar "
+                                  f"so far are in {r.out}: Open in viewport shows it, Start continues from it.")
+        else:
+            scores = ", ".join(f"{k} {m['psnr']:.2f} dB" for k, m in r.metrics.items() if m and "psnr" in m)
+            self.panel.set_status(f"Done: {r.iterations} iterations ({r.iters_per_second:.2f} it/s)"
+                                  f"{'; held-out PSNR ' + scores if scores else ''}. Avatar in {r.out / AVATAR_DIR}.")
+            if s.open_when_done and outcome.avatar is not None:
+                self.open_avatar()
+        self.run_finished.emit(outcome)
+        if outcome.avatar_error:
+            self._error("Could not open the trained avatar", outcome.avatar_error)
+
+    def _on_failed(self, title: str, message: str) -> None:
+        self._end_job()
+        self.panel.set_status(f"{title}: {message}")
+        self.failed.emit(message)
+        self._error(title, message)
+
+    def _on_stopped(self, text: str) -> None:
+        self._end_job()
+        self.panel.set_status(text)
+
+    def _end_job(self) -> None:
+        self.worker, self.gate = None, None
+        self.panel.set_state("idle")
+
+    def open_avatar(self) -> None:
+        """Show the last run's avatar in the viewport."""
+        if self.outcome is not None and self.outcome.avatar is not None:
+            path = self.outcome.result.out / AVATAR_DIR
+            self.model.set_avatar(self.outcome.avatar, str(path))
+
+    # ---- synthetic dataset -----------------------------------------------------------------------
+    def make_synthetic(self, folder: str) -> Worker | None:
+        """Render a synthetic dataset of the demo head into `folder`; it becomes the panel's dataset."""
+        if self.busy:
+            return None
+        self.panel.set_state("making_data")
+        self.panel.set_busy_progress(0.0, "")
+        self.panel.set_status(f"Making a synthetic dataset in {folder}…")
+        worker = start_worker(synth_job, folder, self.synth_config, name="synth")
+        worker.progress.connect(self.panel.set_busy_progress)
+        worker.finished.connect(self._on_finished)
+        worker.errored.connect(lambda message: self._on_failed("Could not make the dataset", message))
+        worker.cancelled.connect(lambda: self._on_stopped("Dataset not made (cancelled)."))
+        self.worker = worker
+        return worker
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _error(self, title: str, message: str) -> None:
+        QMessageBox.critical(self.dialog_parent, title, message)
+
+    def shutdown(self, timeout_ms: int = 120_000) -> None:
+        """Cancel whatever runs (a run saves its checkpoint) and wait for it."""
+        worker = self.worker
+        if worker is None:
+            return
+        if self.gate is not None:
+            self.gate.cancel()
+        else:
+            worker.cancel()
+        worker.wait(timeout_ms)
+
+
+def install_train_panel(window: "MainWindow", model: SessionModel) -> TrainController:
+    """Add the "Train" dock to a MainWindow (tabbed with the expression panel) and return its controller."""
+    from app.main_window import PanelSpec
+
+    made: list[TrainController] = []
+
+    def factory(w: "MainWindow") -> TrainPanel:
+        panel = TrainPanel(devices=available_devices())
+        made.append(TrainController(panel, model, dialog_parent=w, parent=w))
+        return panel
+
+    dock = window.add_panel(PanelSpec("train", "Train", factory, Qt.DockWidgetArea.RightDockWidgetArea))
+    first = window.docks.get("expression")
+    if first is not None and first is not dock:
+        window.tabifyDockWidget(first, dock)
+        first.raise_()
+    app = QCoreApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(made[0].shutdown)
+    return made[0]

@@ -1,0 +1,252 @@
+"""The edit optimisation: only the selected Gaussians change, toward edited keyframes inside the mask
+and the original renders outside it, one step at a time (a worker drives `step()`).
+
+Loss per step (one keyframe): L1 to the edited image, weighted by the rendered selection mask;
+L1 to the original render where the dilated mask is 0; an anchor keeping parameters near their
+start; a small adversarial term from the edit discriminator. Colour (SH) is optimised first;
+opacity, position, scale and rotation join when the plan's edit kind needs geometry, and then new
+Gaussians may be cloned inside the selection (bound to their parents' triangles). Every
+`refresh_every` steps one keyframe is re-edited from the current render (iterative dataset update,
+as in Instruct-NeRF2NeRF), so the targets converge instead of averaging inconsistent edits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from engine.avatar.avatar import Avatar
+from engine.avatar.gaussians import BoundGaussians
+from engine.edit.discriminator import EditDiscriminator
+from engine.edit.keyframes import View
+from engine.edit.layers import EditLayer
+from engine.render.rasterize import render
+from engine.render.splats import Splats
+
+GEOMETRY_FIELDS: tuple[str, ...] = ("xyz", "log_scale", "rotation", "opacity_logit")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Hyper-parameters of the edit optimisation."""
+
+    steps: int = 200  # optimisation steps (one keyframe render each)
+    lr_dc: float = 0.05  # learning rate of the SH DC (base colour) coefficients
+    lr_rest: float = 0.005  # learning rate of the higher SH coefficients (texture/material edits only)
+    lr_xyz: float = 0.003  # learning rate of local positions (triangle units)
+    lr_scale: float = 0.01  # learning rate of log scales
+    lr_rotation: float = 0.003  # learning rate of rotation quaternions
+    lr_opacity: float = 0.03  # learning rate of opacity logits
+    geometry: bool = False  # also optimise opacity, position, scale, rotation (shape/accessory edits)
+    view_dependent: bool = False  # also optimise SH rest coefficients (material edits)
+    colour_first: float = 0.4  # share of the steps that optimise colour alone before geometry joins
+    weight_inside: float = 1.0  # weight of the L1 to the edited image inside the mask
+    weight_outside: float = 1.0  # weight of the L1 to the original render outside the dilated mask
+    weight_anchor: float = 0.05  # weight of the anchor (squared distance to the start values)
+    weight_adversarial: float = 0.005  # weight of the discriminator's generator loss (0: off)
+    refresh_every: int = 10  # re-edit one keyframe from the current render every this many steps (0: never)
+    densify_every: int = 50  # clone high-gradient selected Gaussians every this many steps (geometry only; 0: never)
+    densify_quantile: float = 0.95  # Gaussians above this quantile of accumulated screen gradient are cloned
+    max_added: int = 4000  # most new Gaussians an edit may add
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)  # render background (datasets are on white)
+    render_backend: str = "auto"  # rasterizer backend
+    seed: int = 0  # keyframe order and densification jitter
+
+
+@dataclass
+class EditTarget:
+    """One keyframe being fitted."""
+
+    view: View  # time and camera
+    original: Tensor  # [H, W, 3] render of the unedited avatar
+    mask: Tensor  # [H, W] rendered selection mask in [0, 1]
+    outside: Tensor  # [H, W] 1 where the original must be kept (the dilated mask's complement)
+    edited: Tensor  # [H, W, 3] current target: the edit composited through the mask
+    verts: Tensor  # [V, 3] posed mesh vertices of the view's frame
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What one step did."""
+
+    step: int  # steps taken so far
+    target: int  # keyframe index fitted in this step
+    loss: float  # total loss
+    terms: dict[str, float]  # loss terms by name
+    render: Tensor  # [H, W, 3] the render of this step (detached)
+
+
+def masked_l1(a: Tensor, b: Tensor, weight: Tensor) -> Tensor:
+    """Mean |a − b| over pixels weighted by weight [H, W] (a, b [H, W, 3])."""
+    return ((a - b).abs() * weight[..., None]).sum() / (3.0 * weight.sum()).clamp_min(1e-6)
+
+
+class EditOptimiser:
+    """Optimises the selected Gaussians of an avatar toward edited keyframes; drive it with `step()`."""
+
+    def __init__(self, avatar: Avatar, selected: Tensor, targets: list[EditTarget], config: OptimConfig,
+                 discriminator: EditDiscriminator | None = None,
+                 refresh: Callable[[int, Tensor], Tensor | None] | None = None) -> None:
+        n = avatar.gaussians.count
+        assert selected.shape == (n,) and selected.dtype == torch.bool, f"selected must be bool [N={n}]"
+        if not targets:
+            raise ValueError("the edit optimisation needs at least one keyframe")
+        self.avatar, self.config, self.targets = avatar, config, targets
+        self.discriminator, self.refresh = discriminator, refresh
+        self.indices = torch.nonzero(selected).squeeze(1)  # [M] base indices being optimised
+        self.fixed = avatar.gaussians.subset(~selected)  # never changes
+        self._fixed_splats: dict[int, Splats] = {}
+        start = avatar.gaussians.subset(self.indices)
+        self.start = start.detach_clone()  # [M] starting values (anchor and deltas)
+        self.labels, self.binding = start.labels, start.binding
+        self.params = {k: torch.nn.Parameter(getattr(start, k).detach().clone()) for k in ("sh", *GEOMETRY_FIELDS)}
+        self.anchor = {k: v.detach().clone() for k, v in self.params.items()}
+        self.grad_accum = torch.zeros(len(self.indices))
+        self.n_added = 0
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.order: list[int] = []
+        self.steps_done = 0
+        self._make_optimizer()
+
+    # ---- parameters ---------------------------------------------------------------------------
+    def _geometry_on(self) -> bool:
+        return self.config.geometry and self.steps_done >= int(self.config.colour_first * self.config.steps)
+
+    def _make_optimizer(self) -> None:
+        c = self.config
+        groups = [{"params": [self.params["sh"]], "lr": c.lr_dc}]
+        if c.geometry:
+            groups += [{"params": [self.params["xyz"]], "lr": c.lr_xyz},
+                       {"params": [self.params["log_scale"]], "lr": c.lr_scale},
+                       {"params": [self.params["rotation"]], "lr": c.lr_rotation},
+                       {"params": [self.params["opacity_logit"]], "lr": c.lr_opacity}]
+        self.optimizer = torch.optim.Adam(groups, eps=1e-12)
+
+    def current(self) -> BoundGaussians:
+        """The optimised Gaussians (selected base ones first, then the added ones), attached to autograd."""
+        return BoundGaussians(binding=self.binding, labels=self.labels, **self.params)
+
+    # ---- one step -----------------------------------------------------------------------------
+    def _fixed_for(self, i: int) -> Splats:
+        if i not in self._fixed_splats:
+            if len(self._fixed_splats) > 64:
+                self._fixed_splats.clear()
+            with torch.no_grad():
+                self._fixed_splats[i] = self.fixed.deform(self.targets[i].verts, self.avatar.head.faces)
+        return self._fixed_splats[i]
+
+    def render_target(self, i: int) -> tuple[Tensor, Tensor]:
+        """(rgb [H, W, 3], means2d of the optimised Gaussians [M', 2]) of keyframe i with the current parameters."""
+        t = self.targets[i]
+        moving = self.current().deform(t.verts, self.avatar.head.faces)
+        fixed = self._fixed_for(i)
+        result = render(Splats.concat([fixed, moving]), t.view.camera, self.config.background,
+                        backend=self.config.render_backend)
+        return result.rgb, result.means2d
+
+    def _next_target(self) -> int:
+        if not self.order:
+            self.order = torch.randperm(len(self.targets), generator=self.gen).tolist()
+        return self.order.pop()
+
+    def _loss(self, i: int, rgb: Tensor) -> tuple[Tensor, dict[str, float]]:
+        c, t = self.config, self.targets[i]
+        inside = masked_l1(rgb, t.edited, t.mask) * c.weight_inside
+        outside = masked_l1(rgb, t.original, t.outside) * c.weight_outside
+        anchor = sum(((self.params[k] - self.anchor[k]) ** 2).mean() for k in self.params) * c.weight_anchor
+        total = inside + outside + anchor
+        terms = {"inside": inside.item(), "outside": outside.item(), "anchor": float(anchor.detach())}
+        if self.discriminator is not None and c.weight_adversarial > 0:
+            adv = self.discriminator.adversarial_loss(rgb, t.mask) * c.weight_adversarial
+            total = total + adv
+            terms["adversarial"] = adv.item()
+        return total, terms
+
+    def step(self) -> StepInfo:
+        """One optimisation step on one keyframe (plus a keyframe refresh / densification when due)."""
+        i = self._next_target()
+        rgb, means2d = self.render_target(i)
+        loss, terms = self._loss(i, rgb)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if not self._geometry_on():
+            for k in GEOMETRY_FIELDS:
+                if self.params[k].grad is not None:
+                    self.params[k].grad.zero_()
+        if not self.config.view_dependent and self.params["sh"].grad is not None:
+            self.params["sh"].grad[:, 1:] = 0
+        self._accumulate(means2d)
+        self.optimizer.step()
+        self.steps_done += 1
+        c = self.config
+        if c.refresh_every and self.refresh is not None and self.steps_done % c.refresh_every == 0:
+            self._refresh_one()
+        if self._geometry_on() and c.densify_every and self.steps_done % c.densify_every == 0 \
+                and self.steps_done < 0.8 * c.steps:
+            self.densify()
+        return StepInfo(self.steps_done, i, loss.item(), terms, rgb.detach())
+
+    @property
+    def finished(self) -> bool:
+        return self.steps_done >= self.config.steps
+
+    # ---- iterative dataset update ------------------------------------------------------------
+    def _refresh_one(self) -> None:
+        k = (self.steps_done // self.config.refresh_every - 1) % len(self.targets)
+        with torch.no_grad():
+            rgb, _ = self.render_target(k)
+        new = self.refresh(k, rgb.detach()) if self.refresh is not None else None
+        if new is not None:
+            self.targets[k].edited = new
+
+    # ---- densification ----------------------------------------------------------------------
+    def _accumulate(self, means2d: Tensor) -> None:
+        if means2d.grad is None or not self.config.geometry:
+            return
+        g = means2d.grad[-self.params["sh"].shape[0]:].norm(dim=1)
+        if g.shape[0] == self.grad_accum.shape[0]:
+            self.grad_accum += g.detach().cpu()
+
+    def densify(self) -> int:
+        """Clone the selected Gaussians with the largest screen gradient (children share the parent's
+        triangle, a little jitter, 0.8× scale); returns how many were added."""
+        room = self.config.max_added - self.n_added
+        if room <= 0 or float(self.grad_accum.max()) <= 0:
+            return 0
+        cut = torch.quantile(self.grad_accum, self.config.densify_quantile)
+        pick = torch.nonzero(self.grad_accum > cut).squeeze(1)[:room]
+        if pick.numel() == 0:
+            return 0
+        with torch.no_grad():
+            new = {k: v.detach()[pick].clone() for k, v in self.params.items()}
+            new["xyz"] += 0.1 * torch.randn(new["xyz"].shape, generator=self.gen).to(new["xyz"])
+            new["log_scale"] += torch.log(torch.tensor(0.8))
+            merged = {k: torch.cat([self.params[k].detach(), new[k]]) for k in self.params}
+            self.anchor = {k: torch.cat([self.anchor[k], new[k]]) for k in self.anchor}
+        self.params = {k: torch.nn.Parameter(v) for k, v in merged.items()}
+        self.binding = torch.cat([self.binding, self.binding[pick]])
+        self.labels = torch.cat([self.labels, self.labels[pick]])
+        self.n_added += int(pick.numel())
+        self.grad_accum = torch.zeros(self.params["sh"].shape[0])
+        self._make_optimizer()
+        return int(pick.numel())
+
+    # ---- result -------------------------------------------------------------------------------
+    def layer(self, name: str, info: dict | None = None) -> EditLayer:
+        """The edit as a layer: deltas on the selected base Gaussians that changed, plus added ones."""
+        m = self.indices.shape[0]
+        deltas = {k: (self.params[k].detach()[:m] - getattr(self.start, k)) for k in ("sh", *GEOMETRY_FIELDS)}
+        changed = torch.zeros(m, dtype=torch.bool)
+        for d in deltas.values():
+            changed |= (d != 0).reshape(m, -1).any(dim=1)
+        deltas = {k: v[changed] for k, v in deltas.items() if bool((v != 0).any())}
+        added = None
+        if self.n_added:
+            rows = slice(m, None)
+            added = BoundGaussians(binding=self.binding[rows].clone(), labels=self.labels[rows].clone(),
+                                   **{k: v.detach()[rows].clone() for k, v in self.params.items()})
+        return EditLayer(name=name, kind="edit", indices=self.indices[changed], deltas=deltas, added=added,
+                         info=info or {})

@@ -1,0 +1,70 @@
+"""Splat export: the avatar at its current expression as a standard world-space 3DGS .ply (all SH
+bands; opens in ordinary splat viewers), and the animatable GaussianAvatars layout (point_cloud.ply
+with binding_0 in triangle-local space + flame_param.npz), which GaussianAvatars' viewer drives.
+
+Both take the avatar with its edit layers already composed (engine.project.Project.composed_avatar).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from engine.avatar.avatar import Avatar
+from engine.avatar.files import save_avatar, save_splats_ply
+from engine.head.params import FlameParams
+from engine.render.splats import Splats
+
+
+def with_expr_offset(params: FlameParams, expr_offset: Tensor | None) -> FlameParams:
+    """params with an [E] expression offset added to every frame (edit layers' expression changes)."""
+    if expr_offset is None:
+        return params
+    assert expr_offset.ndim == 1, f"expr_offset must be [E], got {tuple(expr_offset.shape)}"
+    expr = params.expr.clone()
+    width = min(expr.shape[1], expr_offset.shape[0])
+    expr[:, :width] += expr_offset[:width].to(expr)
+    return params.with_values(expr=expr)
+
+
+def posed_splats(avatar: Avatar, params: FlameParams | None = None, expr_offset: Tensor | None = None) -> Splats:
+    """World-space Gaussians of avatar at one frame of params (default: its first frame)."""
+    p = avatar.frame_params(0) if params is None else params
+    assert p.frames == 1, f"posed_splats takes one frame of parameters, got {p.frames}"
+    with torch.no_grad():
+        return avatar.splats(with_expr_offset(p, expr_offset))
+
+
+def export_standard_ply(
+    avatar: Avatar,
+    path: str | os.PathLike,
+    params: FlameParams | None = None,
+    expr_offset: Tensor | None = None,
+) -> Path:
+    """Write the avatar at params (one frame: the current expression) as a standard 3DGS .ply.
+
+    World-space x, y, z, nx, ny, nz, f_dc_0..2, f_rest_* (every SH band, channel-major), opacity
+    (logit), scale_0..2 (log), rot_0..3; no binding. Written atomically.
+    """
+    out = Path(path)
+    save_splats_ply(posed_splats(avatar, params, expr_offset), out)
+    return out
+
+
+def export_gaussianavatars(
+    avatar: Avatar,
+    folder: str | os.PathLike,
+    sequence: FlameParams | None = None,
+    expr_offset: Tensor | None = None,
+) -> Path:
+    """Write the animatable GaussianAvatars layout into folder: point_cloud.ply (local space,
+    binding_0, plus our label property), flame_param.npz (sequence, default the avatar's own, with
+    the expression offset baked in) and avatar.json. Each file is replaced atomically."""
+    seq = avatar.params if sequence is None else sequence
+    seq = with_expr_offset(seq, expr_offset)
+    if seq.static_offset is None and avatar.params.static_offset is not None:
+        seq = seq.with_values(static_offset=avatar.params.static_offset)
+    return save_avatar(Avatar(avatar.head, avatar.gaussians, seq, avatar.name), folder)

@@ -1,0 +1,1 @@
+"""Project files (.dap), autosave with crash recovery, and the recent-projects list (Qt-free)."""

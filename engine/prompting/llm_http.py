@@ -1,0 +1,137 @@
+"""OpenAI-compatible HTTP backend (/v1/chat/completions): Ollama, llama.cpp server, vLLM, LM Studio
+or a hosted API. Standard library only (urllib). Timeouts and retries with backoff; the answer is
+validated like the local model's (PlanError when it is not a plan)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engine.prompting.llm_json import BackendError, build_messages, extract_first_json_object
+from engine.prompting.plan import EditPlan, PlanError, sanitize_plan
+
+ENV_BASE_URL = "DYNAMICAVATARS_LLM_BASE_URL"
+ENV_MODEL = "DYNAMICAVATARS_LLM_MODEL"
+ENV_API_KEY = "DYNAMICAVATARS_LLM_API_KEY"
+RETRY_STATUS: frozenset[int] = frozenset({408, 425, 429, 500, 502, 503, 504})
+"""HTTP statuses worth retrying."""
+
+
+@dataclass(frozen=True)
+class HttpLLMConfig:
+    """Settings of the HTTP backend."""
+
+    base_url: str = "http://127.0.0.1:11434/v1"  # server root ending in /v1 (Ollama's default here)
+    model: str = "llama3.2"  # model name the server knows
+    api_key: str | None = field(default=None, repr=False)  # bearer token, when the server wants one
+    timeout: float = 30.0  # seconds per request
+    retries: int = 2  # extra attempts after a timeout, connection error or retryable status
+    backoff: float = 0.5  # seconds before the first retry, doubled each time
+    max_tokens: int = 400  # longest answer requested
+    json_mode: bool = True  # ask for response_format json_object (dropped if the server refuses it)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "HttpLLMConfig":
+        """Settings from DYNAMICAVATARS_LLM_BASE_URL / _MODEL / _API_KEY; `overrides` that are not None win."""
+        values: dict[str, Any] = {}
+        for key, env in (("base_url", ENV_BASE_URL), ("model", ENV_MODEL), ("api_key", ENV_API_KEY)):
+            if os.environ.get(env):
+                values[key] = os.environ[env]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class HttpLLMRefiner:
+    """Refines prompts through an OpenAI-compatible chat completions endpoint."""
+
+    name = "http"
+
+    def __init__(self, config: HttpLLMConfig, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.config = config
+        self._sleep = sleep  # waits between retries
+        self.attempts = 0  # requests made by the last call
+
+    @property
+    def url(self) -> str:
+        return self.config.base_url.rstrip("/") + "/chat/completions"
+
+    def _body(self, prompt: str, json_mode: bool) -> bytes:
+        body: dict[str, Any] = {"model": self.config.model, "messages": build_messages(prompt),
+                                "temperature": 0, "max_tokens": self.config.max_tokens, "stream": False}
+        if json_mode:
+            body["response_format"] = {"type": "json_object"}
+        return json.dumps(body).encode("utf-8")
+
+    def _post(self, payload: bytes) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        req = urllib.request.Request(self.url, data=payload, headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=self.config.timeout) as resp:
+            raw = resp.read()
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PlanError(f"{self.url} answered something that is not JSON: {raw[:80]!r}") from exc
+        if not isinstance(data, dict):
+            raise PlanError(f"{self.url} answered a JSON {type(data).__name__}, not an object")
+        return data
+
+    def complete(self, prompt: str) -> str:
+        """The assistant message text for the plan instruction; BackendError when the server fails."""
+        json_mode = self.config.json_mode
+        delay = self.config.backoff
+        self.attempts = 0
+        last = "no attempt made"
+        for attempt in range(self.config.retries + 1):
+            self.attempts += 1
+            try:
+                data = self._post(self._body(prompt, json_mode))
+                return _message_text(data, self.url)
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code} {exc.reason}"
+                if exc.code == 400 and json_mode:  # server may not know response_format: ask plainly
+                    json_mode = False
+                    continue
+                if exc.code not in RETRY_STATUS:
+                    raise BackendError(f"{self.url}: {last}") from exc
+            except (socket.timeout, TimeoutError) as exc:
+                last = f"timed out after {self.config.timeout:g} s"
+            except urllib.error.URLError as exc:
+                if isinstance(exc.reason, (socket.timeout, TimeoutError)):
+                    last = f"timed out after {self.config.timeout:g} s"
+                else:
+                    last = f"cannot connect ({exc.reason})"
+            except (ConnectionError, OSError) as exc:
+                last = f"connection failed ({exc})"
+            if attempt < self.config.retries:
+                self._sleep(delay)
+                delay *= 2
+        raise BackendError(f"{self.url}: {last} ({self.attempts} attempt{'s' if self.attempts > 1 else ''})")
+
+    def refine(self, prompt: str) -> tuple[EditPlan, list[str]]:
+        """A validated plan from the server's answer; PlanError / BackendError explain a failure."""
+        answer = self.complete(prompt)
+        try:
+            plan, notes = sanitize_plan(extract_first_json_object(answer), prompt=prompt)
+        except PlanError as exc:
+            raise PlanError(f"the server's answer is not a valid plan: {exc}") from exc
+        if self.attempts > 1:
+            notes.insert(0, f"{self.url} answered after {self.attempts} attempts")
+        return plan, notes
+
+
+def _message_text(data: dict[str, Any], url: str) -> str:
+    try:
+        content = data["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise PlanError(f"{url}: answer has no choices[0].message.content") from exc
+    if not isinstance(content, str):
+        raise PlanError(f"{url}: message content is {type(content).__name__}, not text")
+    return content

@@ -1,0 +1,42 @@
+"""Initial Gaussian colours from the training images (instead of grey), as 3DGS takes point colours."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine.data.frames import LoadedFrame
+
+SH_C0 = 0.28209479177387814
+
+
+def colours_from_views(points: Tensor, normals: Tensor, frames: list[LoadedFrame]) -> Tensor:
+    """[N, 3] colour for surface points [N, 3] with unit normals [N, 3]: the pixel of the view that
+    faces each point most directly (grey 0.5 where no view sees the point's front)."""
+    best = torch.full((points.shape[0],), 0.05)
+    colour = torch.full((points.shape[0], 3), 0.5)
+    for frame in frames:
+        cam = frame.camera
+        w2c = cam.world_to_cam.to(points.dtype)
+        pc = points @ w2c[:3, :3].T + w2c[:3, 3]
+        z = pc[:, 2].clamp(min=1e-6)
+        u = cam.fx * pc[:, 0] / z + cam.cx
+        v = cam.fy * pc[:, 1] / z + cam.cy
+        to_cam = F.normalize(cam.position.to(points.dtype) - points, dim=-1)
+        facing = (normals * to_cam).sum(-1)
+        inside = (pc[:, 2] > cam.near) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+        better = inside & (facing > best)
+        if not better.any():
+            continue
+        grid = torch.stack([u / cam.width * 2 - 1, v / cam.height * 2 - 1], dim=-1)[None, None]  # [1, 1, N, 2]
+        image = frame.image.permute(2, 0, 1)[None]
+        sampled = F.grid_sample(image, grid.to(image.dtype), align_corners=False, mode="bilinear")[0, :, 0].T
+        colour[better] = sampled[better]
+        best[better] = facing[better]
+    return colour
+
+
+def rgb_to_dc(rgb: Tensor) -> Tensor:
+    """SH DC coefficients [..., 3] that render as rgb [..., 3]."""
+    return (rgb - 0.5) / SH_C0

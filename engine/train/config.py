@@ -1,0 +1,64 @@
+"""Training settings, one documented field each (defaults tuned for a 2-core CPU at 256²)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DensifyConfig:
+    """Adaptive density control (3DGS / GaussianAvatars, bindings kept)."""
+
+    start: int = 300  # first iteration that densifies
+    stop_fraction: float = 0.7  # densify until this fraction of the run
+    interval: int = 200  # iterations between densification steps
+    grad_threshold: float = 2e-4  # mean view-space (NDC) positional gradient that triggers clone/split
+    percent_dense: float = 0.01  # Gaussians larger than this × scene extent are split, smaller are cloned
+    min_opacity: float = 0.005  # prune below this opacity
+    max_world_scale: float = 0.1  # prune Gaussians larger than this × scene extent
+    opacity_reset_interval: int = 0  # iterations between opacity resets (0 = never; short runs do better without)
+    max_gaussians: int = 120_000  # never grow past this many Gaussians
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train an avatar."""
+
+    iters: int = 3000  # optimisation steps
+    resolution: int = 256  # longer image side used for training (images are downsampled)
+    seed: int = 0  # random seed for initialisation and frame order
+    device: str = "cpu"  # torch device; "cuda" uses gsplat's rasterizer
+    backend: str = "auto"  # rasterizer backend (engine.render.rasterize.BACKENDS)
+    init_per_triangle: int = 2  # Gaussians placed on each triangle at the start
+    sh_degree: int = 1  # highest SH degree learned (raised one band every sh_interval iterations)
+    sh_interval: int = 1000  # iterations between SH band increases
+    lr_position: float = 5e-3  # Adam lr of local positions at the start (GaussianAvatars: 0.005)
+    lr_position_final: float = 5e-5  # ... decayed exponentially to this at the end
+    lr_feature: float = 2.5e-3  # SH DC lr (rest bands use lr / 20)
+    lr_opacity: float = 0.05  # opacity logit lr
+    lr_scaling: float = 0.017  # log-scale lr (GaussianAvatars: 0.017)
+    lr_rotation: float = 1e-3  # rotation lr
+    lambda_dssim: float = 0.2  # weight of 1 − SSIM against L1 (0.8·L1 + 0.2·D-SSIM)
+    lambda_xyz: float = 1e-2  # position regulariser weight: mean(relu(‖μ'‖ − threshold_xyz))
+    threshold_xyz: float = 1.0  # local distance allowed before the position regulariser acts
+    lambda_scale: float = 1.0  # scale regulariser weight: mean(relu(s' − threshold_scale))
+    threshold_scale: float = 0.6  # local scale allowed before the scale regulariser acts
+    finetune_flame: bool = False  # also refine per-frame expression, pose and translation
+    lr_flame_expr: float = 1e-3  # expression lr when fine-tuning FLAME
+    lr_flame_pose: float = 1e-5  # pose lr when fine-tuning FLAME
+    lr_flame_trans: float = 1e-6  # translation lr when fine-tuning FLAME
+    eval_interval: int = 500  # iterations between held-out evaluations (0 = only at the end)
+    eval_max_frames: int = 8  # held-out frames per split used by the periodic evaluation
+    checkpoint_interval: int = 1000  # iterations between checkpoints (0 = only at the end and on cancel)
+    preview_interval: int = 50  # iterations between preview images sent to the progress report
+    densify: DensifyConfig = field(default_factory=DensifyConfig)  # adaptive density control
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> "TrainConfig":
+        values = dict(data)
+        values["densify"] = DensifyConfig(**values.get("densify", {}))
+        return TrainConfig(**values)

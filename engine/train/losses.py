@@ -1,0 +1,59 @@
+"""Photometric losses and metrics: L1, SSIM, PSNR, and GaussianAvatars' regularisers."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@functools.lru_cache(maxsize=4)
+def _window(size: int, sigma: float, channels: int, dtype: torch.dtype, device: str) -> Tensor:
+    x = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = (g / g.sum()).to(dtype)
+    w = (g[:, None] @ g[None, :])[None, None]
+    return w.expand(channels, 1, size, size).contiguous().to(device)
+
+
+def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Mean SSIM of two images [H, W, C] in [0, 1] (Gaussian window, as 3DGS). Differentiable."""
+    assert a.shape == b.shape and a.ndim == 3, f"images must be [H, W, C] alike, got {tuple(a.shape)} {tuple(b.shape)}"
+    c = a.shape[2]
+    x, y = a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None]
+    w = _window(window, sigma, c, a.dtype, str(a.device))
+    pad = window // 2
+    mu_x, mu_y = F.conv2d(x, w, padding=pad, groups=c), F.conv2d(y, w, padding=pad, groups=c)
+    sxx = F.conv2d(x * x, w, padding=pad, groups=c) - mu_x**2
+    syy = F.conv2d(y * y, w, padding=pad, groups=c) - mu_y**2
+    sxy = F.conv2d(x * y, w, padding=pad, groups=c) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
+    return (num / den).mean()
+
+
+def psnr(a: Tensor, b: Tensor) -> float:
+    """PSNR in dB of two images in [0, 1] (any equal shapes)."""
+    mse = float(((a.detach().float() - b.detach().float()) ** 2).mean())
+    return 99.0 if mse <= 1e-10 else 10 * math.log10(1.0 / mse)
+
+
+def photometric_loss(render: Tensor, target: Tensor, lambda_dssim: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(total, l1, 1 − ssim) for images [H, W, 3]: (1 − λ)·L1 + λ·(1 − SSIM)."""
+    l1 = (render - target).abs().mean()
+    dssim = 1.0 - ssim(render, target)
+    return (1 - lambda_dssim) * l1 + lambda_dssim * dssim, l1, dssim
+
+
+def position_regulariser(xyz: Tensor, threshold: float) -> Tensor:
+    """mean(relu(‖μ'‖ − threshold)) over local positions [N, 3]."""
+    return F.relu(xyz.norm(dim=-1) - threshold).mean()
+
+
+def scale_regulariser(log_scale: Tensor, threshold: float) -> Tensor:
+    """mean(relu(exp(s') − threshold)) over local log-scales [N, 3]."""
+    return F.relu(torch.exp(log_scale) - threshold).mean()

@@ -1,0 +1,277 @@
+"""The modeling stage: optimise Gaussians bound to a FLAME head against dataset frames.
+
+`Trainer` exposes one step at a time (so a worker can drive, pause and cancel it), evaluation on
+held-out frames, and a state dict for checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from engine.avatar.avatar import Avatar
+from engine.avatar.binding import local_to_world, triangle_frames
+from engine.avatar.gaussians import BoundGaussians
+from engine.data.frames import FrameLoader, LoadedFrame, fit_size
+from engine.data.vhap_format import AvatarDataset, FrameRecord
+from engine.head.model import HeadModel
+from engine.head.params import FlameParams
+from engine.render.rasterize import render
+from engine.render.splats import Splats
+from engine.train import losses
+from engine.train.colour_init import colours_from_views, rgb_to_dc
+from engine.train.config import TrainConfig
+from engine.train.densify import DensifyState, accumulate, densify_and_prune, reset_opacity
+from engine.train.init import initial_gaussians
+
+PARAM_NAMES: tuple[str, ...] = ("xyz", "rotation", "log_scale", "opacity_logit", "sh_dc", "sh_rest")
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What one optimisation step did."""
+
+    iteration: int  # iterations done after this step
+    loss: float  # total loss
+    l1: float  # L1 term
+    dssim: float  # 1 − SSIM term
+    psnr: float  # PSNR of this step's training view
+    gaussians: int  # Gaussian count after the step
+    densified: dict[str, int] | None  # counts when densification ran this step
+
+
+class Trainer:
+    """Optimises an avatar's Gaussians (and optionally its per-frame FLAME parameters)."""
+
+    def __init__(self, head: HeadModel, dataset: AvatarDataset, config: TrainConfig,
+                 gaussians: BoundGaussians | None = None) -> None:
+        self.head = head
+        self.dataset = dataset
+        self.config = config
+        self.iteration = 0
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.loader = FrameLoader(capacity=512)
+        self.train_frames: tuple[FrameRecord, ...] = dataset.frames("train")
+        self.timesteps = dataset.timesteps(None)
+        self.row = {t: i for i, t in enumerate(self.timesteps)}
+        self.flame = head.fit_params(dataset.flame_params(None), str(dataset.root))
+        self.extent = _camera_extent(self.train_frames)
+        g = gaussians if gaussians is not None else self._initial_gaussians()
+        self.params = {
+            "xyz": g.xyz, "rotation": g.rotation, "log_scale": g.log_scale, "opacity_logit": g.opacity_logit,
+            "sh_dc": g.sh[:, :1], "sh_rest": _pad_rest(g.sh[:, 1:], config.sh_degree),
+        }
+        self.params = {k: torch.nn.Parameter(v.detach().clone().contiguous()) for k, v in self.params.items()}
+        self.extras = {"binding": g.binding.clone(), "labels": g.labels.clone()}
+        self.optimizer = torch.optim.Adam(self._groups(), lr=0.0, eps=1e-15)
+        self.flame_params: dict[str, torch.nn.Parameter] = {}
+        if config.finetune_flame:
+            self._add_flame_groups()
+        self.densify_state = DensifyState.empty(self.count)
+        self.history: list[dict[str, float]] = []  # one row per step: iteration, loss, psnr
+        self.evaluations: list[dict[str, float]] = []  # one row per evaluation
+        self._vert_cache: dict[int, Tensor] = {}
+
+    @property
+    def count(self) -> int:
+        return int(self.params["xyz"].shape[0])
+
+    def _initial_gaussians(self) -> BoundGaussians:
+        """Gaussians on every triangle at the first training timestep, coloured from its views."""
+        first = self.train_frames[0].timestep
+        verts = self._verts(self.row[first])
+        g = initial_gaussians(self.head, verts, self.config.init_per_triangle, self.generator)
+        rot, centroid, tri_scale = triangle_frames(verts, self.head.faces)
+        means, _, _ = local_to_world(g.binding, g.xyz, g.rotation, torch.exp(g.log_scale), rot, centroid, tri_scale)
+        views = [self.loader.load(f, self._size(f)) for f in self.train_frames if f.timestep == first]
+        colour = colours_from_views(means, rot[g.binding][:, :, 1], views)
+        sh = g.sh.clone()
+        sh[:, 0] = rgb_to_dc(colour)
+        return g.replace(sh=sh)
+
+    def _groups(self) -> list[dict]:
+        c = self.config
+        lrs = {"xyz": c.lr_position, "rotation": c.lr_rotation, "log_scale": c.lr_scaling,
+               "opacity_logit": c.lr_opacity, "sh_dc": c.lr_feature, "sh_rest": c.lr_feature / 20}
+        return [{"params": [self.params[k]], "lr": lrs[k], "name": k} for k in PARAM_NAMES]
+
+    def _add_flame_groups(self) -> None:
+        c = self.config
+        for key, lr in (("expr", c.lr_flame_expr), ("rotation", c.lr_flame_pose), ("neck_pose", c.lr_flame_pose),
+                        ("jaw_pose", c.lr_flame_pose), ("eyes_pose", c.lr_flame_pose), ("translation", c.lr_flame_trans)):
+            p = torch.nn.Parameter(getattr(self.flame, key).detach().clone())
+            self.flame_params[key] = p
+            self.optimizer.add_param_group({"params": [p], "lr": lr, "name": f"flame_{key}"})
+
+    def gaussians(self) -> BoundGaussians:
+        """The current Gaussians (detached copies)."""
+        sh = torch.cat([self.params["sh_dc"], self.params["sh_rest"]], dim=1).detach()
+        return BoundGaussians(self.extras["binding"].clone(), self.params["xyz"].detach().clone(),
+                              self.params["rotation"].detach().clone(), self.params["log_scale"].detach().clone(),
+                              self.params["opacity_logit"].detach().clone(), sh.clone(), self.extras["labels"].clone())
+
+    def current_flame(self) -> FlameParams:
+        """The (possibly refined) per-timestep FLAME parameters, rows in `self.timesteps` order."""
+        if not self.flame_params:
+            return self.flame
+        return self.flame.with_values(**{k: v.detach().clone() for k, v in self.flame_params.items()})
+
+    def avatar(self, name: str = "trained avatar") -> Avatar:
+        return Avatar(self.head, self.gaussians(), self.current_flame(), name)
+
+    def _frame_params(self, timestep: int) -> FlameParams:
+        row = self.row[timestep]
+        p = self.flame.frame(row)
+        if self.flame_params:
+            p = p.with_values(**{k: v[row : row + 1] for k, v in self.flame_params.items()})
+        return p
+
+    def _verts(self, timestep_row: int) -> Tensor:
+        return self.head(self.flame.frame(timestep_row))[0].detach()
+
+    def verts_for(self, timestep: int) -> Tensor:
+        """[V, 3] posed mesh at a timestep (cached while FLAME parameters are fixed)."""
+        if self.flame_params:
+            return self.head(self._frame_params(timestep))[0]
+        if timestep not in self._vert_cache:
+            with torch.no_grad():
+                self._vert_cache[timestep] = self.head(self._frame_params(timestep))[0]
+        return self._vert_cache[timestep]
+
+    def render_frame(self, frame: LoadedFrame, active_sh: int | None = None) -> tuple:
+        """Render the current Gaussians for a loaded frame -> (RenderResult, world scales [N, 3], tri k [N], R [N,3,3])."""
+        verts = self.verts_for(frame.record.timestep)
+        rot, centroid, tri_scale = triangle_frames(verts, self.head.faces)
+        binding = self.extras["binding"]
+        scales_local = torch.exp(self.params["log_scale"])
+        means, quats, scales = local_to_world(binding, self.params["xyz"], self.params["rotation"], scales_local,
+                                              rot, centroid, tri_scale)
+        k = (active_sh if active_sh is not None else self.config.sh_degree) + 1
+        sh = torch.cat([self.params["sh_dc"], self.params["sh_rest"]], dim=1)[:, : k * k]
+        splats = Splats(means, quats, scales, torch.sigmoid(self.params["opacity_logit"]), sh)
+        result = render(splats, frame.camera, (1.0, 1.0, 1.0), backend=self.config.backend)
+        return result, scales, tri_scale[binding], rot[binding]
+
+    def _size(self, record: FrameRecord) -> tuple[int, int]:
+        return fit_size(record.camera.width, record.camera.height, self.config.resolution)
+
+    def _lr_position(self) -> float:
+        c = self.config
+        t = min(1.0, self.iteration / max(1, c.iters))
+        return math.exp((1 - t) * math.log(c.lr_position) + t * math.log(c.lr_position_final))
+
+    def step(self) -> StepStats:
+        """One optimisation step on a random training frame."""
+        c = self.config
+        for group in self.optimizer.param_groups:
+            if group["name"] == "xyz":
+                group["lr"] = self._lr_position()
+        index = int(torch.randint(len(self.train_frames), (1,), generator=self.generator))
+        record = self.train_frames[index]
+        frame = self.loader.load(record, self._size(record))
+        active_sh = min(c.sh_degree, self.iteration // max(1, c.sh_interval))
+        result, world_scale, tri_k, tri_rot = self.render_frame(frame, active_sh)
+        loss, l1, dssim = losses.photometric_loss(result.rgb, frame.image, c.lambda_dssim)
+        if c.lambda_xyz:
+            loss = loss + c.lambda_xyz * losses.position_regulariser(self.params["xyz"], c.threshold_xyz)
+        if c.lambda_scale:
+            loss = loss + c.lambda_scale * losses.scale_regulariser(self.params["log_scale"], c.threshold_scale)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            if result.means2d.grad is not None:
+                accumulate(self.densify_state, result.means2d.grad, result.radii, frame.camera.width, frame.camera.height)
+        self.optimizer.step()
+        self.iteration += 1
+        densified = self._maybe_densify(world_scale.detach(), tri_k.detach(), tri_rot.detach())
+        stats = StepStats(self.iteration, loss.item(), l1.item(), dssim.item(), losses.psnr(result.rgb, frame.image),
+                          self.count, densified)
+        self.history.append({"iteration": self.iteration, "loss": stats.loss, "psnr": stats.psnr})
+        return stats
+
+    def _maybe_densify(self, world_scale: Tensor, tri_k: Tensor, tri_rot: Tensor) -> dict[str, int] | None:
+        d = self.config.densify
+        it = self.iteration
+        if d.opacity_reset_interval and it % d.opacity_reset_interval == 0 and it < d.stop_fraction * self.config.iters:
+            reset_opacity(self.params, self.optimizer)
+        if it < d.start or it > d.stop_fraction * self.config.iters or it % d.interval:
+            return None
+        return densify_and_prune(self.params, self.optimizer, self.extras, self.densify_state, world_scale, tri_k,
+                                 tri_rot, self.extent, d, self.head.n_faces, self.generator)
+
+    @torch.no_grad()
+    def evaluate(self, split: str, max_frames: int | None = None) -> dict[str, float]:
+        """Mean PSNR and SSIM over (up to max_frames evenly spaced) frames of a split."""
+        frames = self.dataset.frames(split)
+        if not frames:
+            return {}
+        if max_frames and len(frames) > max_frames:
+            step = len(frames) / max_frames
+            frames = tuple(frames[int(i * step)] for i in range(max_frames))
+        psnrs, ssims = [], []
+        for record in frames:
+            frame = self.loader.load(record, self._size(record))
+            result, *_ = self.render_frame(frame)
+            psnrs.append(losses.psnr(result.rgb.clamp(0, 1), frame.image))
+            ssims.append(float(losses.ssim(result.rgb.clamp(0, 1), frame.image)))
+        return {"psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims), "frames": float(len(frames))}
+
+    def preview(self, split: str = "val") -> Tensor:
+        """[H, W, 3] render of the first frame of a split (train when the split is empty)."""
+        frames = self.dataset.frames(split) or self.train_frames
+        record = frames[0]
+        with torch.no_grad():
+            result, *_ = self.render_frame(self.loader.load(record, self._size(record)))
+        return result.rgb.clamp(0, 1)
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly: parameters, Adam moments, statistics, RNG, history."""
+        return {
+            "iteration": self.iteration,
+            "config": self.config.to_dict(),
+            "params": {k: v.detach().clone() for k, v in self.params.items()},
+            "extras": {k: v.clone() for k, v in self.extras.items()},
+            "flame_params": {k: v.detach().clone() for k, v in self.flame_params.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "densify": {"grad_sum": self.densify_state.grad_sum.clone(), "count": self.densify_state.count.clone()},
+            "generator": self.generator.get_state(),
+            "history": list(self.history),
+            "evaluations": list(self.evaluations),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = int(state["iteration"])
+        self.params = {k: torch.nn.Parameter(v.clone()) for k, v in state["params"].items()}
+        self.extras = {k: v.clone() for k, v in state["extras"].items()}
+        self.optimizer = torch.optim.Adam(self._groups(), lr=0.0, eps=1e-15)
+        self.flame_params = {}
+        if state["flame_params"]:
+            for key, value in state["flame_params"].items():
+                p = torch.nn.Parameter(value.clone())
+                self.flame_params[key] = p
+                lr = self.config.lr_flame_expr if key == "expr" else (
+                    self.config.lr_flame_trans if key == "translation" else self.config.lr_flame_pose)
+                self.optimizer.add_param_group({"params": [p], "lr": lr, "name": f"flame_{key}"})
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.densify_state = DensifyState(state["densify"]["grad_sum"].clone(), state["densify"]["count"].clone())
+        self.generator.set_state(state["generator"])
+        self.history = list(state["history"])
+        self.evaluations = list(state["evaluations"])
+        self._vert_cache.clear()
+
+
+def _pad_rest(rest: Tensor, degree: int) -> Tensor:
+    """SH rest coefficients [N, (d+1)²−1, 3] for the training degree (zero-padded or cut)."""
+    want = (degree + 1) ** 2 - 1
+    if rest.shape[1] >= want:
+        return rest[:, :want]
+    return torch.cat([rest, torch.zeros(rest.shape[0], want - rest.shape[1], 3, dtype=rest.dtype)], dim=1)
+
+
+def _camera_extent(frames: tuple[FrameRecord, ...]) -> float:
+    """1.1 × the largest distance of a training camera from the cameras' mean (3DGS' scene extent)."""
+    centres = torch.stack([f.camera.position.float() for f in frames])
+    return 1.1 * float((centres - centres.mean(0)).norm(dim=-1).max().clamp(min=1e-3))

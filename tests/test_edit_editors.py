@@ -1,0 +1,172 @@
+"""Image editors: procedural colour edit, tiny diffusers pipelines loaded by path, HTTP endpoint stand-in."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.edit.colour_space import srgb_to_oklab
+from engine.edit.editors import EditorError, EditorSettings, make_editor
+from engine.prompting import refine
+
+
+def _image_and_mask(h: int = 64, w: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    yy = torch.linspace(0.3, 0.8, h)[:, None, None]
+    image = (torch.tensor([0.8, 0.4, 0.4]) * yy + 0.05 * torch.rand(h, w, 3, generator=gen)).clamp(0, 1)
+    mask = torch.zeros(h, w)
+    mask[16:48, 12:52] = 1.0
+    return image, mask
+
+
+def test_procedural_colour_reaches_target_and_keeps_outside_and_shading() -> None:
+    image, mask = _image_and_mask()
+    plan = refine("make the lips blue").plan
+    out = make_editor(EditorSettings("procedural")).edit(image, mask, plan, 0).image
+    assert torch.equal(out[mask == 0], image[mask == 0])
+    inside = out[mask > 0]
+    target = srgb_to_oklab(torch.tensor(plan.colour, dtype=torch.float32)[None] / 255)[0]
+    before = (srgb_to_oklab(image[mask > 0]).mean(0) - target).norm()
+    after = (srgb_to_oklab(inside).mean(0) - target).norm()
+    assert after < 0.02 < before
+    # shading kept: lightness still correlates with the original's
+    l0, l1 = srgb_to_oklab(image[mask > 0])[:, 0], srgb_to_oklab(inside)[:, 0]
+    assert float(torch.corrcoef(torch.stack([l0, l1]))[0, 1]) > 0.9
+
+
+def test_procedural_refuses_shape_edits() -> None:
+    image, mask = _image_and_mask()
+    with pytest.raises(EditorError, match="diffusion"):
+        make_editor(EditorSettings("procedural")).edit(image, mask, refine("make the nose bigger").plan)
+
+
+def _write_tokenizer(folder: Path) -> None:
+    from transformers import CLIPTokenizer
+
+    words = ["make", "the", "lips", "blue", "keep", "face", "a", "photo"]
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in "abcdefghijklmnopqrstuvwxyz,;.":
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    for w in words:
+        vocab.setdefault(w + "</w>", len(vocab))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer.from_pretrained(str(folder), model_max_length=77).save_pretrained(str(folder))
+
+
+def _tiny_pipeline(mode: str, folder: Path) -> None:
+    from diffusers import (
+        AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, StableDiffusionInstructPix2PixPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    in_ch = 8 if mode == "instruct-pix2pix" else 9
+    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=in_ch,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
+                                attention_head_dim=2, norm_num_groups=4)
+    vae = AutoencoderKL(block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+                        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), norm_num_groups=4)
+    text = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=1, hidden_size=16, intermediate_size=32,
+                                        num_attention_heads=2, num_hidden_layers=1, vocab_size=100,
+                                        max_position_embeddings=77, projection_dim=16))
+    _write_tokenizer(folder / "tok")
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tok"))
+    cls = StableDiffusionInstructPix2PixPipeline if mode == "instruct-pix2pix" else StableDiffusionInpaintPipeline
+    pipe = cls(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=DDIMScheduler(),
+               safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(str(folder / "model"))
+
+
+@pytest.mark.parametrize("mode", ["instruct-pix2pix", "inpaint"])
+def test_diffusion_editor_end_to_end_from_a_saved_tiny_pipeline(tmp_path: Path, mode: str) -> None:
+    _tiny_pipeline(mode, tmp_path)
+    image, mask = _image_and_mask(48, 40)
+    plan = refine("make the lips blue").plan.model_copy(update={"steps": 2})
+    editor = make_editor(EditorSettings(mode, model=str(tmp_path / "model"), size=32))
+    result = editor.edit(image, mask, plan, seed=3)
+    assert result.image.shape == image.shape and result.raw.shape == image.shape
+    assert torch.equal(result.image[mask == 0], image[mask == 0])
+    assert not torch.allclose(result.image[mask > 0], image[mask > 0], atol=1e-3)
+    again = editor.edit(image, mask, plan, seed=3)
+    assert torch.equal(again.image, result.image)  # seeded
+
+
+def test_diffusion_editor_never_downloads(tmp_path: Path) -> None:
+    image, mask = _image_and_mask()
+    editor = make_editor(EditorSettings("instruct-pix2pix", model="nobody/not-a-cached-model", size=32))
+    with pytest.raises(EditorError, match="without downloading"):
+        editor.edit(image, mask, refine("make the lips blue").plan)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+    fail_first = 0
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).requests.append({"path": self.path, "body": body, "type": self.headers["Content-Type"]})
+        if type(self).fail_first > 0:
+            type(self).fail_first -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 32), (10, 20, 230)).save(buffer, format="PNG")
+        answer = json.dumps({"data": [{"b64_json": base64.b64encode(buffer.getvalue()).decode()}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+
+@pytest.fixture()
+def server():
+    _Handler.requests, _Handler.fail_first = [], 1
+    httpd = HTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+def test_http_editor_posts_image_mask_prompt_and_retries(server: str) -> None:
+    from engine.edit.editors.http_image import HttpImageEditor
+
+    image, mask = _image_and_mask()
+    editor = HttpImageEditor(server, api_key="k", size=32, timeout=5, retries=2, backoff=0.01)
+    result = editor.edit(image, mask, refine("make the lips blue").plan, 0)
+    assert len(_Handler.requests) == 2  # one 503, then success
+    req = _Handler.requests[-1]
+    assert req["path"] == "/v1/images/edits" and req["type"].startswith("multipart/form-data")
+    for part in (b'name="image"', b'name="mask"', b'name="prompt"', b"make the lips blue", b"\x89PNG"):
+        assert part in req["body"]
+    assert torch.equal(result.image[mask == 0], image[mask == 0])
+    assert torch.allclose(result.image[32, 32], torch.tensor([10, 20, 230]) / 255, atol=0.02)
+
+
+def test_http_editor_reports_unreachable_endpoint() -> None:
+    from engine.edit.editors.http_image import HttpImageEditor
+
+    image, mask = _image_and_mask()
+    editor = HttpImageEditor("http://127.0.0.1:9/v1", size=32, timeout=1, retries=1, backoff=0.01)
+    with pytest.raises(EditorError, match="failed after 2 attempt"):
+        editor.edit(image, mask, refine("make the lips blue").plan)

@@ -1,0 +1,127 @@
+"""Local language-model backend with a tiny randomly initialised GPT-2 loaded by path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+
+from engine.prompting.llm_json import BackendError, build_messages, system_prompt  # noqa: E402
+from engine.prompting.llm_local import LocalLLMConfig, LocalLLMRefiner  # noqa: E402
+from engine.prompting.plan import PlanError  # noqa: E402
+from engine.prompting.refine import RefineSettings, refine, refine_with  # noqa: E402
+
+PLAN = {"refined_prompt": "make the hair bright blue", "components": ["hair"], "kinds": ["colour"],
+        "colour": [30, 90, 255], "guidance_scale": 9.0, "steps": 25, "expression": {"smile": 0.2}}
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def _save_tiny_model(folder: Path, chat: bool) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = [system_prompt(), json.dumps(PLAN), "give her bright red lipstick and make her smile"] * 3
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    if chat:
+        fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(fast), n_positions=2048, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_gpt2")
+    _save_tiny_model(folder, chat=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chat_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_gpt2_chat")
+    _save_tiny_model(folder, chat=True)
+    return folder
+
+
+class ForceText(transformers.LogitsProcessor):
+    """Forces generation to spell a fixed token sequence, then end-of-text."""
+
+    def __init__(self, target: list[int], eos: int) -> None:
+        self.target, self.eos, self.start = target, eos, None
+
+    def __call__(self, input_ids, scores):  # [B, L], [B, V]
+        if self.start is None:
+            self.start = input_ids.shape[1]
+        step = input_ids.shape[1] - self.start
+        token = self.target[step] if step < len(self.target) else self.eos
+        forced = torch.full_like(scores, float("-inf"))
+        forced[:, token] = 0.0
+        return forced
+
+
+def test_garbage_answer_falls_back_with_reason(model_dir: Path) -> None:
+    refiner = LocalLLMRefiner(LocalLLMConfig(model=str(model_dir), max_new_tokens=40))
+    answer = refiner.generate_text("dye her hair blue")
+    assert isinstance(answer, str)
+    with pytest.raises(PlanError, match="local model"):
+        refiner.refine("dye her hair blue")
+    result = refine_with(refiner, "dye her hair blue")
+    assert result.backend == "rules" and result.requested_backend == "local"
+    assert "local model" in result.fallback_reason
+    assert result.plan.components == ("hair",)
+    assert result.messages()[0].startswith("local backend not used")
+
+
+def test_json_constraint_keeps_tokens_printable(model_dir: Path) -> None:
+    refiner = LocalLLMRefiner(LocalLLMConfig(model=str(model_dir), max_new_tokens=40, json_tokens_only=True))
+    answer = refiner.generate_text("make her smile")
+    assert all(32 <= ord(ch) < 127 or ch in "\n\t" for ch in answer)
+
+
+def test_forced_valid_plan_is_accepted(chat_model_dir: Path) -> None:
+    tok = transformers.AutoTokenizer.from_pretrained(str(chat_model_dir))
+    target = tok.encode(" Here is the plan: " + json.dumps(PLAN) + " trailing words")
+    refiner = LocalLLMRefiner(LocalLLMConfig(model=str(chat_model_dir), max_new_tokens=400),
+                              logits_processors=[ForceText(target, tok.eos_token_id)])
+    result = refine_with(refiner, "make her hair bright blue and smile a bit")
+    assert result.fallback_reason is None and result.backend == "local"
+    plan = result.plan
+    assert plan.components == ("hair",) and plan.colour == (30, 90, 255)
+    assert plan.guidance_scale == 9.0 and plan.steps == 25 and plan.expression == {"smile": 0.2}
+    assert plan.prompt == "make her hair bright blue and smile a bit"
+    # the chat template was used: the encoded instruction starts with the system role marker
+    assert refiner._encode("x").shape[1] == tok(tok.apply_chat_template(
+        build_messages("x"), add_generation_prompt=True, tokenize=False), add_special_tokens=False,
+        return_tensors="pt")["input_ids"].shape[1]
+
+
+def test_forced_invalid_plan_is_rejected(model_dir: Path) -> None:
+    tok = transformers.AutoTokenizer.from_pretrained(str(model_dir))
+    bad = {"refined_prompt": "x", "components": ["tail"], "kinds": ["colour"]}
+    refiner = LocalLLMRefiner(LocalLLMConfig(model=str(model_dir), max_new_tokens=200),
+                              logits_processors=[ForceText(tok.encode(json.dumps(bad)), tok.eos_token_id)])
+    result = refine_with(refiner, "paint her hair red")
+    assert result.backend == "rules" and "needs target components" in result.fallback_reason
+    assert result.plan.components == ("hair",)
+
+
+def test_missing_model_falls_back(tmp_path: Path) -> None:
+    with pytest.raises(BackendError, match="cannot load"):
+        LocalLLMRefiner(LocalLLMConfig(model=str(tmp_path / "nope"))).load()
+    result = refine("make her smile", "local", RefineSettings(local_model=str(tmp_path / "nope")))
+    assert result.backend == "rules" and "cannot load" in result.fallback_reason
+    assert result.plan.expression == {"smile": 0.6}

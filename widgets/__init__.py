@@ -1,0 +1,2 @@
+"""Reusable Qt widgets (viewport, sliders, timeline, presets). They observe a session model passed in
+__init__ and never import app/."""

@@ -1,0 +1,193 @@
+"""Edit panel: editor backend, model path / URL, Edit and Cancel, progress with the current keyframe's
+before/after images, the layer list (toggle, delete) and a before/after split comparison.
+
+It computes nothing: it emits requests and shows what it is given (model/view split; no app imports).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
+    QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
+)
+
+BACKENDS: tuple[tuple[str, str], ...] = (
+    ("procedural", "Procedural (offline)"), ("instruct-pix2pix", "InstructPix2Pix (diffusers)"),
+    ("inpaint", "Stable Diffusion inpainting"), ("http", "Image-edit endpoint (HTTP)"),
+)
+THUMB = 160
+
+
+def to_pixmap(image: np.ndarray, side: int = THUMB) -> QPixmap:
+    """A QPixmap of a float [H, W, 3] array in [0, 1] (or uint8), scaled to fit side."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+    arr = np.ascontiguousarray(arr[..., :3])
+    h, w, _ = arr.shape
+    qimage = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    return QPixmap.fromImage(qimage).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                            Qt.TransformationMode.SmoothTransformation)
+
+
+class EditPanel(QWidget):
+    """The Edit dock."""
+
+    edit_requested = Signal(dict)  # {"backend", "model", "url", "keyframes"}
+    cancel_requested = Signal()
+    layer_toggled = Signal(str, bool)  # layer id, enabled
+    layer_deleted = Signal(str)  # layer id
+    compare_requested = Signal()  # render a before/after comparison of the current view
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.backend_box = QComboBox()
+        for key, text in BACKENDS:
+            self.backend_box.addItem(text, key)
+        self.backend_box.currentIndexChanged.connect(self._sync_fields)
+        self.model_edit = QLineEdit()
+        self.model_edit.setPlaceholderText("diffusers folder or cached hub id")
+        browse = QPushButton("…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.model_edit)
+        row.addWidget(browse)
+        self.url_edit = QLineEdit()
+        self.url_edit.setPlaceholderText("http://127.0.0.1:8000/v1")
+        self.keyframes_spin = QSpinBox()
+        self.keyframes_spin.setRange(0, 64)
+        self.keyframes_spin.setSpecialValueText("from plan")
+        form.addRow("Editor", self.backend_box)
+        form.addRow("Model", row)
+        form.addRow("Endpoint", self.url_edit)
+        form.addRow("Keyframes", self.keyframes_spin)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        self.edit_button = QPushButton("Edit")
+        self.cancel_button = QPushButton("Cancel")
+        self.edit_button.clicked.connect(self._request_edit)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        buttons.addWidget(self.edit_button)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status_label)
+        images = QHBoxLayout()
+        self.before_label, self.after_label = QLabel("before"), QLabel("after")
+        for label in (self.before_label, self.after_label):
+            label.setMinimumSize(THUMB // 2, THUMB // 2)
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            images.addWidget(label)
+        layout.addLayout(images)
+        layout.addWidget(QLabel("Layers"))
+        self.layer_list = QListWidget()
+        self.layer_list.itemChanged.connect(self._item_changed)
+        layout.addWidget(self.layer_list)
+        self.delete_button = QPushButton("Delete layer")
+        self.delete_button.clicked.connect(self._delete_current)
+        layout.addWidget(self.delete_button)
+        compare_row = QHBoxLayout()
+        self.compare_button = QPushButton("Compare before/after")
+        self.compare_button.clicked.connect(self.compare_requested)
+        self.split_slider = QSlider(Qt.Orientation.Horizontal)
+        self.split_slider.setRange(0, 100)
+        self.split_slider.setValue(50)
+        self.split_slider.valueChanged.connect(self._draw_split)
+        compare_row.addWidget(self.compare_button)
+        compare_row.addWidget(self.split_slider)
+        layout.addLayout(compare_row)
+        self.compare_label = QLabel("")
+        self.compare_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.compare_label)
+        self._pair: tuple[np.ndarray, np.ndarray] | None = None
+        self.set_running(False)
+        self._sync_fields()
+
+    # ---- requests -----------------------------------------------------------------------------
+    def settings(self) -> dict:
+        return {"backend": self.backend_box.currentData(), "model": self.model_edit.text().strip() or None,
+                "url": self.url_edit.text().strip() or None, "keyframes": self.keyframes_spin.value() or None}
+
+    def _request_edit(self) -> None:
+        self.edit_requested.emit(self.settings())
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Diffusers model folder")
+        if folder:
+            self.model_edit.setText(folder)
+
+    def _sync_fields(self) -> None:
+        backend = self.backend_box.currentData()
+        self.model_edit.setEnabled(backend != "procedural")
+        self.url_edit.setEnabled(backend == "http")
+
+    def _item_changed(self, item: QListWidgetItem) -> None:
+        self.layer_toggled.emit(item.data(Qt.ItemDataRole.UserRole), item.checkState() == Qt.CheckState.Checked)
+
+    def _delete_current(self) -> None:
+        item = self.layer_list.currentItem()
+        if item is not None:
+            self.layer_deleted.emit(item.data(Qt.ItemDataRole.UserRole))
+
+    # ---- showing state --------------------------------------------------------------------------
+    def set_running(self, running: bool) -> None:
+        self.edit_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if not running:
+            self.progress_bar.setValue(0)
+
+    def set_progress(self, fraction: float, message: str) -> None:
+        self.progress_bar.setValue(int(1000 * max(0.0, min(1.0, fraction))))
+        self.status_label.setText(message)
+
+    def show_message(self, message: str) -> None:
+        self.status_label.setText(message)
+
+    def show_preview(self, index: int, before: np.ndarray, after: np.ndarray) -> None:
+        self.before_label.setPixmap(to_pixmap(before))
+        self.after_label.setPixmap(to_pixmap(after))
+        self.before_label.setToolTip(f"keyframe {index}: before")
+        self.after_label.setToolTip(f"keyframe {index}: after")
+
+    def set_layers(self, layers: Sequence[tuple[str, str, bool]]) -> None:
+        """Show layers as (id, name, enabled), in order."""
+        with QSignalBlocker(self.layer_list):
+            self.layer_list.clear()
+            for layer_id, name, enabled in layers:
+                item = QListWidgetItem(name)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked if enabled else Qt.CheckState.Unchecked)
+                item.setData(Qt.ItemDataRole.UserRole, layer_id)
+                self.layer_list.addItem(item)
+
+    def show_comparison(self, before: np.ndarray, after: np.ndarray) -> None:
+        """A split view: before left of the slider, after right of it."""
+        self._pair = (np.asarray(before), np.asarray(after))
+        self._draw_split()
+
+    def split_image(self) -> np.ndarray | None:
+        if self._pair is None:
+            return None
+        before, after = self._pair
+        cut = int(before.shape[1] * self.split_slider.value() / 100)
+        out = after.copy()
+        out[:, :cut] = before[:, :cut]
+        if 0 < cut < out.shape[1]:
+            out[:, cut] = 1.0 if out.dtype != np.uint8 else 255
+        return out
+
+    def _draw_split(self) -> None:
+        image = self.split_image()
+        if image is not None:
+            self.compare_label.setPixmap(to_pixmap(image, 2 * THUMB))

@@ -1,0 +1,151 @@
+"""The Masks panel: component checklist with colour swatches, paint tools, threshold and selection ops.
+
+It holds no selection itself: it emits what the user asks for, and the masks controller (app/) keeps
+it in sync with `set_components` / `set_threshold`, which block the panel's own signals.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QButtonGroup, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+    QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget,
+)
+
+from engine.head.components import COLOURS, COMPONENTS
+
+TOOLS: tuple[str, ...] = ("orbit", "brush", "eraser", "lasso")
+"""Viewport tools: orbit (no painting), brush adds, eraser removes, lasso adds a filled outline."""
+
+
+def _swatch(name: str) -> QIcon:
+    pix = QPixmap(14, 14)
+    pix.fill(QColor(*COLOURS[name]))
+    return QIcon(pix)
+
+
+class MasksPanel(QWidget):
+    """Emits the user's selection requests; owns no selection state."""
+
+    componentsChanged = Signal(list)  # ticked component names, in COMPONENTS order
+    toolChanged = Signal(str)  # one of TOOLS
+    brushChanged = Signal(float, float)  # brush radius in image pixels, hardness in [0, 1]
+    thresholdChanged = Signal(float)  # selection threshold in [0, 1]
+    invertRequested = Signal()
+    growRequested = Signal()
+    shrinkRequested = Signal()
+    clearRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        box = QGroupBox("Facial components")
+        self.components = QListWidget()
+        for name in COMPONENTS:
+            item = QListWidgetItem(_swatch(name), name.replace("_", " "))
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+            self.components.addItem(item)
+        self.components.itemChanged.connect(self._on_item)
+        inner = QVBoxLayout(box)
+        inner.addWidget(self.components)
+        layout.addWidget(box)
+        layout.addWidget(self._tools_box())
+        layout.addWidget(self._ops_box())
+        layout.addStretch(1)
+
+    def _tools_box(self) -> QGroupBox:
+        box = QGroupBox("Paint on the viewport")
+        grid = QGridLayout()
+        self.tool_buttons: dict[str, QToolButton] = {}
+        self._tool_group = QButtonGroup(self)
+        for i, tool in enumerate(TOOLS):
+            b = QToolButton()
+            b.setText(tool.capitalize())
+            b.setCheckable(True)
+            b.setObjectName(f"tool_{tool}")
+            self._tool_group.addButton(b)
+            self.tool_buttons[tool] = b
+            b.clicked.connect(lambda _=False, t=tool: self.toolChanged.emit(t))
+            grid.addWidget(b, 0, i)
+        self.tool_buttons["orbit"].setChecked(True)
+        form = QFormLayout()
+        self.size_slider = self._slider(1, 80, 12)
+        self.hardness_slider = self._slider(0, 100, 60)
+        self.size_slider.valueChanged.connect(self._emit_brush)
+        self.hardness_slider.valueChanged.connect(self._emit_brush)
+        form.addRow("Size (px)", self.size_slider)
+        form.addRow("Hardness", self.hardness_slider)
+        outer = QVBoxLayout(box)
+        outer.addLayout(grid)
+        outer.addLayout(form)
+        return box
+
+    def _ops_box(self) -> QGroupBox:
+        box = QGroupBox("Selection")
+        row = QHBoxLayout()
+        for text, signal in (("Invert", self.invertRequested), ("Grow", self.growRequested),
+                             ("Shrink", self.shrinkRequested), ("Clear", self.clearRequested)):
+            b = QPushButton(text)
+            b.setObjectName(f"op_{text.lower()}")
+            b.clicked.connect(signal.emit)
+            row.addWidget(b)
+        form = QFormLayout()
+        self.threshold_slider = self._slider(1, 100, 50)
+        self.threshold_label = QLabel("0.50")
+        self.threshold_slider.valueChanged.connect(self._on_threshold)
+        form.addRow("Threshold", self.threshold_slider)
+        form.addRow("", self.threshold_label)
+        outer = QVBoxLayout(box)
+        outer.addLayout(row)
+        outer.addLayout(form)
+        self.status = QLabel("No selection")
+        outer.addWidget(self.status)
+        return box
+
+    @staticmethod
+    def _slider(lo: int, hi: int, value: int) -> QSlider:
+        s = QSlider(Qt.Orientation.Horizontal)
+        s.setRange(lo, hi)
+        s.setValue(value)
+        return s
+
+    # ---- state readers and sync --------------------------------------------------------------
+    def ticked(self) -> list[str]:
+        return [self.components.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.components.count())
+                if self.components.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_components(self, names: list[str] | tuple[str, ...]) -> None:
+        """Tick exactly these components without emitting componentsChanged."""
+        self.components.blockSignals(True)
+        for i in range(self.components.count()):
+            item = self.components.item(i)
+            on = item.data(Qt.ItemDataRole.UserRole) in names
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        self.components.blockSignals(False)
+
+    def set_threshold(self, value: float) -> None:
+        self.threshold_slider.blockSignals(True)
+        self.threshold_slider.setValue(round(value * 100))
+        self.threshold_slider.blockSignals(False)
+        self.threshold_label.setText(f"{value:.2f}")
+
+    def set_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    @property
+    def brush(self) -> tuple[float, float]:
+        """(radius in image pixels, hardness in [0, 1])."""
+        return float(self.size_slider.value()), self.hardness_slider.value() / 100.0
+
+    def _on_item(self, _item: QListWidgetItem) -> None:
+        self.componentsChanged.emit(self.ticked())
+
+    def _emit_brush(self) -> None:
+        self.brushChanged.emit(*self.brush)
+
+    def _on_threshold(self, value: int) -> None:
+        self.threshold_label.setText(f"{value / 100:.2f}")
+        self.thresholdChanged.emit(value / 100.0)

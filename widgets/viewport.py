@@ -1,0 +1,147 @@
+"""The 3D viewport: shows the frames the render thread delivers and turns mouse input into camera changes.
+
+It paints a read-back image (the renderer draws offscreen through EGL, so the same path works under
+offscreen Qt, Xvfb and desktops). Mouse: left drag orbits, middle or shift+left drag pans, the wheel
+zooms, a double-click resets the camera. The camera lives in the session model; this widget only
+writes it back through model.set_camera / model.reset_camera.
+
+The model is app.session.SessionModel (typed as QObject: widgets/ may not import app/).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, QPoint, QRectF, QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QResizeEvent, QWheelEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+ORBIT_DEG_PER_PX = 0.4  # camera degrees per pixel of drag
+ZOOM_PER_NOTCH = 0.9  # distance factor per wheel notch (120 units) toward the scene
+
+
+class Viewport(QWidget):
+    """Displays frames (objects with .image [H, W, 3] uint8, .latency_ms, .backend) and drives the camera."""
+
+    sizeChanged = Signal(int, int)  # new size in device pixels
+
+    def __init__(self, model: QObject, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.setMinimumSize(320, 240)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        self._image: QImage | None = None
+        self._frame: object | None = None
+        self._fps = 0.0
+        self._drag: tuple[str, QPointF] | None = None  # ("orbit" | "pan", last position)
+        self.frames_shown = 0
+        model.viewOptionsChanged.connect(self.update)
+        model.avatarChanged.connect(self._on_avatar)
+
+    # ---- frames ------------------------------------------------------------------------------
+    def show_frame(self, frame: object, fps: float | None = None) -> None:
+        """Display a finished frame (called in the GUI thread)."""
+        image = np.ascontiguousarray(frame.image)
+        h, w = image.shape[:2]
+        self._image = QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        self._frame = frame
+        if fps is not None:
+            self._fps = fps
+        self.frames_shown += 1
+        self.update()
+
+    @property
+    def frame(self) -> object | None:
+        """The frame on screen (None before the first)."""
+        return self._frame
+
+    def image_array(self) -> np.ndarray | None:
+        """[H, W, 3] uint8 pixels of the frame on screen, at render resolution."""
+        return None if self._frame is None else self._frame.image
+
+    def device_size(self) -> tuple[int, int]:
+        dpr = self.devicePixelRatioF()
+        return max(1, round(self.width() * dpr)), max(1, round(self.height() * dpr))
+
+    def _on_avatar(self) -> None:
+        self._image, self._frame = None, None
+        self.update()
+
+    # ---- painting ----------------------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        bg = self.model.view_options.background
+        p.fillRect(self.rect(), QColor.fromRgbF(*bg))
+        if self._image is None:
+            p.setPen(QColor(200, 200, 205))
+            text = "Loading avatar…" if self.model.avatar is None else "Rendering…"
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, text)
+        else:
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            p.drawImage(QRectF(self.rect()), self._image)
+            if self.model.view_options.fps:
+                self._paint_stats(p)
+        p.end()
+
+    def _paint_stats(self, p: QPainter) -> None:
+        frame = self._frame
+        text = f"{self._fps:5.1f} fps   {frame.latency_ms:4.0f} ms   {frame.backend}   {self._image.width()}×{self._image.height()}"
+        font = QFont(self.font())
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        font.setFamily("monospace")
+        font.setPointSizeF(max(8.0, font.pointSizeF() * 0.9))
+        p.setFont(font)
+        box = p.fontMetrics().boundingRect(text).adjusted(-8, -4, 8, 4)
+        box.moveTopLeft(QPoint(10, 10))
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(0, 0, 0, 140))
+        p.drawRoundedRect(box, 5, 5)
+        p.setPen(QColor(225, 230, 235))
+        p.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.sizeChanged.emit(*self.device_size())
+
+    # ---- mouse -------------------------------------------------------------------------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        button, shift = event.button(), bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and shift):
+            self._drag = ("pan", event.position())
+            self.setCursor(Qt.CursorShape.SizeAllCursor)
+        elif button == Qt.MouseButton.LeftButton:
+            self._drag = ("orbit", event.position())
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._drag is None or self.model.avatar is None:
+            return
+        mode, last = self._drag
+        pos = event.position()
+        dx, dy = pos.x() - last.x(), pos.y() - last.y()
+        self._drag = (mode, pos)
+        cam = self.model.camera
+        if mode == "orbit":
+            self.model.set_camera(cam.orbited(-dx * ORBIT_DEG_PER_PX, dy * ORBIT_DEG_PER_PX))
+        else:
+            self.model.set_camera(cam.panned(dx, dy, max(1, self.height())))
+        event.accept()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        self._drag = None
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        event.accept()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        notches = event.angleDelta().y() / 120.0
+        if notches and self.model.avatar is not None:
+            self.model.set_camera(self.model.camera.zoomed(ZOOM_PER_NOTCH ** notches))
+        event.accept()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        self.model.reset_camera()
+        event.accept()
