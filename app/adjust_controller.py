@@ -17,11 +17,11 @@ model changes:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.session import SessionModel
 from engine.edit.adjust import AdjustParams, AdjustPreview, TriangleFrames, adjust_layer, apply_deltas, reference_frames
@@ -214,7 +214,10 @@ def install_adjust(window: object) -> AdjustController:
     layout.addWidget(panel)
     layout.addStretch(1)
     controller = AdjustController(window.model, panel, status, parent=window)
-    window.add_panel(PanelSpec("adjust", "Adjust", lambda w: box))
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(box)
+    window.add_panel(PanelSpec("adjust", "Adjust", lambda w: scroll))
     hide = QAction("&Hide selection", window)
     hide.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
     hide.triggered.connect(controller.hide_selection)

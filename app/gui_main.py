@@ -75,12 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     return app.exec()
 
 
-def install_features(window: "MainWindow", state_folder: str | None = None,  # noqa: F821
+def install_features(window: MainWindow, state_folder: str | None = None,  # noqa: F821
                      refine_settings: object | None = None) -> dict[str, object]:
     """Dock the feature panels and install their controllers; returns them by name (also window.features).
 
     Order matters only for the dock layout (panels on the right stack in this order).
     """
+    from PySide6.QtCore import Qt
+
     from app.adjust_controller import install_adjust
     from app.main_window import PanelSpec
     from app.project_controller import install_project
@@ -90,23 +92,35 @@ def install_features(window: "MainWindow", state_folder: str | None = None,  # n
     features: dict[str, object] = {}
     features["prompt"] = install_prompt(window, refine_settings)
     features["adjust"] = install_adjust(window)
+    window.tabifyDockWidget(window.docks["prompt"], window.docks["adjust"])  # one column fits a 900 px screen
+    window.docks["prompt"].raise_()
     window.add_panel(PanelSpec("layers", "Layers", lambda w: LayersPanel(w.model)))
-    features["layers"] = window.docks["layers"].widget()
-    # ---- LEAD: install the masks and diffusion-edit panels here (one call each) ----------------
-    # from app.masks_controller import install_masks
-    # features["masks"] = install_masks(window)
-    # from app.edit_controller import install_edit
-    # features["edit"] = install_edit(window)
-    # ---------------------------------------------------------------------------------------------
-    project = features["project"] = install_project(window, state_folder)
+    features["layers"] = window.panels["layers"]
+    from app.edit_controller import install_edit_panel
+    from app.masks_controller import install_masks
+    from app.train_controller import install_train_panel
+
+    features["masks"] = install_masks(window)
+    features["edit"] = edit = install_edit_panel(window)
+    window.tabifyDockWidget(window.docks["adjust"], window.docks["edit"])
+    window.tabifyDockWidget(window.docks["adjust"], window.docks["masks"])
+    features["train"] = install_train_panel(window, window.model)
+    window.docks["prompt"].raise_()
     prompt = features["prompt"]
+    prompt.refined.connect(lambda result: edit.set_plan(result.plan))
+    prompt.panel.plan_edited.connect(edit.set_plan)
+    edit.set_selection_source(lambda: window.model.selection)
+    project = features["project"] = install_project(window, state_folder)
     project.add_part(save=lambda p: setattr(p, "prompt_history", prompt.history),
                      load=lambda p: prompt.set_history(p.prompt_history), changed=prompt.historyChanged)
     window.features.update(features)
+    docks = window.docks
+    window.resizeDocks([docks["expression"], docks["prompt"], docks["layers"]], [420, 420, 110], Qt.Orientation.Vertical)
+    window.resizeDocks([docks["timeline"]], [110], Qt.Orientation.Vertical)
     return features
 
 
-def apply_style(app: "QApplication") -> None:  # noqa: F821
+def apply_style(app: QApplication) -> None:  # noqa: F821
     """Fusion style with a dark palette (the splats read best on dark grey)."""
     from PySide6.QtGui import QColor, QPalette
 
@@ -128,7 +142,7 @@ def apply_style(app: "QApplication") -> None:  # noqa: F821
     app.setPalette(pal)
 
 
-def _apply_pose_arg(model: "SessionModel", text: str) -> None:  # noqa: F821
+def _apply_pose_arg(model: SessionModel, text: str) -> None:  # noqa: F821
     for item in filter(None, text.split(",")):
         name, _, value = item.partition("=")
         try:
@@ -137,7 +151,7 @@ def _apply_pose_arg(model: "SessionModel", text: str) -> None:  # noqa: F821
             model.message.emit(f"--pose: {exc}")
 
 
-def _screenshot_when_ready(app: "QApplication", window: "MainWindow", controller: "RenderController",  # noqa: F821
+def _screenshot_when_ready(app: QApplication, window: MainWindow, controller: RenderController,  # noqa: F821
                            path: Path) -> None:
     """Grab the window once a full-resolution frame is shown and nothing is pending, then quit."""
     from PySide6.QtCore import QTimer

@@ -8,13 +8,14 @@ Files load on worker threads; failures become dialogs and the old avatar stays.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
 
 from app.render_thread import RenderController
 from app.session import SessionModel, display_name
@@ -34,7 +35,7 @@ class PanelSpec:
 
     key: str  # object name of the dock (saved window layouts refer to it)
     title: str  # dock title and View-menu entry
-    factory: Callable[["MainWindow"], QWidget]  # builds the panel's widget for a window
+    factory: Callable[[MainWindow], QWidget]  # builds the panel's widget for a window
     area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
     visible: bool = True  # shown at start
 
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
         controller.set_viewport_size(*self.viewport.device_size())
         controller.frameReady.connect(lambda f: self.viewport.show_frame(f, controller.fps))
         self.docks: dict[str, QDockWidget] = {}
+        self.panels: dict[str, QWidget] = {}  # the widget inside each dock (docks hold a scroll area around it)
         self.features: dict[str, Any] = {}  # controllers installed by app.gui_main.install_features
         self.close_hooks: list[Callable[[], bool]] = []  # each may refuse the close (unsaved changes)
         for spec in PANELS:
@@ -100,7 +102,13 @@ class MainWindow(QMainWindow):
     def add_panel(self, spec: PanelSpec) -> QDockWidget:
         dock = QDockWidget(spec.title, self)
         dock.setObjectName(f"dock_{spec.key}")
-        dock.setWidget(spec.factory(self))
+        panel = self.panels[spec.key] = spec.factory(self)
+        # Panels scroll inside their dock, so tall ones (train, edit) never force the window taller than the screen.
+        scroll = QScrollArea(dock)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(panel)
+        dock.setWidget(scroll)
         self.addDockWidget(spec.area, dock)
         dock.setVisible(spec.visible)
         self.docks[spec.key] = dock

@@ -165,7 +165,7 @@ class MasksController(QObject):
 
     def clear(self) -> None:
         if self.state is not None:
-            self._push("Clear selection", MaskState(Selection.empty(self.state.selection.count, ), ()))
+            self._push("Clear selection", MaskState(Selection.empty(self.state.selection.count), ()))
 
     def apply_stroke(self, stroke: Stroke) -> None:
         """Lift a painted stroke onto the Gaussians shown and add (brush, lasso) or remove (eraser) them."""
@@ -223,8 +223,6 @@ def install_masks(window: Any) -> MasksController:
         return None if frame is None else frame.camera
 
     controller = MasksController(window.model, panel, painter, camera)
-    painter.image_height = 256
-    window.viewport.sizeChanged.connect(lambda w, h: setattr(painter, "image_height", max(1, h)))
     window.add_panel(PanelSpec("masks", "Masks", lambda w: panel))
     window.masks = controller
     return controller

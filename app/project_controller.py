@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QFileDialog, QMenu, QMessageBox, QProgressDialog
 
-from app.session import CameraState, SessionModel, posed_params
-from app.workers import Worker, WorkCancelled, start_worker
+from app.session import CameraState, posed_params
+from app.workers import WorkCancelled, Worker, start_worker
 from engine.avatar.posing import Pose
 from engine.edit.layers import EditLayer
 from engine.project.autosave import Autosaver, RecoveryFile, discard_recovery

@@ -16,10 +16,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QSignalBlocker, Signal
+from PySide6.QtWidgets import QScrollArea
 
 from app.session import SessionModel
 from app.workers import Worker, start_worker
@@ -173,5 +175,8 @@ def install_prompt(window: object, settings: RefineSettings | None = None) -> Pr
 
     panel = PromptPanel()
     controller = PromptController(window.model, panel, settings, parent=window)
-    window.add_panel(PanelSpec("prompt", "Prompt", lambda w: panel))
+    scroll = QScrollArea()  # the plan form is tall: scroll rather than force the window taller than the screen
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(panel)
+    window.add_panel(PanelSpec("prompt", "Prompt", lambda w: scroll))
     return controller

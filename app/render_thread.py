@@ -33,6 +33,7 @@ from engine.edit.layers import EditLayer, compose
 from engine.head.components import COLOURS, COMPONENTS
 from engine.head.params import FlameParams
 from engine.render.camera import Camera
+from engine.render.fast_view import FastAvatarRenderer
 from engine.render.splats import Splats
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ COMPONENT_RGB = np.array([COLOURS[name] for name in COMPONENTS], dtype=np.float3
 COMPONENT_TINT = 0.7  # weight of the component colour over the splat colour in the component overlay
 WIRE_RGB = np.array([120, 230, 255], dtype=np.float32)  # wireframe colour, 0-255
 WIRE_ALPHA = 0.55
-CPU_INTERACTIVE_SIDE = 256  # longest image side while interacting with the CPU rasterizer
+CPU_INTERACTIVE_SIDE = 256  # longest image side while interacting with the reference ("torch") rasterizer
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,11 @@ class Frame:
 
 
 def choose_backend(preference: str = "auto") -> tuple[str, str]:
-    """(backend, note): gsplat with CUDA, else OpenGL through EGL, else the engine's CPU rasterizer."""
+    """(backend, note): gsplat with CUDA, else OpenGL through EGL, else the engine's CPU rasterizer.
+
+    "auto" falls back from "gl" to "cpu" in FramePipeline when the OpenGL driver is a software one
+    (Mesa llvmpipe): there the CPU inference path (engine/render/fast_view.py) is several times faster.
+    """
     if preference in ("auto", "gsplat") and torch.cuda.is_available():
         return "gsplat", "CUDA"
     if preference == "gsplat":
@@ -129,26 +134,35 @@ class FramePipeline:
         self._gl = None
         if self.backend == "gl":
             try:
-                from engine.render.gl_splats import GLSplatRenderer
+                from engine.render.gl_splats import GLSplatRenderer, is_software_renderer
 
                 self._gl = GLSplatRenderer(64, 64)
+                if backend == "auto" and is_software_renderer(self._gl.ctx):
+                    self.release()
+                    self.backend, self.note = "cpu", "software OpenGL (llvmpipe): the CPU rasterizer is faster"
             except Exception as exc:  # no EGL / no OpenGL 3.3: the CPU rasterizer still works
                 log.warning("no OpenGL context (%s); using the CPU rasterizer", exc)
                 self.backend, self.note = "cpu", f"no OpenGL context ({exc})"
         self._posable: _Posable | None = None
         self._geom_key: tuple | None = None
-        self._geom: tuple[Splats, torch.Tensor] | None = None
+        self._geom: tuple[Splats | None, torch.Tensor] | None = None
+        self._fast: FastAvatarRenderer | None = None  # "cpu": bound Gaussians deformed + drawn in numba
 
     def release(self) -> None:
         if self._gl is not None:
             self._gl.release()
             self._gl = None
 
-    def geometry(self, req: RenderRequest, timings: dict[str, float]) -> tuple[Splats, torch.Tensor, _Posable]:
-        """(splats, posed vertices [V, 3], posable), recomputed only when avatar, layers, sequence, frame or pose changed."""
+    def geometry(self, req: RenderRequest, timings: dict[str, float]) -> tuple[Splats | None, torch.Tensor, _Posable]:
+        """(splats, posed vertices [V, 3], posable), recomputed only when avatar, layers, sequence, frame or pose changed.
+
+        splats is None for the "cpu" backend: its renderer deforms the bound Gaussians itself.
+        """
         if self._posable is None or not self._posable.matches(req.avatar, req.layers):
             t = time.perf_counter()
             self._posable, self._geom_key = _Posable(req.avatar, req.layers, self.device), None
+            if self.backend == "cpu":
+                self._fast = FastAvatarRenderer(self._posable.gaussians, self._posable.head.faces)
             timings["compose"] = 1000 * (time.perf_counter() - t)
         key = (req.avatar, req.sequence, req.frame, req.pose, req.layers)
         if self._geom is None or self._geom_key is None or not _same_key(key, self._geom_key):
@@ -158,7 +172,7 @@ class FramePipeline:
                 params = posed_params(req.avatar, req.sequence, req.pose, req.frame, req.layers).to(self.device)
                 verts = posable.posing.posed_vertices(params)
                 t1 = time.perf_counter()
-                splats = posable.splats(verts)
+                splats = posable.splats(verts) if self._fast is None else None
                 t2 = time.perf_counter()
             timings.update(flame=1000 * (t1 - t0), deform=1000 * (t2 - t1))
             self._geom, self._geom_key = (splats, verts), key
@@ -176,6 +190,9 @@ class FramePipeline:
             self._gl.resize(req.width, req.height)
             image = self._gl.render(splats, camera, bg, colors=colors)
             timings.update({k: v for k, v in self._gl.last_timings.items() if k != "total"})
+        elif self._fast is not None:
+            image = self._fast.render(verts, camera, bg, colors=colors).image
+            timings.update(self._fast.last_timings)
         else:
             image = self._raster(splats, camera, bg, colors)
             timings["raster"] = 1000 * (time.perf_counter() - t)
@@ -184,7 +201,7 @@ class FramePipeline:
             image = draw_wireframe(image, verts.cpu(), posable.head.faces.cpu(), camera)
             timings["wireframe"] = 1000 * (time.perf_counter() - t)
         timings["total"] = sum(timings.values())
-        return Frame(req.serial, image, camera, self.backend, splats.count, timings,
+        return Frame(req.serial, image, camera, self.backend, posable.gaussians.count, timings,
                      1000 * (time.perf_counter() - req.issued))
 
     def _colors(self, req: RenderRequest, posable: _Posable) -> np.ndarray | None:
@@ -370,7 +387,7 @@ class RenderController(QObject):
             self._settle.start()
 
     def _on_backend(self, backend: str, note: str) -> None:
-        if backend in ("cpu", "torch"):  # seconds per frame at full size: keep the software rasterizer small
+        if backend == "torch":  # seconds per frame at full size: keep the reference rasterizer small
             self.interactive_side = min(self.interactive_side, CPU_INTERACTIVE_SIDE)
             self.still_side = min(self.still_side, 2 * CPU_INTERACTIVE_SIDE)
         self.backendReady.emit(backend, note)

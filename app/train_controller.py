@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.session import SessionModel
-from app.workers import Worker, WorkCancelled, start_worker, user_message
+from app.workers import WorkCancelled, Worker, start_worker, user_message
 from engine.avatar.avatar import Avatar
 from engine.avatar.files import load_avatar
 from engine.data.synth import Cancelled as SynthCancelled
@@ -53,7 +54,7 @@ class PauseGate:
         self.paused_seconds = 0.0  # time the job spent waiting in check() (for speed and ETA)
 
     @property
-    def paused(self) -> bool:
+    def paused(self) -> bool:  # asked to pause (the job stops at its next check)
         return not self._running.is_set() and not self._cancelled.is_set()
 
     @property
@@ -77,7 +78,7 @@ class PauseGate:
         def stop() -> bool:
             return self._cancelled.is_set() or (external is not None and external())
 
-        if False:
+        if not self._running.is_set() and not stop():
             began = time.perf_counter()
             if on_wait is not None:
                 on_wait(True)
@@ -209,13 +210,13 @@ class TrainController(QObject):
     failed = Signal(str)  # message of a training or dataset job that failed (also shown in a dialog)
 
     def __init__(self, panel: TrainPanel, model: SessionModel, dialog_parent: QWidget | None = None,
-                 base_config: TrainConfig = GUI_CONFIG, synth_config: SynthConfig = SynthConfig(),
+                 base_config: TrainConfig = GUI_CONFIG, synth_config: SynthConfig | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.panel, self.model = panel, model
         self.dialog_parent = dialog_parent if dialog_parent is not None else panel
         self.base_config = base_config  # everything the panel does not set
-        self.synth_config = synth_config  # what "Make synthetic…" renders
+        self.synth_config = synth_config or SynthConfig()  # what "Make synthetic…" renders
         self.worker: Worker | None = None
         self.gate: PauseGate | None = None
         self.outcome: TrainOutcome | None = None  # of the last run that ended
@@ -257,7 +258,7 @@ class TrainController(QObject):
         worker.preview.connect(self._on_message)
         worker.finished.connect(self._on_finished)
         worker.errored.connect(lambda message: self._on_failed("Training failed", message))
-        worker.cancelled.connect(lambda: self._on_stopped("Training stopped."))
+        worker.cancelled.connect(lambda: self._end_job("Training stopped."))
         self.worker = worker
         return worker
 
@@ -309,12 +310,7 @@ class TrainController(QObject):
             self.panel.set_status(f"Iteration {u.iteration}/{u.total} · loss {u.loss:.4f} · PSNR {u.psnr:.2f} dB · "
                                   f"{u.gaussians:,} Gaussians{held}")
 
-    def _on_finished(self, outcome: object) -> None:
-        if not isinstance(outcome, TrainOutcome):  # a dataset job
-            self._end_job()
-            self.panel.set_dataset(str(outcome))
-            self.panel.set_status(f"Synthetic dataset written to {outcome}.")
-            return
+    def _on_finished(self, outcome: TrainOutcome) -> None:
         self._end_job()
         self.outcome = outcome
         r, s = outcome.result, outcome.settings
@@ -339,13 +335,11 @@ class TrainController(QObject):
         self.failed.emit(message)
         self._error(title, message)
 
-    def _on_stopped(self, text: str) -> None:
-        self._end_job()
-        self.panel.set_status(text)
-
-    def _end_job(self) -> None:
+    def _end_job(self, status: str | None = None) -> None:
         self.worker, self.gate = None, None
         self.panel.set_state("idle")
+        if status is not None:
+            self.panel.set_status(status)
 
     def open_avatar(self) -> None:
         """Show the last run's avatar in the viewport."""
@@ -363,11 +357,15 @@ class TrainController(QObject):
         self.panel.set_status(f"Making a synthetic dataset in {folder}…")
         worker = start_worker(synth_job, folder, self.synth_config, name="synth")
         worker.progress.connect(self.panel.set_busy_progress)
-        worker.finished.connect(self._on_finished)
+        worker.finished.connect(self._on_dataset_made)
         worker.errored.connect(lambda message: self._on_failed("Could not make the dataset", message))
-        worker.cancelled.connect(lambda: self._on_stopped("Dataset not made (cancelled)."))
+        worker.cancelled.connect(lambda: self._end_job("Dataset not made (cancelled)."))
         self.worker = worker
         return worker
+
+    def _on_dataset_made(self, folder: Path) -> None:
+        self._end_job(f"Synthetic dataset written to {folder}.")
+        self.panel.set_dataset(str(folder))
 
     # ---- helpers -------------------------------------------------------------------------------
     def _error(self, title: str, message: str) -> None:
@@ -385,13 +383,13 @@ class TrainController(QObject):
         worker.wait(timeout_ms)
 
 
-def install_train_panel(window: "MainWindow", model: SessionModel) -> TrainController:
+def install_train_panel(window: MainWindow, model: SessionModel) -> TrainController:
     """Add the "Train" dock to a MainWindow (tabbed with the expression panel) and return its controller."""
     from app.main_window import PanelSpec
 
     made: list[TrainController] = []
 
-    def factory(w: "MainWindow") -> TrainPanel:
+    def factory(w: MainWindow) -> TrainPanel:
         panel = TrainPanel(devices=available_devices())
         made.append(TrainController(panel, model, dialog_parent=w, parent=w))
         return panel

@@ -7,6 +7,9 @@ Scenes
 - rand20k_256: 20k random Gaussians (means N(0, 0.1 m), log-normal scales with median 6.7 mm, opacity
   U(0.1, 1), SH degree 3) seen from 0.6 m with a 30 deg fov; the "torch" reference is timed here too.
 
+Backends: "cpu" (numba, exact, differentiable), "torch" (reference) and "fast" (the inference-only viewport
+path engine/render/fast_view.py; forward only, so it has no fwd+bwd figure).
+
 Each scene/backend runs in its own subprocess so that peak memory is measured cleanly: the figure is the
 growth of resource.getrusage().ru_maxrss (peak RSS of the process) over the value after the scene is built
 and the kernels are warmed up on a tiny scene. Times are medians over the repeats, measured after one
@@ -104,13 +107,22 @@ def _worker(scene: str, backend: str, repeats: int) -> dict:
     cam = orbit_camera(0.0, 0.0, 0.6, fov_y_deg=fov, width=size, height=size)
     tiny = orbit_camera(0.0, 0.0, 0.6, fov_y_deg=fov, width=32, height=32)
     t0 = time.perf_counter()
-    render(splats.subset(torch.arange(50)), tiny, backend=backend)  # kernel load / compile
+    if backend == "fast":  # the inference-only path (engine/render/fast_view.py): forward only, no gradients
+        from engine.render.fast_view import FastSplatRenderer
+
+        fast = FastSplatRenderer()
+        fast.render(splats.subset(torch.arange(50)), tiny)  # kernel load / compile
+    else:
+        render(splats.subset(torch.arange(50)), tiny, backend=backend)  # kernel load / compile
     first_call_s = time.perf_counter() - t0
     leaves = [t.detach().clone().requires_grad_() for t in (splats.means, splats.quats, splats.scales,
                                                            splats.opacities, splats.sh)]
     base = _maxrss_mb()
 
     def fwd() -> None:
+        if backend == "fast":
+            fast.render(splats, cam)
+            return
         with torch.no_grad():
             render(splats, cam, backend=backend)
 
@@ -121,21 +133,22 @@ def _worker(scene: str, backend: str, repeats: int) -> dict:
             t.grad = None
         return float(res.alpha.detach().mean())
 
-    coverage = fwdbwd()  # untimed warm-up
+    coverage = fwdbwd() if backend != "fast" else float(fast.render(splats, cam).alpha.mean())  # untimed warm-up
     fwd()
     times: dict[str, list[float]] = {"fwd": [], "fwdbwd": [], "fwd_cpu": [], "fwdbwd_cpu": []}
+    passes = (("fwd", fwd),) if backend == "fast" else (("fwd", fwd), ("fwdbwd", fwdbwd))
     for _ in range(repeats):
-        for key, fn in (("fwd", fwd), ("fwdbwd", fwdbwd)):
+        for key, fn in passes:
             t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[key].append(time.perf_counter() - t0)
             times[key + "_cpu"].append(time.process_time() - c0)
     return {
         "scene": scene, "backend": backend, "desc": desc, "n": splats.count, "coverage": coverage,
-        "fwd_ms": 1e3 * statistics.median(times["fwd"]), "fwdbwd_ms": 1e3 * statistics.median(times["fwdbwd"]),
-        "fwd_min_ms": 1e3 * min(times["fwd"]), "fwdbwd_min_ms": 1e3 * min(times["fwdbwd"]),
+        "fwd_ms": 1e3 * statistics.median(times["fwd"]), "fwdbwd_ms": 1e3 * statistics.median(times["fwdbwd"] or [0.0]),
+        "fwd_min_ms": 1e3 * min(times["fwd"]), "fwdbwd_min_ms": 1e3 * min(times["fwdbwd"] or [0.0]),
         "fwd_cpu_ms": 1e3 * statistics.median(times["fwd_cpu"]),
-        "fwdbwd_cpu_ms": 1e3 * statistics.median(times["fwdbwd_cpu"]),
+        "fwdbwd_cpu_ms": 1e3 * statistics.median(times["fwdbwd_cpu"] or [0.0]),
         "peak_mb": _maxrss_mb() - base, "first_call_s": first_call_s,
     }
 
@@ -161,12 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", nargs=3, metavar=("SCENE", "BACKEND", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    import engine  # noqa: F401 - sets OMP_WAIT_POLICY=PASSIVE before torch loads (spinning pools: 10x slower)
     if args.worker:
         scene, backend, repeats = args.worker
         print(json.dumps(_worker(scene, backend, int(repeats))))
         return 0
     repeats = 3 if args.quick else 10
-    runs = [("demo_256", "cpu"), ("demo_512", "cpu"), ("rand20k_256", "cpu"), ("rand20k_256", "torch")]
+    runs = [("demo_256", "cpu"), ("demo_512", "cpu"), ("demo_512", "fast"), ("rand20k_256", "cpu"),
+            ("rand20k_256", "torch")]
     figures: dict[str, float | str] = {}
     print(f"render bench: {os.cpu_count()} cores, {repeats} repeats, times are medians (min in brackets),")
     print("cpu-time = process CPU seconds (all threads) per call; it includes OpenMP spin-waiting, so it is not pure work")
@@ -183,11 +198,12 @@ def main(argv: list[str] | None = None) -> int:
             f"[{r['fwdbwd_min_ms']:.1f}]  cpu-time {r['fwd_cpu_ms']:.0f}/{r['fwdbwd_cpu_ms']:.0f} ms  "
             f"peak +{r['peak_mb']:.0f} MB  (first call {r['first_call_s']:.2f} s)"
         )
-        tag = scene.replace("rand", "") if backend == "cpu" else f"{scene.replace('rand', '')}_torch"
+        tag = scene.replace("rand", "") if backend == "cpu" else f"{scene.replace('rand', '')}_{backend}"
         figures[f"fwd_ms_{tag}"] = round(r["fwd_ms"], 1)
-        figures[f"fwdbwd_ms_{tag}"] = round(r["fwdbwd_ms"], 1)
         figures[f"fwd_min_ms_{tag}"] = round(r["fwd_min_ms"], 1)
-        figures[f"fwdbwd_min_ms_{tag}"] = round(r["fwdbwd_min_ms"], 1)
+        if backend != "fast":
+            figures[f"fwdbwd_ms_{tag}"] = round(r["fwdbwd_ms"], 1)
+            figures[f"fwdbwd_min_ms_{tag}"] = round(r["fwdbwd_min_ms"], 1)
         figures[f"peak_mb_{tag}"] = round(r["peak_mb"], 1)
         if backend == "cpu":
             figures["first_call_s_warm_cache"] = round(r["first_call_s"], 2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QMessageBox
 
 from app.gui_main import install_features
 from app.main_window import MainWindow
@@ -16,12 +17,14 @@ from engine.prompting import EditKind, RefineSettings
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
+def window(qtbot, tmp_path, monkeypatch):
+    # closing with unsaved changes asks; here the answer is always "Discard" (pytest-qt closes windows first)
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
     model = SessionModel()
     controller = RenderController(model, backend="gl", interactive_side=128, still_side=0)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
-    features = install_features(win, state_folder=str(tmp_path / "state"),
+    install_features(win, state_folder=str(tmp_path / "state"),
                                 refine_settings=RefineSettings(use_embeddings=False))
     qtbot.addWidget(win)
     win.resize(1100, 900)
@@ -31,7 +34,6 @@ def window(qtbot, tmp_path):
     with qtbot.waitSignal(model.avatarChanged, timeout=60_000):
         win.open_avatar(None)
     yield win
-    features["project"].modified = False  # no "save changes?" question at teardown
     win.close()
     controller.shutdown()
 

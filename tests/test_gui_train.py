@@ -27,6 +27,7 @@ from widgets.train_panel import TrainPanel, TrainSettings
 RESOLUTION = 48
 CONFIG = replace(TrainConfig(), resolution=RESOLUTION, preview_interval=2, eval_interval=4, eval_max_frames=1,
                  checkpoint_interval=0)
+RUN = 40  # iterations of the pause / cancel / continue run (cancel lands long before the end)
 LONG = 300_000  # ms: the machine is shared, steps can be slow
 
 
@@ -79,7 +80,7 @@ def test_pause_resume_cancel_then_continue_the_curve_and_open_the_avatar(qtbot, 
     out = tmp_path / "run"
     ended: list[TrainOutcome] = []
     controller.run_finished.connect(ended.append)
-    fill(panel, dataset, out, iters=30)
+    fill(panel, dataset, out, iters=RUN)
     click(qtbot, panel.start_button)
     assert panel.state == "running" and not panel.start_button.isEnabled() and not panel.settings_box.isEnabled()
     qtbot.waitUntil(lambda: len(loss_xy(panel)[0]) >= 3 and panel.preview_image.image is not None, timeout=LONG)
@@ -99,7 +100,7 @@ def test_pause_resume_cancel_then_continue_the_curve_and_open_the_avatar(qtbot, 
     assert panel.state == "stopping" and not panel.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: len(ended) == 1, timeout=LONG)
     first = ended[0]
-    assert first.result.cancelled and held < first.result.iterations < 30
+    assert first.result.cancelled and held < first.result.iterations < RUN
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["iteration"] == first.result.iterations
     saved = load_avatar(out / "avatar")
@@ -118,9 +119,9 @@ def test_pause_resume_cancel_then_continue_the_curve_and_open_the_avatar(qtbot, 
     assert x[len(x_before)] == state["iteration"] + 1, "the resumed curve restarted instead of going on"
     qtbot.waitUntil(lambda: len(ended) == 2, timeout=LONG)
     second = ended[1]
-    assert not second.result.cancelled and second.result.iterations == 30
+    assert not second.result.cancelled and second.result.iterations == RUN
     x, _ = loss_xy(panel)
-    np.testing.assert_array_equal(x, np.arange(1, 31))
+    np.testing.assert_array_equal(x, np.arange(1, RUN + 1))
     assert model.avatar is second.avatar and model.avatar_path == str(out / "avatar")
     assert model.avatar.gaussians.count == load_avatar(out / "avatar").gaussians.count
     assert panel.state == "idle" and panel.start_button.isEnabled() and not dialogs
@@ -235,7 +236,7 @@ def test_install_train_panel_adds_a_dock_to_the_main_window(qtbot, tmp_path):
     try:
         controller = install_train_panel(window, model)
         dock = window.docks["train"]
-        assert dock.widget() is controller.panel and controller.model is model
+        assert window.panels["train"] is controller.panel and controller.model is model
         assert controller.dialog_parent is window
         assert dock in window.tabifiedDockWidgets(window.docks["expression"])
         assert dock.toggleViewAction() in window.panels_menu.actions()

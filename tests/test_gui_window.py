@@ -80,7 +80,7 @@ def test_window_opens_on_demo_avatar(window):
 
 def test_smile_slider_changes_mouth_not_background(window, qtbot):
     before = window.viewport.frame
-    row = window.docks["expression"].widget().rows["expr:smile"]
+    row = window.panels["expression"].rows["expr:smile"]
     row.slider.setValue(row.to_slider(1.0))
     assert window.model.pose.expressions["smile"] == pytest.approx(1.0)
     assert row.spin.value() == pytest.approx(1.0)
@@ -91,7 +91,8 @@ def test_smile_slider_changes_mouth_not_background(window, qtbot):
     assert changed[rows, cols].sum() > 20, "the mouth changed"
     border = np.zeros_like(changed)
     border[:, :20] = border[:, -20:] = border[:20] = True
-    assert diff[border].max() == 0, "the background did not change"
+    # at most one 8-bit level: the depth sort is not stable, so equal-depth splats may blend in another order
+    assert diff[border].max() <= 1, "the background did not change"
     assert changed[rows, cols].sum() > 0.5 * changed.sum(), "most changed pixels are around the mouth"
 
 
@@ -145,7 +146,7 @@ def test_open_sequence_and_timeline_plays(window, qtbot, monkeypatch, tmp_path):
     assert m.frame_count == 8 and m.sequence_name == "seq.npz"
     assert window.recent_files()[0].startswith("sequence:")
     first = wait_current_frame(qtbot, window)
-    timeline = window.docks["timeline"].widget()
+    timeline = window.panels["timeline"]
     seen: list[int] = []
     m.frameChanged.connect(seen.append)
     m.set_loop(False)
@@ -165,7 +166,7 @@ def test_record_take_saves_sequence(window, qtbot, monkeypatch, tmp_path):
     m = window.model
     out = tmp_path / "take.npz"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
-    timeline = window.docks["timeline"].widget()
+    timeline = window.panels["timeline"]
     timeline.timer.stop()
     timeline.record.click()
     assert m.recording
@@ -182,7 +183,7 @@ def test_record_take_saves_sequence(window, qtbot, monkeypatch, tmp_path):
 
 def test_slider_drag_is_one_undo_item_and_presets_round_trip(window, qtbot, monkeypatch):
     m = window.model
-    panel = window.docks["expression"].widget()
+    panel = window.panels["expression"]
     row = panel.rows["jaw"]
     handle = row.slider
     qtbot.mousePress(handle, Qt.MouseButton.LeftButton, pos=QPoint(handle.width() // 8, handle.height() // 2))

@@ -79,9 +79,8 @@ class MaskPainter(QWidget):
         super().__init__(target)
         self.target = target
         self.tool = "orbit"
-        self.radius_px = 12.0  # brush radius in image pixels
+        self.radius_px = 12.0  # brush radius in screen pixels
         self.hardness = 0.6
-        self.image_height = 256  # height of the image the viewport shows (brush sizes are in its pixels)
         self._points: list[QPointF] = []
         self._active = False
         self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground)
@@ -130,7 +129,7 @@ class MaskPainter(QWidget):
         self._points.append(event.position())
         w, h = max(1, self.width()), max(1, self.height())
         stroke = Stroke(self.tool, tuple((p.x() / w, p.y() / h) for p in self._points),
-                        self.radius_px / max(1, self.image_height), self.hardness)
+                        self.radius_px / h, self.hardness)
         self._points = []
         self.update()
         event.accept()
@@ -151,7 +150,7 @@ class MaskPainter(QWidget):
             path.closeSubpath()
             p.drawPath(path)
         else:
-            width = 2 * self.radius_px * self.height() / max(1, self.image_height)
+            width = 2 * self.radius_px
             p.setPen(QPen(colour, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
             p.drawPath(path)
         p.end()

@@ -30,7 +30,7 @@ class MasksPanel(QWidget):
 
     componentsChanged = Signal(list)  # ticked component names, in COMPONENTS order
     toolChanged = Signal(str)  # one of TOOLS
-    brushChanged = Signal(float, float)  # brush radius in image pixels, hardness in [0, 1]
+    brushChanged = Signal(float, float)  # brush radius in screen pixels, hardness in [0, 1]
     thresholdChanged = Signal(float)  # selection threshold in [0, 1]
     invertRequested = Signal()
     growRequested = Signal()
@@ -137,7 +137,7 @@ class MasksPanel(QWidget):
 
     @property
     def brush(self) -> tuple[float, float]:
-        """(radius in image pixels, hardness in [0, 1])."""
+        """(radius in screen pixels, hardness in [0, 1])."""
         return float(self.size_slider.value()), self.hardness_slider.value() / 100.0
 
     def _on_item(self, _item: QListWidgetItem) -> None:

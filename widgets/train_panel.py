@@ -59,7 +59,7 @@ class TrainSettings:
 
 def format_duration(seconds: float) -> str:
     """'0:42', '12:05' or '3:02:10'."""
-    total = max(0, int(round(seconds)))
+    total = max(0, round(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
@@ -163,13 +163,14 @@ class TrainPanel(QWidget):
         self.plots.setMinimumHeight(220)
         self.loss_plot = self.plots.addPlot(row=0, col=0)
         self.loss_plot.setLabel("left", "loss")
+        self.loss_plot.getAxis("left").enableAutoSIPrefix(False)
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.psnr_plot = self.plots.addPlot(row=1, col=0)
         self.psnr_plot.setLabel("left", "PSNR", units="dB")
         self.psnr_plot.setLabel("bottom", "iteration")
         self.psnr_plot.showGrid(x=True, y=True, alpha=0.2)
         self.psnr_plot.setXLink(self.loss_plot)
-        self.psnr_plot.addLegend(offset=(-10, 10))
+        self.psnr_plot.addLegend(offset=(-10, -10), brush=pg.mkBrush(20, 22, 26, 200))  # bottom right
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#5aa0f0", width=1))
         self.psnr_curve = self.psnr_plot.plot(pen=pg.mkPen("#8090a0", width=1), name="training view")
         self.eval_points = {
@@ -262,7 +263,7 @@ class TrainPanel(QWidget):
     def set_busy_progress(self, fraction: float, text: str) -> None:
         """Progress of other work (making a dataset)."""
         self.progress.setRange(0, 1000)
-        self.progress.setValue(int(round(max(0.0, min(1.0, fraction)) * 1000)))
+        self.progress.setValue(round(max(0.0, min(1.0, fraction)) * 1000))
         self.progress.setFormat(f"%p%  ·  {text}" if text else "%p%")
 
     def clear_plot(self) -> None:

@@ -108,3 +108,25 @@ def world_to_local(
     """Local positions [N, 3] that place bound Gaussians at the given world means."""
     r, t, k = rot[binding], centroid[binding], tri_scale[binding]
     return (r.transpose(-1, -2) @ (means - t)[:, :, None]).squeeze(-1) / k[:, None]
+
+
+def triangle_areas(verts: Tensor, faces: Tensor) -> Tensor:
+    """[F] areas of the triangles faces [F, 3] of verts [V, 3]."""
+    tri = verts[faces]
+    return 0.5 * torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
+
+
+def sample_on_triangles(
+    verts: Tensor, faces: Tensor, binding: Tensor, generator: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Uniform random points on the bound triangles: (points [N, 3], u [N], v [N]).
+
+    binding: [N] triangle index per point; a point is v0 + u·(v1 − v0) + v·(v2 − v0).
+    """
+    n = binding.shape[0]
+    u, v = torch.rand(n, generator=generator), torch.rand(n, generator=generator)
+    flip = (u + v) > 1
+    u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
+    tri = verts[faces[binding]]
+    points = tri[:, 0] + u[:, None] * (tri[:, 1] - tri[:, 0]) + v[:, None] * (tri[:, 2] - tri[:, 0])
+    return points, u, v

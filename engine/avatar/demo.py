@@ -1,6 +1,9 @@
-"""The demo avatar: Gaussians sampled over the embedded demo head, coloured per facial component.
+"""The demo avatar: Gaussians sampled over the embedded demo head, coloured like a plain human head.
 
-Built deterministically in memory (about a second) instead of shipping a file.
+Built deterministically in memory (about a second) instead of shipping a file. Colours come from
+the component labels plus the head's own smooth lip and brow outlines (demo_sculpt_labels), so
+colour edges follow smooth curves instead of triangle edges; eyes get an iris and pupil where the
+eyeball faces; a little baked light and cavity shading (from the mesh's concavity) give depth.
 """
 
 from __future__ import annotations
@@ -11,30 +14,38 @@ import torch
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
-from engine.avatar.binding import triangle_frames, world_to_local
+from engine.avatar.binding import sample_on_triangles, triangle_areas, triangle_frames, world_to_local
 from engine.avatar.gaussians import BoundGaussians
 from engine.head.components import LABEL
+from engine.head.demo_sculpt_labels import brow_field, lip_fields
 from engine.head.model import HeadModel, load_head
 
 SH_C0 = 0.28209479177387814
 """Y_0^0: SH DC coefficient c gives colour 0.5 + SH_C0·c."""
 
 ALBEDO: dict[str, tuple[float, float, float]] = {
-    "skin": (0.86, 0.66, 0.54),
-    "hair": (0.30, 0.19, 0.11),
-    "left_eye": (0.93, 0.92, 0.90),
-    "right_eye": (0.93, 0.92, 0.90),
-    "left_brow": (0.24, 0.15, 0.09),
-    "right_brow": (0.24, 0.15, 0.09),
-    "nose": (0.87, 0.64, 0.52),
-    "upper_lip": (0.74, 0.38, 0.38),
-    "lower_lip": (0.78, 0.42, 0.41),
-    "mouth_interior": (0.35, 0.10, 0.10),
-    "ears": (0.85, 0.62, 0.51),
-    "neck": (0.82, 0.63, 0.52),
+    "skin": (0.87, 0.70, 0.60),
+    "hair": (0.28, 0.18, 0.11),
+    "left_eye": (0.92, 0.90, 0.87),
+    "right_eye": (0.92, 0.90, 0.87),
+    "left_brow": (0.87, 0.70, 0.60),  # skin under the brow hairs (hairs drawn from brow_field)
+    "right_brow": (0.87, 0.70, 0.60),
+    "nose": (0.87, 0.69, 0.59),
+    "upper_lip": (0.87, 0.70, 0.60),  # lip colour drawn from lip_fields over skin
+    "lower_lip": (0.87, 0.70, 0.60),
+    "mouth_interior": (0.58, 0.32, 0.31),  # front of the mouth; darker with depth
+    "ears": (0.86, 0.66, 0.57),
+    "neck": (0.85, 0.68, 0.58),
     "accessory": (0.6, 0.6, 0.6),
 }
-"""Base linear-ish albedo per component for the demo avatar."""
+"""Base albedo per component for the demo avatar."""
+
+LIP_COLOUR = (0.76, 0.45, 0.44)  # upper lip (the lower one is a touch lighter)
+BROW_COLOUR = (0.22, 0.14, 0.09)  # brow hairs
+IRIS_COLOUR = (0.38, 0.26, 0.15)  # hazel-brown iris
+TEETH_COLOUR = (0.90, 0.87, 0.80)  # front teeth band inside the mouth
+IRIS_ANGLE = math.radians(31.0)  # iris edge, as an angle from the eye's forward axis
+PUPIL_ANGLE = math.radians(12.5)  # pupil edge
 
 
 def rgb_to_sh_dc(rgb: Tensor) -> Tensor:
@@ -50,29 +61,124 @@ def _hash_noise(p: Tensor, freq: float) -> Tensor:
             + torch.sin(q @ torch.tensor([5.1, -9.7, 63.2]) + 0.7) * 0.2)
 
 
-def _albedo(points: Tensor, normals: Tensor, labels: Tensor, eye_centres: Tensor) -> Tensor:
-    """Colour [N, 3] for surface points [N, 3] with normals [N, 3] and component labels [N]."""
-    base = torch.tensor([ALBEDO[name] for name in LABEL])[labels]
-    fine = _hash_noise(points, 900.0)[:, None]
-    coarse = _hash_noise(points, 60.0)[:, None]
-    colour = base * (1 + 0.04 * fine + 0.05 * coarse)
-    hair = (labels == LABEL["hair"]) | (labels == LABEL["left_brow"]) | (labels == LABEL["right_brow"])
-    strands = torch.sin(points[:, 0] * 2200 + 40 * torch.sin(points[:, 1] * 90))[:, None]
-    colour = torch.where(hair[:, None], colour * (1 + 0.18 * strands), colour)
+def _bump(p: Tensor, centre: list[float], radius: float) -> Tensor:
+    """Gaussian falloff exp(-|p - centre|² / radius²) at points p [N, 3] -> [N]."""
+    return torch.exp(-((p - torch.tensor(centre)) ** 2).sum(dim=1) / radius**2)
+
+
+def _mix(a: Tensor, b: Tensor | tuple[float, float, float], w: Tensor) -> Tensor:
+    """a [N, 3] blended toward b ([N, 3] or one colour) by weights w [N]."""
+    b_t = torch.as_tensor(b, dtype=a.dtype).expand_as(a)
+    return a + (b_t - a) * w[:, None]
+
+
+def _skin(points: Tensor, labels: Tensor, colour: Tensor) -> Tensor:
+    """Skin tone variation: cheek, nose and ear warmth, a cooler jaw shadow zone; [N, 3]."""
+    warm = sum(_bump(points, [s * 0.040, -0.010, 0.062], 0.020) for s in (1.0, -1.0)) * 0.16
+    warm = warm + _bump(points, [0.0, -0.012, 0.108], 0.010) * 0.12  # nose tip
+    warm = warm + (labels == LABEL["ears"]).float() * 0.10
+    colour = _mix(colour, (0.88, 0.58, 0.54), warm.clamp(max=0.4))
+    beard = _bump(points, [0.0, -0.085, 0.060], 0.030) * 0.10  # faint shadow on chin and upper lip
+    return _mix(colour, (0.72, 0.60, 0.55), beard)
+
+
+def _features(points: Tensor, normals: Tensor, labels: Tensor, colour: Tensor, fine: Tensor) -> Tensor:
+    """Lips and brows painted from the head's smooth outlines (normals [N, 3] at rest); [N, 3]."""
+    p = points.double().numpy()
+    upper, lower = (torch.from_numpy(w).float() for w in lip_fields(p, soft=0.0005))
+    skinlike = ~torch.isin(labels, torch.tensor([LABEL["mouth_interior"], LABEL["left_eye"], LABEL["right_eye"]]))
+    lip = torch.where(skinlike, upper + lower, torch.zeros_like(upper)).clamp(max=1.0)
+    lip_rgb = _mix(torch.tensor(LIP_COLOUR).expand_as(colour), (0.80, 0.50, 0.48), (lower > upper).float())
+    inner = ((0.35 - normals[:, 2]) / 0.30).clamp(0.0, 1.0)  # inside of the lips, seen when the jaw opens
+    lip_rgb = _mix(lip_rgb, (0.50, 0.22, 0.22), inner)
+    colour = _mix(colour, lip_rgb, lip * 0.92)
+    brow = torch.from_numpy(brow_field(p, soft=0.0010)).float() * skinlike.float()
+    ax = points[:, 0].abs()
+    hairs = 0.5 + 0.5 * torch.sin(points[:, 1] * 2600.0 - ax * 900.0 + 3.0 * fine)  # strands slant outward
+    density = (brow * (0.70 + 0.30 * hairs)).clamp(0.0, 1.0)
+    return _mix(colour, BROW_COLOUR, density * 0.92)
+
+
+def _eyes(points: Tensor, labels: Tensor, colour: Tensor, eye_centres: Tensor, fine: Tensor) -> Tensor:
+    """Sclera, iris, limbal ring, pupil and a catch light on each eyeball (looking +z at rest)."""
     for label, centre in ((LABEL["left_eye"], eye_centres[0]), (LABEL["right_eye"], eye_centres[1])):
-        on_eye = labels == label
-        d = points - centre
-        off_axis = torch.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2)
-        front = d[:, 2] > 0
-        iris = on_eye & front & (off_axis < 0.0058)
-        pupil = on_eye & front & (off_axis < 0.0024)
-        colour[iris] = torch.tensor([0.30, 0.42, 0.25]) * (1 + 0.15 * fine[iris])
-        colour[pupil] = torch.tensor([0.03, 0.03, 0.03])
-    cheek = (labels == LABEL["skin"]) & (points[:, 2] > 0.03) & (points[:, 1].abs() < 0.03) & (points[:, 0].abs() > 0.03)
-    colour[cheek] = colour[cheek] * torch.tensor([1.03, 0.95, 0.95])
+        on = labels == label
+        d = points[on] - centre
+        cos = d[:, 2] / d.norm(dim=1).clamp(min=1e-9)
+        angle = torch.acos(cos.clamp(-1.0, 1.0))
+        c = colour[on]
+        c = _mix(c, (0.86, 0.70, 0.66), ((angle - 0.9) / 0.5).clamp(0.0, 1.0) * 0.6)  # pink toward the lids
+        swirl = torch.atan2(d[:, 1], d[:, 0])
+        iris = torch.tensor(IRIS_COLOUR) * (1.0 + 0.25 * torch.sin(swirl * 23.0 + 2.0 * fine[on])[:, None])
+        iris = _mix(iris, (0.16, 0.10, 0.06), ((angle - IRIS_ANGLE + 0.09) / 0.09).clamp(0.0, 1.0))  # limbus
+        iris = _mix(iris, (0.55, 0.42, 0.22), ((PUPIL_ANGLE + 0.10 - angle) / 0.10).clamp(0.0, 1.0) * 0.5)
+        c = _mix(c, iris, ((IRIS_ANGLE - angle) / 0.02).clamp(0.0, 1.0))
+        c = _mix(c, (0.02, 0.02, 0.02), ((PUPIL_ANGLE - angle) / 0.02).clamp(0.0, 1.0))
+        glint = torch.exp(-((d[:, 0] / d.norm(dim=1) - 0.16) ** 2 + (d[:, 1] / d.norm(dim=1) - 0.20) ** 2) / 0.004)
+        colour[on] = _mix(c, (1.0, 1.0, 1.0), glint * 0.85)
+    return colour
+
+
+def _interior(points: Tensor, labels: Tensor, colour: Tensor, mouth: Tensor) -> Tensor:
+    """Mouth cavity: dark red, deeper toward the back, with a band of front teeth above and below."""
+    on = labels == LABEL["mouth_interior"]
+    q = points[on] - mouth
+    depth = (-q[:, 2]).clamp(min=0.0)
+    c = _mix(colour[on], (0.16, 0.04, 0.05), ((depth - 0.004) / 0.016).clamp(0.0, 1.0))
+    teeth = ((depth > 0.008) & (depth < 0.020) & (q[:, 0].abs() < 0.016) & (q[:, 1].abs() > 0.002)).float()
+    colour[on] = _mix(c, TEETH_COLOUR, teeth * 0.9)
+    return colour
+
+
+def _albedo(points: Tensor, normals: Tensor, labels: Tensor, eye_centres: Tensor, cavity: Tensor) -> Tensor:
+    """Colour [N, 3] for surface points [N, 3] with normals [N, 3], labels [N] and cavity shade [N]."""
+    base = torch.tensor([ALBEDO[name] for name in LABEL])[labels]
+    fine = _hash_noise(points, 900.0)
+    coarse = _hash_noise(points, 60.0)[:, None]
+    colour = _skin(points, labels, base * (1 + 0.025 * fine[:, None] + 0.035 * coarse))
+    colour = _features(points, normals, labels, colour, fine)
+    hair = labels == LABEL["hair"]
+    strands = torch.sin(points[:, 0] * 2200 + 40 * torch.sin(points[:, 1] * 90))[:, None]
+    colour = torch.where(hair[:, None], colour * (1 + 0.16 * strands), colour)
+    colour = _eyes(points, labels, colour, eye_centres, fine)
+    colour = _interior(points, labels, colour, torch.tensor([0.0, -0.048, 0.087]))
     light = torch.nn.functional.normalize(torch.tensor([0.3, 0.6, 1.0]), dim=0)
-    shade = 0.78 + 0.22 * (normals @ light).clamp(min=0)[:, None]
-    return (colour * shade).clamp(0.0, 1.0)
+    shade = 0.80 + 0.20 * (normals @ light).clamp(min=0)[:, None]
+    return (colour * shade * cavity[:, None]).clamp(0.0, 1.0)
+
+
+def vertex_cavity(verts: Tensor, faces: Tensor, rounds: int = 6, strength: float = 90.0) -> Tensor:
+    """Cavity shade [V] in [0.62, 1]: darker where the surface sits below its smoothed self.
+
+    verts [V, 3], faces [F, 3]. Compares each vertex with `rounds` of umbrella smoothing along
+    its normal (a cheap stand-in for ambient occlusion in eye sockets, nostrils, the mouth line).
+    """
+    v = verts.double()
+    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).long()
+    e = torch.cat([e, e.flip(1)])
+    deg = torch.zeros(len(v), dtype=v.dtype).index_add_(0, e[:, 0], torch.ones(len(e), dtype=v.dtype))
+    s = v.clone()
+    for _ in range(rounds):
+        s = 0.5 * s + 0.5 * torch.zeros_like(s).index_add_(0, e[:, 0], s[e[:, 1]]) / deg.clamp(min=1)[:, None]
+    tri = v[faces]
+    fn = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
+    n = torch.zeros_like(v)
+    for k in range(3):
+        n.index_add_(0, faces[:, k].long(), fn)
+    n = torch.nn.functional.normalize(n, dim=1)
+    depth = ((s - v) * n).sum(dim=1)  # > 0 in hollows
+    return (1.0 - strength * depth.clamp(min=0.0)).clamp(0.62, 1.0).float()
+
+
+def _eye_centres(verts: Tensor, faces: Tensor, labels: Tensor) -> Tensor:
+    """Eyeball centres [2, 3] (left, right): box centre in x/y, back of the ball + radius in z."""
+    out = []
+    for label in (LABEL["left_eye"], LABEL["right_eye"]):
+        p = verts[faces[labels == label].reshape(-1)]
+        lo, hi = p.min(0).values, p.max(0).values
+        radius = 0.5 * (hi[0] - lo[0])
+        out.append(torch.stack([0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), lo[2] + radius]))
+    return torch.stack(out)
 
 
 def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) -> BoundGaussians:
@@ -81,24 +187,20 @@ def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) ->
     verts = head(head.neutral_params())[0].detach()
     faces = head.faces
     rot, centroid, tri_scale = triangle_frames(verts, faces)
-    tri = verts[faces]
-    area = 0.5 * torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
+    area = triangle_areas(verts, faces)
     per_face = torch.clamp(torch.round(area / area.sum() * count), min=1).long()
     binding = torch.repeat_interleave(torch.arange(len(faces)), per_face)
     n = len(binding)
-    u, v = torch.rand(n, generator=gen), torch.rand(n, generator=gen)
-    flip = (u + v) > 1
-    u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
-    t = tri[binding]
-    points = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+    points, u, v = sample_on_triangles(verts, faces, binding, gen)
     xyz = world_to_local(binding, points, rot, centroid, tri_scale)
     spacing = torch.sqrt(area[binding] / per_face[binding])  # world distance between neighbours
     sigma = 0.85 * spacing / tri_scale[binding]
     log_scale = torch.log(torch.stack([sigma, 0.25 * sigma, sigma], dim=1))  # local axis 1 is the normal
     labels = head.face_labels[binding]
-    joints = head.J_regressor @ verts
+    cav = vertex_cavity(verts, faces)[faces[binding]]  # [N, 3] at the triangle corners
+    cavity = (1 - u - v) * cav[:, 0] + u * cav[:, 1] + v * cav[:, 2]
     normals = rot[binding][:, :, 1]
-    colour = _albedo(points, normals, labels, joints[3:5])
+    colour = _albedo(points, normals, labels, _eye_centres(verts, faces, head.face_labels), cavity)
     sh = torch.zeros(n, 16, 3)
     sh[:, 0] = rgb_to_sh_dc(colour)
     rotation = torch.zeros(n, 4)

@@ -4,7 +4,8 @@ pose and view direction, weighted by how visible the selected region is.
 Candidates come from the avatar's dataset (every training frame) or, when it has none, from its FLAME
 sequence times an orbit of cameras. Each candidate gets a feature vector (expression, jaw, head and
 neck pose, view direction in the head's frame; each group scaled to unit spread) and a visibility
-(the selection-weighted share of selected Gaussians facing the camera inside the image). Farthest-point
+(the selection-weighted share of selected Gaussians the view really shows — facing, inside the image,
+not occluded — measured on small renders of the selection mask, engine.edit.visibility). Farthest-point
 sampling then repeatedly takes the candidate maximising visibility^γ × distance to the chosen set.
 """
 
@@ -18,7 +19,6 @@ import torch
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
-from engine.avatar.binding import triangle_frames
 from engine.head.params import FlameParams
 from engine.render.camera import Camera, framing, orbit_camera
 
@@ -123,37 +123,14 @@ def view_features(avatar: Avatar, views: list[View], max_expr: int = 16) -> Tens
     return torch.cat([_group_normalise(g.cpu()) for g in groups], dim=1)
 
 
-@torch.no_grad()
-def view_visibility(avatar: Avatar, views: list[View], selection: Tensor) -> Tensor:
-    """[M] selection-weighted share of selected Gaussians facing each view's camera inside its image."""
-    weights = selection.float().cpu()
-    assert weights.shape == (avatar.gaussians.count,), f"selection must be [N={avatar.gaussians.count}], got {tuple(weights.shape)}"
-    picked = weights > 0
-    if not bool(picked.any()):
-        return torch.zeros(len(views))
-    sub = avatar.gaussians.subset(picked)
-    w = weights[picked]
-    cache: dict[int, tuple[Tensor, Tensor]] = {}
-    out = torch.zeros(len(views))
-    for i, view in enumerate(views):
-        key = id(view.params)
-        if key not in cache:
-            verts = avatar.posed_vertices(view.params).float()
-            rot, _, _ = triangle_frames(verts, avatar.head.faces)
-            means = sub.deform(verts, avatar.head.faces).means
-            normals = rot[sub.binding][:, :, 1]
-            outward = ((means - verts.mean(0)) * normals).sum(1).mean()
-            cache[key] = (means, normals * (1.0 if float(outward) >= 0 else -1.0))
-        means, normals = cache[key]
-        cam = view.camera
-        to_cam = cam.position.float() - means
-        facing = (normals * to_cam).sum(1) > 0
-        p = means @ cam.world_to_cam[:3, :3].float().T + cam.world_to_cam[:3, 3].float()
-        z = p[:, 2].clamp_min(1e-6)
-        u, v = cam.fx * p[:, 0] / z + cam.cx, cam.fy * p[:, 1] / z + cam.cy
-        inside = (p[:, 2] > cam.near) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
-        out[i] = (w * (facing & inside).float()).sum() / w.sum()
-    return out
+def view_visibility(avatar: Avatar, views: list[View], selection: Tensor, size: int = 48,
+                    backend: str = "auto") -> Tensor:
+    """[M] selection-weighted share of selected Gaussians each view really shows: facing the camera,
+    inside its image and not occluded (from size × size renders of the selection mask and depth;
+    engine.edit.visibility.measure_visibility also returns the renders)."""
+    from engine.edit.visibility import measure_visibility
+
+    return measure_visibility(avatar, views, selection, size, backend).visibility
 
 
 def farthest_point_keyframes(features: Tensor, visibility: Tensor, k: int, gamma: float = 1.0,

@@ -1,7 +1,9 @@
 """The edit optimisation: only the selected Gaussians change, toward edited keyframes inside the mask
 and the original renders outside it, one step at a time (a worker drives `step()`).
 
-Loss per step (one keyframe): L1 to the edited image, weighted by the rendered selection mask;
+Loss per step (one keyframe): L1 to the edited image, weighted by the rendered selection mask (and
+the view by its visible mask area, so a grazing view with a sliver of mask does not pull as hard as
+a frontal one);
 L1 to the original render where the dilated mask is 0; an anchor keeping parameters near their
 start; a small adversarial term from the edit discriminator. Colour (SH) is optimised first;
 opacity, position, scale and rotation join when the plan's edit kind needs geometry, and then new
@@ -40,6 +42,7 @@ class OptimConfig:
     lr_scale: float = 0.01  # learning rate of log scales
     lr_rotation: float = 0.003  # learning rate of rotation quaternions
     lr_opacity: float = 0.03  # learning rate of opacity logits
+    lr_final: float = 1.0  # every learning rate decays exponentially to this fraction of itself at the last step
     geometry: bool = False  # also optimise opacity, position, scale, rotation (shape/accessory edits)
     view_dependent: bool = False  # also optimise SH rest coefficients (material edits)
     colour_first: float = 0.4  # share of the steps that optimise colour alone before geometry joins
@@ -53,6 +56,7 @@ class OptimConfig:
     max_added: int = 4000  # most new Gaussians an edit may add
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)  # render background (datasets are on white)
     render_backend: str = "auto"  # rasterizer backend
+    cache_views: int = 256  # keyframes whose on-screen unselected Gaussians stay cached
     seed: int = 0  # keyframe order and densification jitter
 
 
@@ -66,6 +70,7 @@ class EditTarget:
     outside: Tensor  # [H, W] 1 where the original must be kept (the dilated mask's complement)
     edited: Tensor  # [H, W, 3] current target: the edit composited through the mask
     verts: Tensor  # [V, 3] posed mesh vertices of the view's frame
+    weight: float = 1.0  # weight of this view's inside term (its visible mask area over the mean of all views)
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class EditOptimiser:
         self.indices = torch.nonzero(selected).squeeze(1)  # [M] base indices being optimised
         self.fixed = avatar.gaussians.subset(~selected)  # never changes
         self._fixed_splats: dict[int, Splats] = {}
+        self._faces: tuple[Tensor, Tensor, Tensor] | None = None  # (binding it was made for, faces, local binding)
         start = avatar.gaussians.subset(self.indices)
         self.start = start.detach_clone()  # [M] starting values (anchor and deltas)
         self.labels, self.binding = start.labels, start.binding
@@ -123,6 +129,8 @@ class EditOptimiser:
                        {"params": [self.params["log_scale"]], "lr": c.lr_scale},
                        {"params": [self.params["rotation"]], "lr": c.lr_rotation},
                        {"params": [self.params["opacity_logit"]], "lr": c.lr_opacity}]
+        for group in groups:
+            group["base_lr"] = group["lr"]
         self.optimizer = torch.optim.Adam(groups, eps=1e-12)
 
     def current(self) -> BoundGaussians:
@@ -131,17 +139,34 @@ class EditOptimiser:
 
     # ---- one step -----------------------------------------------------------------------------
     def _fixed_for(self, i: int) -> Splats:
+        """The unselected Gaussians of keyframe i that its camera sees (radius > 0 in a render of them).
+
+        Gaussians the renderer culls contribute nothing, so leaving them out gives the same image while
+        the per-step render and its backward pass only touch what is on screen (a crop around the
+        selection shows a small part of the head)."""
         if i not in self._fixed_splats:
-            if len(self._fixed_splats) > 64:
-                self._fixed_splats.clear()
+            if len(self._fixed_splats) >= self.config.cache_views:
+                self._fixed_splats.pop(next(iter(self._fixed_splats)))
+            camera, c = self.targets[i].view.camera, self.config
             with torch.no_grad():
-                self._fixed_splats[i] = self.fixed.deform(self.targets[i].verts, self.avatar.head.faces)
+                splats = self.fixed.deform(self.targets[i].verts, self.avatar.head.faces)
+                self._fixed_splats[i] = splats.subset(render(splats, camera, c.background,
+                                                             backend=c.render_backend).radii > 0)
         return self._fixed_splats[i]
+
+    def _moving_faces(self) -> tuple[Tensor, Tensor]:
+        """(faces [U, 3] the optimised Gaussians are bound to, their binding [M'] into those faces): their
+        triangle frames are all a step needs, not the whole mesh's."""
+        if self._faces is None or self._faces[0] is not self.binding:
+            used, local = torch.unique(self.binding, return_inverse=True)
+            self._faces = (self.binding, self.avatar.head.faces[used], local)
+        return self._faces[1], self._faces[2]
 
     def render_target(self, i: int) -> tuple[Tensor, Tensor]:
         """(rgb [H, W, 3], means2d of the optimised Gaussians [M', 2]) of keyframe i with the current parameters."""
         t = self.targets[i]
-        moving = self.current().deform(t.verts, self.avatar.head.faces)
+        faces, local = self._moving_faces()
+        moving = BoundGaussians(binding=local, labels=self.labels, **self.params).deform(t.verts, faces)
         fixed = self._fixed_for(i)
         result = render(Splats.concat([fixed, moving]), t.view.camera, self.config.background,
                         backend=self.config.render_backend)
@@ -154,7 +179,7 @@ class EditOptimiser:
 
     def _loss(self, i: int, rgb: Tensor) -> tuple[Tensor, dict[str, float]]:
         c, t = self.config, self.targets[i]
-        inside = masked_l1(rgb, t.edited, t.mask) * c.weight_inside
+        inside = masked_l1(rgb, t.edited, t.mask) * c.weight_inside * t.weight
         outside = masked_l1(rgb, t.original, t.outside) * c.weight_outside
         anchor = sum(((self.params[k] - self.anchor[k]) ** 2).mean() for k in self.params) * c.weight_anchor
         total = inside + outside + anchor
@@ -179,6 +204,9 @@ class EditOptimiser:
         if not self.config.view_dependent and self.params["sh"].grad is not None:
             self.params["sh"].grad[:, 1:] = 0
         self._accumulate(means2d)
+        decay = self.config.lr_final ** (self.steps_done / max(1, self.config.steps - 1))
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * decay
         self.optimizer.step()
         self.steps_done += 1
         c = self.config

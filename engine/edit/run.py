@@ -1,11 +1,14 @@
 """The edit job the CLI and the GUI call: avatar + selection + plan -> EditLayer (or None if cancelled).
 
 Steps: expression-only plans become an expression-offset layer at once. Otherwise candidate views
-(dataset frames, or the FLAME sequence × an orbit) -> K keyframes by visibility-weighted farthest-point
-sampling -> per keyframe a camera cropped around the selection, the original render and the rendered
-selection mask -> a discriminator trained on the avatar's renders and photos -> 2D edits, each gated
-by the discriminator (regenerated with another seed, or dropped with the reason logged) -> the edit
-optimisation with iterative keyframe refresh -> an EditLayer. The avatar passed in is never modified.
+(dataset frames, or the FLAME sequence × an orbit) -> small renders of every candidate give the
+selection's real (occlusion-aware) visibility and its colour statistics over all views, which
+calibrate the editor (one colour mapping for every view) -> K keyframes by visibility-weighted
+farthest-point sampling -> per keyframe a camera cropped around the selection, the original render
+and the rendered selection mask -> a discriminator trained on the avatar's renders and photos -> 2D
+edits, each gated by the discriminator (regenerated with another seed, or dropped with the reason
+logged) -> the edit optimisation (views weighted by their visible mask area) with iterative keyframe
+refresh for generative editors -> an EditLayer. The avatar passed in is never modified.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from engine.edit.discriminator import DiscriminatorConfig, EditDiscriminator, tr
 from engine.edit.editors.base import EditorError, ImageEditor, composite
 from engine.edit.keyframes import (
     KeyframeChoice, View, all_visible, dataset_views, farthest_point_keyframes, orbit_cameras, orbit_views,
-    view_features, view_visibility,
+    view_features,
 )
 from engine.edit.layers import EditLayer
 from engine.edit.optimise import EditOptimiser, EditTarget, OptimConfig
 from engine.edit.views import crop_camera, crop_photo, dilate, render_view
+from engine.edit.visibility import measure_visibility
 from engine.prompting.plan import EditKind, EditPlan
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,9 @@ class EditConfig:
     orbit_cameras: int = 8  # cameras on the orbit when the avatar has no dataset
     max_timesteps: int = 24  # FLAME frames considered when the avatar has no dataset
     dilate: int = 2  # pixels the selection mask is dilated by before "outside" starts
+    visibility_size: int = 48  # side of the small per-candidate renders measuring visibility and colour statistics
+    min_visibility: float = 0.05  # candidates showing less of the selection are never edited
+    weight_by_area: bool = True  # weight each view's loss by its visible mask area (grazing views count less)
     gate_retries: int = 2  # new seeds tried for an edit the discriminator rejects before dropping it
     discriminator: bool = True  # train and use the edit discriminator
     disc: DiscriminatorConfig = field(default_factory=lambda: DiscriminatorConfig())  # its training
@@ -65,6 +72,7 @@ class EditResult:
 
     layer: EditLayer  # the edit, to append to the avatar's layers
     keyframes: KeyframeChoice | None  # the chosen views (None for expression-only plans)
+    editor: ImageEditor | None  # the editor as used (calibrated on every candidate view), None for expression plans
     views: tuple[View, ...]  # the edited views (after gating)
     dropped: tuple[str, ...]  # one reason per dropped keyframe
     log: tuple[str, ...]  # what happened, for the user
@@ -143,7 +151,9 @@ class _Job:
         for attempt in range(attempts):
             seed = self.config.seed + 7919 * i + 104729 * attempt
             result = self.editor.edit(image, target.mask, self.plan, seed)
-            edited = composite(target.original, result.image, target.mask)
+            # the editor's own output through the mask once, over the unedited render: a refresh edits the
+            # current render, and result.image is already blended (compositing it again would square the mask)
+            edited = composite(target.original, result.raw, target.mask)
             ok, score, reason = disc.gate(edited, target.mask) if disc is not None else (True, 1.0, "ok")
             if ok:
                 return edited
@@ -171,17 +181,23 @@ def run_edit(avatar: Avatar, selection: Tensor, plan: EditPlan, editor: ImageEdi
     cancel = cancel or (lambda: False)
     if plan.is_expression_only:
         layer = expression_layer(avatar, plan)
-        return EditResult(layer, None, (), (), ("expression offset layer",), time.perf_counter() - start)
+        return EditResult(layer, None, None, (), (), ("expression offset layer",), time.perf_counter() - start)
     job = _Job(avatar, selection_weights(avatar, selection), plan, editor, config, progress, cancel, preview)
     if not bool(job.selected.any()):
         raise ValueError("nothing is selected: choose components or paint a mask before editing")
-    progress(0.0, "choosing keyframes")
+    progress(0.0, "measuring where the selection is visible")
     views = _candidates(avatar, config, dataset)
     feats = view_features(avatar, views)
-    vis = view_visibility(avatar, views, job.weights)
+    seen = measure_visibility(avatar, views, job.weights, config.visibility_size, config.optim.render_backend)
+    if cancel():
+        return None
+    vis = seen.visibility
+    shown = [i for i in range(len(views)) if float(vis[i]) >= config.min_visibility]
+    job.editor = editor.calibrated([seen.images[i] for i in shown], [seen.masks[i] for i in shown])
     k = config.keyframes if config.keyframes is not None else (plan.keyframes or DEFAULT_KEYFRAMES)
-    choice = all_visible(vis, feats) if config.all_frames else farthest_point_keyframes(feats, vis, k)
-    job.note(f"{len(views)} candidate views; " + choice.describe())
+    choice = (all_visible(vis, feats, config.min_visibility) if config.all_frames
+              else farthest_point_keyframes(feats, vis, k, min_visibility=config.min_visibility))
+    job.note(f"{len(views)} candidate views, {len(shown)} show the selection; " + choice.describe())
     return _run_stages(job, views, choice, start)
 
 
@@ -202,10 +218,11 @@ def _run_stages(job: _Job, views: list[View], choice: KeyframeChoice, start: flo
         if disc is None:
             return None
     kept: list[EditTarget] = []
+    attempts = 1 if job.editor.deterministic else 1 + config.gate_retries  # new seeds cannot change the result
     for n, t in enumerate(targets):
         if job.cancel():
             return None
-        edited = job.edit_one(n, t, t.original, disc, 1 + config.gate_retries)
+        edited = job.edit_one(n, t, t.original, disc, attempts)
         if edited is not None:
             t.edited = edited
             kept.append(t)
@@ -214,6 +231,10 @@ def _run_stages(job: _Job, views: list[View], choice: KeyframeChoice, start: flo
         job.progress(0.3 + 0.1 * (n + 1) / len(targets), f"editing keyframe {n + 1}/{len(targets)}")
     if not kept:
         raise EditorError("every keyframe edit was rejected: " + " | ".join(job.dropped))
+    if config.weight_by_area:
+        areas = torch.tensor([float(t.mask.sum()) for t in kept])
+        for t, a in zip(kept, (areas / areas.mean().clamp_min(1e-9)).tolist()):
+            t.weight = a
     return _optimise(job, kept, disc, choice, start)
 
 
@@ -230,7 +251,8 @@ def _optimise(job: _Job, kept: list[EditTarget], disc: EditDiscriminator | None,
     def refresh(k: int, current: Tensor) -> Tensor | None:
         return job.edit_one(k, kept[k], current, disc, 1, refreshing=True)
 
-    opt = EditOptimiser(job.avatar, job.selected, kept, oc, disc, refresh)
+    # a deterministic editor would only reproduce (or, re-editing its own output, distort) its targets
+    opt = EditOptimiser(job.avatar, job.selected, kept, oc, disc, None if job.editor.deterministic else refresh)
     job.note(f"optimising {int(job.selected.sum())} selected Gaussians over {len(kept)} views for {steps} steps"
              + (" (geometry on)" if geometry else ""))
     while not opt.finished:
@@ -243,7 +265,10 @@ def _optimise(job: _Job, kept: list[EditTarget], disc: EditDiscriminator | None,
     name = f"edit: {plan.prompt or plan.refined_prompt}"[:80]
     info = {"plan": plan.model_dump(mode="json"), "editor": job.editor.name, "keyframes": len(kept),
             "coverage": choice.coverage, "steps": steps, "dropped": list(job.dropped), "added": opt.n_added}
+    reference = getattr(job.editor, "reference", None)
+    if reference is not None and hasattr(reference, "as_dict"):
+        info["editor_reference"] = reference.as_dict()
     layer = opt.layer(name, info)
     job.note(f"done: {layer.indices.numel()} Gaussians changed, {opt.n_added} added")
-    return EditResult(layer, choice, tuple(t.view for t in kept), tuple(job.dropped), tuple(job.messages),
-                      time.perf_counter() - start)
+    return EditResult(layer, choice, job.editor, tuple(t.view for t in kept), tuple(job.dropped),
+                      tuple(job.messages), time.perf_counter() - start)

@@ -3,7 +3,8 @@
     python -m engine.head.demo_sculpt [--out resources/demo_head] [--step 0.003] [--skin-verts 5200]
 
 Sculpts a head as a signed distance (demo_sculpt_sdf), meshes it (demo_sculpt_mesh,
-demo_sculpt_decimate), adds two eyeballs, labels and rigs it (demo_sculpt_rig) and adds identity
+demo_sculpt_decimate), adds two eyeballs, presses the lips shut and labels it
+(demo_sculpt_labels), rigs it (demo_sculpt_rig) and adds identity
 and expression blendshapes (demo_sculpt_shapes). Writes FLAME_NEUTRAL.npz (FLAME keys plus
 face_labels and expression_names) and flame_static_embedding.pkl, which smplx.FLAME loads.
 """
@@ -24,6 +25,7 @@ from engine.head import demo_sculpt_mesh as mesh
 from engine.head import demo_sculpt_rig as rig
 from engine.head import demo_sculpt_sdf as sdf
 from engine.head.demo_sculpt_decimate import decimate
+from engine.head.demo_sculpt_labels import close_lips, face_labels
 from engine.head.demo_sculpt_shapes import EXPRESSION_NAMES, expression_fields, identity_fields
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "resources" / "demo_head"
@@ -50,6 +52,8 @@ def sizing(p: ndarray) -> ndarray:
     s = 1.0 - 0.6 * g(mesh.LENS_CENTRE, 0.065)
     s *= (1.0 - 0.4 * g(a["mouth"], 0.02)) * (1.0 - 0.4 * g(a["left_eye"], 0.02)) * (1.0 - 0.4 * g(a["right_eye"], 0.02))
     s *= (1.0 - 0.3 * g(a["left_ear"], 0.03)) * (1.0 - 0.3 * g(a["right_ear"], 0.03))
+    for side in (1.0, -1.0):  # brows: fine enough for a smooth label outline
+        s *= 1.0 - 0.45 * g(np.array([side * 0.031, 0.051, 0.075]), 0.018)
     return s
 
 
@@ -73,24 +77,25 @@ def build(config: SculptConfig = SculptConfig()) -> tuple[dict[str, ndarray], di
     """The FLAME_NEUTRAL.npz arrays and the static landmark embedding arrays."""
     verts, faces, part = build_mesh(config)
     n = len(verts)
-    labels = rig.face_labels(verts, faces, part)
+    closed = verts + close_lips(verts) * (part == 0)[:, None]
+    labels = face_labels(verts, closed, faces, part, rig.jaw_weight(verts))
     shapedirs = np.zeros((n, 3, 400), dtype=np.float32)
     shapedirs[:, :, :10] = identity_fields(verts, part)
     expr = expression_fields(verts)
     expr[part != 0] = 0.0
     shapedirs[:, :, 300 : 300 + len(EXPRESSION_NAMES)] = expr
     model = {
-        "v_template": verts.astype(np.float64),
+        "v_template": closed.astype(np.float64),
         "f": faces.astype(np.int64),
         "shapedirs": shapedirs,
         "posedirs": np.zeros((n, 3, 36), dtype=np.float32),
-        "J_regressor": rig.joint_regressor(verts, part),
+        "J_regressor": rig.joint_regressor(closed, part),
         "kintree_table": np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64),
         "weights": rig.skinning_weights(verts, part),
         "face_labels": labels,
         "expression_names": np.array(EXPRESSION_NAMES),
     }
-    lmk_face, lmk_bary = rig.landmarks(verts, faces, labels)
+    lmk_face, lmk_bary = rig.landmarks(closed, faces, labels)
     embedding = {"lmk_face_idx": lmk_face, "lmk_b_coords": lmk_bary}
     return model, embedding
 

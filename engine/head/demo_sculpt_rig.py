@@ -1,4 +1,4 @@
-"""Rig of the demo head: component labels, skinning weights, joint regressor and landmarks.
+"""Rig of the demo head: skinning weights, joint regressor and landmarks (labels: demo_sculpt_labels).
 
 All functions work on the rest-pose mesh. Parts: `part` [V] is 0 for skin, 1 for the left
 eyeball, 2 for the right eyeball.
@@ -12,6 +12,7 @@ from scipy.optimize import nnls
 
 from engine.head import demo_sculpt_sdf as sdf
 from engine.head.components import LABEL
+from engine.head.demo_sculpt_labels import brow_curve
 
 A = sdf.ANATOMY
 
@@ -20,36 +21,6 @@ def smoothstep(lo: float, hi: float, x: ndarray) -> ndarray:
     """0 below lo, 1 above hi, C1-smooth in between (lo > hi reverses the ramp)."""
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
-
-
-def face_labels(verts: ndarray, faces: ndarray, part: ndarray) -> ndarray:
-    """Component label [F] of every face, from where its centroid sits on the sculpt."""
-    c = verts[faces].mean(axis=1)
-    x, y, z = c[:, 0], c[:, 1], c[:, 2]
-    labels = np.full(len(faces), LABEL["skin"], dtype=np.int64)
-    labels[y < -0.090 - 0.30 * z] = LABEL["neck"]
-    labels[(sdf.hair(c) < 0.0008) & (y > -0.075)] = LABEL["hair"]
-    labels[(sdf.ears(c) < 0.0015) & (np.abs(x) > 0.060)] = LABEL["ears"]
-    labels[(sdf.nose(c) < 0.0012) & (np.abs(x) < 0.025) & (y > -0.027) & (y < 0.040)] = LABEL["nose"]
-    ax = np.abs(x)
-    brow_y = A["left_eye"][1] + 0.0165 + 0.0045 * (1.0 - ((ax - 0.031) / 0.021) ** 2)
-    half = 0.0042 * np.clip(1.0 - ((ax - 0.031) / 0.024) ** 2, 0.0, 1.0) ** 0.3
-    brow = (ax > 0.009) & (ax < 0.054) & (np.abs(y - brow_y) < half) & (z > 0.045)
-    labels[brow & (x > 0)] = LABEL["left_brow"]
-    labels[brow & (x < 0)] = LABEL["right_brow"]
-    m = A["mouth"]
-    upper, lower = sdf.lips(c)
-    near_mouth = (ax < sdf.MOUTH_HALF_WIDTH - 0.001) & (z > m[2] - 0.016)
-    labels[near_mouth & (upper < 0.0012) & (y >= m[1])] = LABEL["upper_lip"]
-    labels[near_mouth & (lower < 0.0012) & (y < m[1])] = LABEL["lower_lip"]
-    interior = (sdf.mouth_cut(c) < 0.0015) & (z < m[2] - 0.0010) & (ax < sdf.MOUTH_HALF_WIDTH + 0.004)
-    labels[interior] = LABEL["mouth_interior"]
-    jw = jaw_weight(verts)[faces]  # faces torn between jaw and head stretch open with the mouth
-    labels[(np.ptp(jw, axis=1) > 0.5) & (ax < sdf.MOUTH_HALF_WIDTH + 0.004) & (z < m[2] + 0.002)] = LABEL["mouth_interior"]
-    face_part = part[faces[:, 0]]
-    labels[face_part == 1] = LABEL["left_eye"]
-    labels[face_part == 2] = LABEL["right_eye"]
-    return labels
 
 
 def jaw_weight(p: ndarray) -> ndarray:
@@ -119,7 +90,7 @@ def landmark_targets() -> ndarray:
     """The 51 iBUG points (no jaw contour) as (x, y) [51, 2] on the front of the face."""
     ey, my, hw = A["left_eye"][1], A["mouth"][1], sdf.MOUTH_HALF_WIDTH
     brow_x = [-0.050, -0.041, -0.031, -0.021, -0.012, 0.012, 0.021, 0.031, 0.041, 0.050]
-    pts = [(x, ey + 0.0165 + 0.0045 * (1 - ((abs(x) - 0.031) / 0.021) ** 2)) for x in brow_x]
+    pts = [(x, float(brow_curve(np.array([abs(x)]))[0][0])) for x in brow_x]
     pts += [(0.0, 0.034), (0.0, 0.020), (0.0, 0.005), (0.0, -0.008)]
     pts += [(-0.010, -0.020), (-0.005, -0.023), (0.0, -0.024), (0.005, -0.023), (0.010, -0.020)]
     for cx, sign in ((-0.032, -1.0), (0.032, 1.0)):  # right eye first (iBUG 36-41), then left
@@ -134,7 +105,7 @@ def landmark_targets() -> ndarray:
     pts += [(-hw, my), (-0.016, my + 0.0055), (-0.007, my + 0.0085), (0.0, my + 0.0078), (0.007, my + 0.0085),
             (0.016, my + 0.0055), (hw, my), (0.016, my - 0.0075), (0.007, my - 0.0105), (0.0, my - 0.011),
             (-0.007, my - 0.0105), (-0.016, my - 0.0075)]
-    gap = sdf.SLIT_HALF_HEIGHT + 0.0006
+    gap = 0.0004  # the lips are pressed shut at rest (demo_sculpt_labels.close_lips)
     pts += [(-hw + 0.004, my), (-0.008, my + gap), (0.0, my + gap), (0.008, my + gap), (hw - 0.004, my),
             (0.008, my - gap), (0.0, my - gap), (-0.008, my - gap)]
     return np.array(pts, dtype=np.float64)

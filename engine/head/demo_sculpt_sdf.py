@@ -18,7 +18,7 @@ ANATOMY: dict[str, ndarray] = {
     "left_eye": np.array([0.0320, 0.0300, 0.0620]),  # subject's left eye centre (+x)
     "right_eye": np.array([-0.0320, 0.0300, 0.0620]),  # subject's right eye centre
     "mouth": np.array([0.0, -0.0480, 0.0870]),  # centre of the lip split, at the lip front
-    "nose_tip": np.array([0.0, -0.0120, 0.1120]),  # tip of the nose
+    "nose_tip": np.array([0.0, -0.0115, 0.1080]),  # tip of the nose
     "nasion": np.array([0.0, 0.0380, 0.0800]),  # top of the nose bridge
     "chin": np.array([0.0, -0.1000, 0.0700]),  # front of the chin
     "jaw_hinge": np.array([0.0, -0.0080, 0.0000]),  # midpoint of the two jaw hinges
@@ -31,7 +31,7 @@ ANATOMY: dict[str, ndarray] = {
 
 MOUTH_HALF_WIDTH = 0.0250  # lip split from corner to corner / 2
 SLIT_HALF_HEIGHT = 0.0018  # half the gap between the lips at rest
-NECK_BOTTOM = -0.1850  # y of the flat bottom of the neck
+NECK_BOTTOM = -0.1780  # y of the flat bottom of the neck
 
 
 def ellipsoid(p: ndarray, centre: ndarray | list[float], radii: ndarray | list[float]) -> ndarray:
@@ -92,8 +92,9 @@ def skull(p: ndarray) -> ndarray:
 
 
 def neck(p: ndarray) -> ndarray:
-    """Neck: a tilted round cylinder cut flat at NECK_BOTTOM."""
-    d = capsule(p, [0.0, -0.0400, -0.0300], [0.0, NECK_BOTTOM - 0.05, -0.0050], 0.0540, 0.0580)
+    """Neck: a tilted, downward-widening round cylinder flaring into a base, cut flat at NECK_BOTTOM."""
+    d = capsule(p, [0.0, -0.0400, -0.0300], [0.0, NECK_BOTTOM - 0.05, -0.0080], 0.0500, 0.0570)
+    d = smin(d, ellipsoid(p, [0.0, NECK_BOTTOM - 0.006, -0.0150], [0.0760, 0.0240, 0.0560]), 0.022)  # base
     return np.maximum(d, NECK_BOTTOM - p[:, 1])
 
 
@@ -101,17 +102,17 @@ def nose(p: ndarray) -> ndarray:
     """Nose: bridge, tip and the two alae."""
     m = _mirror_x(p)
     tip = ANATOMY["nose_tip"]
-    d = capsule(p, [0.0, 0.0330, 0.0770], [0.0, -0.0060, 0.1020], 0.0060, 0.0090)  # bridge
-    d = smin(d, ellipsoid(p, tip - [0.0, 0.0, 0.0090], [0.0100, 0.0095, 0.0085]), 0.006)  # tip
-    d = smin(d, ellipsoid(m, [0.0125, -0.0170, 0.0880], [0.0070, 0.0060, 0.0075]), 0.006)  # ala
-    d = smin(d, ellipsoid(p, [0.0, -0.0160, 0.0750], [0.0150, 0.0090, 0.0150]), 0.006)  # base
+    d = capsule(p, [0.0, 0.0330, 0.0770], [0.0, -0.0050, 0.0985], 0.0055, 0.0080)  # bridge
+    d = smin(d, ellipsoid(p, tip - [0.0, 0.0, 0.0082], [0.0088, 0.0085, 0.0078]), 0.006)  # tip
+    d = smin(d, ellipsoid(m, [0.0112, -0.0165, 0.0865], [0.0062, 0.0054, 0.0068]), 0.006)  # ala
+    d = smin(d, ellipsoid(p, [0.0, -0.0160, 0.0750], [0.0135, 0.0085, 0.0140]), 0.006)  # base
     return d
 
 
 def nostrils(p: ndarray) -> ndarray:
     """The two shallow nostril holes (carved)."""
     m = _mirror_x(p)
-    return ellipsoid(m, [0.0060, -0.0210, 0.0960], [0.0030, 0.0018, 0.0045])
+    return ellipsoid(m, [0.0055, -0.0200, 0.0930], [0.0027, 0.0016, 0.0040])
 
 
 def lips(p: ndarray) -> tuple[ndarray, ndarray]:
@@ -139,8 +140,8 @@ def eye_window(p: ndarray, centre: ndarray) -> ndarray:
     side = np.sign(centre[0])
     x = q[:, 0] * side  # + toward the temple
     y = q[:, 1] - 0.0025 * (x / 0.014)  # outer corner a little higher
-    half_h = 0.0058 * np.clip(1.0 - (x / 0.0150) ** 2, 0.0, None) ** 0.6
-    d2 = np.maximum(np.abs(y) - half_h, np.abs(x) - 0.0150)
+    half_h = 0.0062 * np.clip(1.0 - (x / 0.0155) ** 2, 0.0, None) ** 0.6
+    d2 = np.maximum(np.abs(y) - half_h, np.abs(x) - 0.0155)
     return np.maximum(d2, -(q[:, 2] + 0.0020))
 
 

@@ -69,20 +69,21 @@ def expression_fields(verts: ndarray) -> ndarray:
     x, y = p[:, 0], p[:, 1]
     front = smoothstep(0.02, 0.05, p[:, 2])
     fields: dict[str, ndarray] = {}
-    cheeks = sum(_vec(bump(p, [s * 0.040, -0.010, 0.055], 0.028), [s * 0.0015, 0.0045, 0.0015]) for s in (1, -1))
-    fields["smile"] = _corners(p, [0.0045, 0.0060, -0.0030]) + cheeks
-    chin = _vec(bump(p, A["chin"] + [0, 0.01, 0], 0.028), [0.0, 0.0020, 0.0015])
-    fields["frown"] = _corners(p, [-0.0010, -0.0060, -0.0005]) + chin
+    cheeks = sum(_vec(bump(p, [s * 0.040, -0.012, 0.055], 0.028), [s * 0.0022, 0.0060, 0.0025]) for s in (1, -1))
+    widen = np.stack([0.10 * x, np.zeros(len(p)), np.zeros(len(p))], axis=1) * _lips_zone(p)[:, None]
+    fields["smile"] = _corners(p, [0.0060, 0.0095, -0.0045], radius=0.021) + cheeks + widen
+    chin = _vec(bump(p, A["chin"] + [0, 0.01, 0], 0.028), [0.0, 0.0028, 0.0020])
+    fields["frown"] = _corners(p, [-0.0015, -0.0085, -0.0010], radius=0.021) + chin
     brow_w = sum(bump(p, [s * 0.030, ey + 0.022, 0.075], [0.040, 0.028, 0.06]) for s in (1, -1))
-    fields["brow_raise"] = _vec(np.clip(brow_w, 0, 1) * front, [0.0, 0.0070, 0.0005])
+    fields["brow_raise"] = _vec(np.clip(brow_w, 0, 1) * front, [0.0, 0.0095, 0.0008])
     fields["brow_furrow"] = sum(
-        _vec(bump(p, [s * 0.015, ey + 0.018, 0.080], [0.022, 0.016, 0.04]) * front, [-s * 0.0040, -0.0035, 0.0010])
+        _vec(bump(p, [s * 0.015, ey + 0.018, 0.080], [0.022, 0.016, 0.04]) * front, [-s * 0.0050, -0.0045, 0.0012])
         for s in (1, -1)
     )
     for name, eye in (("blink_left", A["left_eye"]), ("blink_right", A["right_eye"])):
         fields[name] = _lid_rotation(p, eye, 0.62, upper=True) + _lid_rotation(p, eye, -0.14, upper=False)
     lips = _lips_zone(p)
-    fields["pucker"] = np.stack([-0.40 * x * lips, -0.15 * (y - m[1]) * lips, 0.0085 * lips], axis=1)
+    fields["pucker"] = np.stack([-0.45 * x * lips, -0.15 * (y - m[1]) * lips, 0.0100 * lips], axis=1)
     fields["cheek_puff"] = sum(
         _vec(bump(p, [s * 0.042, -0.032, 0.045], [0.032, 0.030, 0.04]) * front, [s * 0.0065, 0.0, 0.0045])
         for s in (1, -1)
@@ -96,8 +97,8 @@ def expression_fields(verts: ndarray) -> ndarray:
         + sum(_vec(bump(p, [s * 0.014, ey + 0.017, 0.08], 0.016) * front, [0.0, -0.0020, 0.0]) for s in (1, -1))
     )
     wide = bump(p, [0.0, m[1] - 0.002, m[2] - 0.006], [0.045, 0.028, 0.035])
-    fields["mouth_left"] = _vec(wide, [0.0060, 0.0, -0.0005])
-    fields["mouth_right"] = _vec(wide, [-0.0060, 0.0, -0.0005])
+    fields["mouth_left"] = _vec(wide, [0.0080, 0.0, -0.0005])
+    fields["mouth_right"] = _vec(wide, [-0.0080, 0.0, -0.0005])
     squint = sum(_lid_rotation(p, A[e], -0.22, upper=False) for e in ("left_eye", "right_eye"))
     fields["squint"] = squint + sum(
         _vec(bump(p, [s * 0.036, 0.008, 0.06], 0.022), [0.0, 0.0025, 0.0005]) for s in (1, -1)

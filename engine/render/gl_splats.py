@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from engine.render.camera import Camera
 from engine.render import gl_shaders
+from engine.render.camera import Camera
 from engine.render.splats import Splats
 
 LOWPASS_EPS = 0.3  # pixels² added to the 2D covariance diagonal (as engine/render/projection.py)
@@ -177,6 +177,18 @@ def _project(arr: _SplatArrays, camera: Camera, cfg: GLSplatConfig) -> tuple[np.
     bx, by = np.abs(geo[:, 2]) + np.abs(geo[:, 4]), np.abs(geo[:, 3]) + np.abs(geo[:, 5])
     on = (px + bx > 0) & (px - bx < w) & (py + by > 0) & (py - by < h) & (ca * cc - cb * cb > 0) & (extent > 0)
     return idx[on], z[on], geo[on]
+
+
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software rasterizer")  # GL_RENDERER names of CPU drivers
+
+
+def is_software_renderer(ctx: moderngl.Context) -> bool:
+    """True when the context's OpenGL driver rasterizes on the CPU (Mesa llvmpipe and kin).
+
+    There the numba inference path (engine/render/fast_view.py) draws the demo avatar several times faster.
+    """
+    name = str(ctx.info.get("GL_RENDERER", "")).lower()
+    return any(s in name for s in SOFTWARE_RENDERERS)
 
 
 def _choose_primitive(inst: np.ndarray, mode: str) -> str:

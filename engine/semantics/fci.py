@@ -60,7 +60,7 @@ FLAME_REGION_MAP: dict[str, str] = {
 """FLAME_masks.pkl region names (official keys plus VHAP's extras) -> component or 'lips'/'eyes'."""
 
 REGION_PRIORITY: tuple[str, ...] = (
-    "boundary", "neck", "scalp", "hair", "face", "forehead", "eye_region", "left_eye_region", "right_eye_region",
+    "face", "forehead", "boundary", "eye_region", "left_eye_region", "right_eye_region", "neck", "scalp", "hair",
     "left_ear", "right_ear", "ears", "nose", "lips", "teeth", "eyeballs", "irises", "left_eyeball", "right_eyeball",
 )
 """Later regions win where FLAME's regions overlap (the specific over the general)."""

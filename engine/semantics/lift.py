@@ -8,14 +8,23 @@ C feature channels and one backward pass.
 
 A lifted selection weight is inside / (inside + outside): the share of a Gaussian's visible
 contribution that falls inside the mask. Gaussians the view does not see (total ≈ 0) get weight 0
-and are reported by `seen`.
+and are reported by `seen`; `fill_unseen` gives them the weight of the nearest seen Gaussian in the
+rest pose (a mask painted on one view then also covers the parts of the same region it hides).
+
+Pixels within `edge_px` of the rendered silhouette do not vote: there the Gaussians' footprints
+overhang the surface they sample (the splat silhouette is a pixel or two wider than the surface),
+so a painted edge that stops at the surface's outline would otherwise vote the Gaussians along
+the outline out of the mask, and a mask painted over the outline would vote them in, both for
+reasons that have nothing to do with which part they belong to.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from engine.render.camera import Camera
@@ -23,6 +32,8 @@ from engine.render.rasterize import render
 from engine.render.splats import Splats
 
 SEEN_EPS = 1e-3  # total contribution (in pixels of full opacity) below which a Gaussian counts as unseen
+EDGE_PX = 2  # pixels next to the rendered silhouette that do not vote (see the module docstring)
+SOLID_ALPHA = 0.5  # rendered alpha at which a pixel counts as inside the silhouette
 
 
 def _detached(splats: Splats) -> Splats:
@@ -36,13 +47,26 @@ def _detached(splats: Splats) -> Splats:
     )
 
 
+def interior(alpha: Tensor, edge_px: int = EDGE_PX) -> Tensor:
+    """[H, W] float 1 where the rendered alpha [H, W] is solid and at least edge_px pixels from its outline."""
+    solid = (alpha >= SOLID_ALPHA).float()
+    if edge_px <= 0:
+        return solid
+    k = 2 * edge_px + 1
+    return 1.0 - F.max_pool2d((1.0 - solid)[None, None], k, stride=1, padding=edge_px)[0, 0]
+
+
 def contributions(
     splats: Splats,
     camera: Camera,
     weight_maps: Tensor,  # [H, W, C] per-pixel weights (a soft mask, or one-hot labels)
     backend: str = "auto",
+    edge_px: int | None = None,
 ) -> Tensor:
-    """[N, C] Σ_p weight_maps[p, c]·T_i(p)·α_i(p) for every Gaussian i (occlusion-aware)."""
+    """[N, C] Σ_p weight_maps[p, c]·T_i(p)·α_i(p) for every Gaussian i (occlusion-aware).
+
+    edge_px: when given, pixels outside `interior(alpha, edge_px)` of this very render get weight 0.
+    """
     h, w = camera.height, camera.width
     assert weight_maps.ndim == 3 and weight_maps.shape[:2] == (h, w), (
         f"weight_maps must be [H, W, C] = [{h}, {w}, C], got {tuple(weight_maps.shape)}"
@@ -52,7 +76,10 @@ def contributions(
     with torch.enable_grad():
         result = render(_detached(splats), camera, (0.0, 0.0, 0.0), features=feats, backend=backend)
         assert result.features is not None
-        (result.features * weight_maps.to(result.features)).sum().backward()
+        maps = weight_maps.to(result.features)
+        if edge_px is not None:
+            maps = maps * interior(result.alpha.detach(), edge_px)[..., None]
+        (result.features * maps).sum().backward()
     assert feats.grad is not None
     return feats.grad.detach()
 
@@ -61,22 +88,22 @@ def contributions(
 class LiftedMask:
     """A 2D mask lifted onto Gaussians."""
 
-    inside: Tensor  # [N] Σ over pixels in the mask of T·α (soft masks weight each pixel)
-    outside: Tensor  # [N] Σ over pixels outside the mask of T·α
+    inside: Tensor  # [N] (or [N, S] for S masks) Σ over voting pixels in the mask of T·α (soft masks weight each pixel)
+    outside: Tensor  # [N] (or [N, S]) Σ over voting pixels outside the mask of T·α
 
     @property
     def total(self) -> Tensor:
-        """[N] total visible contribution of each Gaussian in this view."""
+        """[N] (or [N, S]) total voting contribution of each Gaussian in this view."""
         return self.inside + self.outside
 
     @property
     def seen(self) -> Tensor:
-        """[N] bool: the view sees this Gaussian."""
+        """[N] (or [N, S]) bool: the view's voting pixels see this Gaussian."""
         return self.total > SEEN_EPS
 
     @property
     def weights(self) -> Tensor:
-        """[N] inside / (inside + outside) in [0, 1]; 0 for unseen Gaussians."""
+        """[N] (or [N, S]) inside / (inside + outside) in [0, 1]; 0 for unseen Gaussians."""
         total = self.total
         return torch.where(self.seen, self.inside / total.clamp(min=SEEN_EPS), torch.zeros_like(total))
 
@@ -86,14 +113,59 @@ def lift_mask(
     camera: Camera,
     mask: Tensor,  # [H, W] float in [0, 1] (or bool) painted on the view seen by camera
     backend: str = "auto",
+    edge_px: int = EDGE_PX,
 ) -> LiftedMask:
     """Lift a 2D mask onto the Gaussians by their contribution inside versus outside it."""
     assert mask.shape == (camera.height, camera.width), (
         f"mask must be [H, W] = [{camera.height}, {camera.width}], got {tuple(mask.shape)}"
     )
-    m = mask.to(torch.float32).clamp(0.0, 1.0)
-    both = contributions(splats, camera, torch.stack([m, 1.0 - m], dim=-1), backend)
-    return LiftedMask(inside=both[:, 0], outside=both[:, 1])
+    lifted = lift_many(splats, camera, mask[None], backend, edge_px)
+    return LiftedMask(inside=lifted.inside[:, 0], outside=lifted.outside[:, 0])
+
+
+def lift_many(
+    splats: Splats,
+    camera: Camera,
+    masks: Tensor,  # [S, H, W] float in [0, 1] (or bool), all painted on the view seen by camera
+    backend: str = "auto",
+    edge_px: int = EDGE_PX,
+) -> LiftedMask:
+    """Lift S masks of one view with one render: inside / outside are [N, S]."""
+    assert masks.ndim == 3 and masks.shape[1:] == (camera.height, camera.width), (
+        f"masks must be [S, H, W] with H, W = {camera.height}, {camera.width}, got {tuple(masks.shape)}"
+    )
+    m = masks.to(torch.float32).clamp(0.0, 1.0).permute(1, 2, 0)  # [H, W, S]
+    both = contributions(splats, camera, torch.cat([m, torch.ones_like(m[..., :1])], dim=-1), backend, edge_px)
+    inside = both[:, :-1]
+    return LiftedMask(inside=inside, outside=(both[:, -1:] - inside).clamp(min=0.0))
+
+
+def fill_unseen(
+    weights: Tensor,  # [N] or [N, S] lifted weights
+    seen: Tensor,  # [N] bool (or [N, S]: seen by the view each column was lifted from)
+    points: Tensor,  # [N, 3] Gaussian positions in one pose (the rest pose: parts stay apart)
+    max_distance: float = float("inf"),  # farther than this from any seen Gaussian: weight stays 0
+) -> Tensor:
+    """Weights where every unseen Gaussian takes the weight of the nearest seen one (same shape as weights)."""
+    from scipy.spatial import cKDTree
+
+    n = points.shape[0]
+    assert points.shape == (n, 3) and weights.shape[0] == n, (
+        f"points must be [N, 3] and weights [N] or [N, S] with N={n}, got {tuple(points.shape)}, {tuple(weights.shape)}"
+    )
+    seen_n = seen if seen.ndim == 1 else seen.all(dim=1)
+    seen_np = seen_n.detach().cpu().numpy()
+    if seen_np.all() or not seen_np.any():
+        return weights
+    pts = points.detach().cpu().double().numpy()
+    idx_seen = np.nonzero(seen_np)[0]
+    dist, j = cKDTree(pts[idx_seen]).query(pts[~seen_np], k=1)
+    src = torch.from_numpy(idx_seen[j]).to(weights.device)
+    near = torch.from_numpy(dist <= max_distance).to(weights.device)
+    out = weights.clone()
+    fill = weights[src]
+    out[torch.from_numpy(~seen_np).to(weights.device)] = torch.where(near.view(-1, *([1] * (weights.ndim - 1))), fill, torch.zeros_like(fill))
+    return out
 
 
 def lift_masks(

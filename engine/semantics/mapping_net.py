@@ -1,12 +1,20 @@
-"""The paper's mask-mapping network M(t, p, M0) -> M(t, p).
+"""The paper's mask-mapping network M(t, p, M0) -> M(t, p), as a learned warp.
 
 A learned feature grid on the time–pose plane (t, p both normalised to [0, 1]; p is the camera's
-azimuth around the head) is read by bilinear interpolation into a code z(t, p). A small conv
-encoder reads the reference mask M0 (painted at (t0, p0)), z modulates its features (FiLM), and a
-decoder produces the mask at (t, p). It is trained on masks rendered from the modeling stage
-(exact lift-and-render of selections at many (t, p)); exact lift-and-render stays the default and
-the yardstick for it. Grid cells no training sample touches are pulled toward their neighbours by
-a total-variation term, so unseen times/poses interpolate instead of keeping their random start.
+azimuth around the head) is read by bilinear interpolation into a code z(t, p). A small decoder
+turns z into low-resolution fields over the target image: a dense backward displacement (where
+each target pixel was in the reference view at (t0, p0)), a foreground logit (is there head at
+this pixel at all) and a residual logit. The reference mask M0 is warped by the displacement with
+bilinear sampling at the output resolution, so thin parts (eyes, brows, lips) keep their shape;
+a small conv adds a residual (occlusion, parts the reference did not see) on top of the warped
+mask. Every mask painted at the same reference view shares the same warp, so one network carries
+any mask drawn there.
+
+Training data come from the modeling stage (engine.semantics.mapping_data): masks lifted at the
+reference view and rendered exactly at many (t, p), plus the exact backward displacement (the
+reference-view position of the Gaussians seen at each target pixel). Loss: Dice + BCE on masks,
+BCE on the foreground, L1 on the displacement where the target shows the head, and a
+total-variation term on the grid so unvisited cells interpolate their neighbours.
 """
 
 from __future__ import annotations
@@ -26,16 +34,18 @@ from engine.render.camera import Camera
 class MappingNetConfig:
     """Size and training of the mapping network."""
 
-    size: int = 64  # output masks are size x size
-    m0_size: int = 32  # the reference mask is resized to this before the encoder
-    grid_t: int = 16  # feature-grid nodes along time
-    grid_p: int = 12  # feature-grid nodes along camera azimuth
-    code: int = 16  # feature-grid channels
-    channels: int = 32  # conv channels
-    steps: int = 500  # optimiser steps
-    batch: int = 24  # samples per step
+    size: int = 128  # training resolution of masks (predictions may be asked at any size)
+    field_size: int = 32  # resolution of the decoded displacement / foreground / residual fields
+    grid_t: int = 8  # feature-grid nodes along time
+    grid_p: int = 6  # feature-grid nodes along camera azimuth
+    code: int = 32  # feature-grid channels
+    channels: int = 48  # decoder channels
+    steps: int = 400  # optimiser steps
+    batch: int = 8  # (t, p) samples per step (all masks of a sample are used)
     lr: float = 3e-3  # Adam learning rate
-    tv_weight: float = 1e-2  # total-variation weight on the feature grid
+    tv_weight: float = 1e-3  # total-variation weight on the feature grid
+    flow_weight: float = 10.0  # weight of the L1 displacement loss (normalised image units)
+    fg_weight: float = 0.5  # weight of the foreground BCE
     seed: int = 0  # initialisation and batch sampling
 
 
@@ -47,22 +57,35 @@ def camera_azimuth(camera: Camera, target: Tensor | None = None) -> float:
     return math.degrees(math.atan2(float(pos[0]), float(pos[2])))
 
 
+def identity_grid(height: int, width: int, like: Tensor) -> Tensor:
+    """[1, H, W, 2] normalised (x, y) pixel-centre coordinates in [-1, 1] (grid_sample, align_corners=False)."""
+    ys = (torch.arange(height, dtype=like.dtype, device=like.device) + 0.5) / height * 2 - 1
+    xs = (torch.arange(width, dtype=like.dtype, device=like.device) + 0.5) / width * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy], dim=-1)[None]
+
+
 class MaskMappingNet(nn.Module):
-    """M(t, p, M0): reference masks [B, 1, m0, m0] + (t, p) [B] in [0, 1] -> mask logits [B, size, size]."""
+    """M(t, p, M0): reference masks [B, S, h, w] + (t, p) [B] in [0, 1] -> mask probabilities [B, S, H, W]."""
 
     def __init__(self, config: MappingNetConfig = MappingNetConfig()) -> None:
         super().__init__()
         self.config = config
         c = config.channels
         gen = torch.Generator().manual_seed(config.seed)
-        self.grid = nn.Parameter(0.01 * torch.randn(1, config.code, config.grid_p, config.grid_t, generator=gen))
-        self.enc = nn.Sequential(
-            nn.Conv2d(1, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.SiLU(),
-        )
-        self.film = nn.Sequential(nn.Linear(config.code, 2 * c), nn.SiLU(), nn.Linear(2 * c, 2 * c))
-        self.dec = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.SiLU())
-        self.head = nn.Conv2d(c + 1, 1, 3, padding=1)
+        self.grid = nn.Parameter(0.1 * torch.randn(1, config.code, config.grid_p, config.grid_t, generator=gen))
+        self.seed_size = config.field_size // 8
+        assert self.seed_size * 8 == config.field_size, f"field_size must be a multiple of 8, got {config.field_size}"
+        self.fc = nn.Linear(config.code, c * self.seed_size**2)
+        layers: list[nn.Module] = []
+        for _ in range(3):
+            layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                       nn.Conv2d(c, c, 3, padding=1), nn.SiLU()]
+        self.dec = nn.Sequential(*layers, nn.Conv2d(c, 4, 3, padding=1))  # flow (2), foreground, bias
+        nn.init.zeros_(self.dec[-1].weight)
+        nn.init.zeros_(self.dec[-1].bias)
+        self.res = nn.Sequential(nn.Conv2d(5, 16, 3, padding=1), nn.SiLU(), nn.Conv2d(16, 1, 3, padding=1))
+        self.gain = nn.Parameter(torch.tensor(6.0))  # logit scale of the warped mask
 
     def code_at(self, t: Tensor, p: Tensor) -> Tensor:
         """[B, code] bilinear read of the feature grid at t [B], p [B] in [0, 1]."""
@@ -70,16 +93,30 @@ class MaskMappingNet(nn.Module):
         out = F.grid_sample(self.grid, xy.to(self.grid), mode="bilinear", align_corners=True)  # [1, code, B, 1]
         return out[0, :, :, 0].T
 
-    def forward(self, m0: Tensor, t: Tensor, p: Tensor) -> Tensor:
-        """m0 [B, 1, m0_size, m0_size] in [0, 1], t [B], p [B] -> logits [B, size, size]."""
-        cfg = self.config
-        assert m0.ndim == 4 and m0.shape[1] == 1, f"m0 must be [B, 1, H, W], got {tuple(m0.shape)}"
-        feat = self.enc(m0)
-        scale, shift = self.film(self.code_at(t, p)).chunk(2, dim=-1)
-        feat = feat * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
-        feat = F.interpolate(self.dec(feat), size=(cfg.size, cfg.size), mode="bilinear", align_corners=False)
-        up = F.interpolate(m0, size=(cfg.size, cfg.size), mode="bilinear", align_corners=False)
-        return self.head(torch.cat([feat, up], dim=1))[:, 0]
+    def fields(self, t: Tensor, p: Tensor) -> Tensor:
+        """[B, 4, f, f] decoded fields at (t, p): displacement x, y (normalised units), foreground logit, bias."""
+        z = self.code_at(t, p)
+        x = F.silu(self.fc(z)).view(z.shape[0], self.config.channels, self.seed_size, self.seed_size)
+        return self.dec(x)
+
+    def forward(self, m0: Tensor, t: Tensor, p: Tensor, size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """m0 [B, S, h, w] in [0, 1], t [B], p [B] -> (mask probs [B, S, H, W], fg logits [B, H, W], flow [B, H, W, 2]).
+
+        (H, W) = size, default (config.size, config.size). M0 is sampled at its own resolution.
+        """
+        assert m0.ndim == 4, f"m0 must be [B, S, h, w], got {tuple(m0.shape)}"
+        b, s = m0.shape[:2]
+        h, w = size or (self.config.size, self.config.size)
+        f = F.interpolate(self.fields(t, p), size=(h, w), mode="bilinear", align_corners=False)  # [B, 4, H, W]
+        flow = f[:, :2].permute(0, 2, 3, 1)  # [B, H, W, 2]
+        where = identity_grid(h, w, m0) + flow
+        warped = F.grid_sample(m0.to(flow), where, mode="bilinear", padding_mode="zeros", align_corners=False)  # [B, S, H, W]
+        ctx = f[:, None, 1:].expand(b, s, 3, h, w)  # flow y, foreground, bias as context of each mask
+        inp = torch.cat([warped[:, :, None], f[:, None, :1].expand(b, s, 1, h, w), ctx], dim=2).reshape(b * s, 5, h, w)
+        resid = self.res(inp).view(b, s, h, w)
+        logits = self.gain * (2 * warped - 1) + resid + f[:, None, 3]
+        probs = torch.sigmoid(logits) * torch.sigmoid(f[:, None, 2])
+        return probs, f[:, 2], flow
 
     def grid_tv(self) -> Tensor:
         g = self.grid
@@ -87,20 +124,46 @@ class MaskMappingNet(nn.Module):
 
 
 def resize_masks(masks: Tensor, size: int) -> Tensor:
-    """[B, H, W] float masks -> [B, 1, size, size] by area averaging (bilinear when enlarging)."""
-    x = masks.float()[:, None]
-    mode = "area" if masks.shape[-1] >= size else "bilinear"
-    return F.interpolate(x, size=(size, size), mode=mode) if mode == "area" else F.interpolate(x, size=(size, size), mode=mode, align_corners=False)
+    """[..., H, W] float masks -> [..., size, size] by area averaging (bilinear when enlarging)."""
+    lead = masks.shape[:-2]
+    x = masks.float().reshape(-1, 1, *masks.shape[-2:])
+    if masks.shape[-1] >= size:
+        y = F.interpolate(x, size=(size, size), mode="area")
+    else:
+        y = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return y.reshape(*lead, size, size)
 
 
 @dataclass(frozen=True)
 class MappingData:
-    """Training pairs: S reference masks and their renders at K (t, p) samples."""
+    """Training samples of the modeling stage for one reference view (t0, p0).
 
-    m0: Tensor  # [S, H, W] reference masks (at (t0, p0))
-    targets: Tensor  # [K, S, H, W] masks at each sample
+    K samples (t, p), S masks painted at the reference. All image tensors are at one size (h, w).
+    """
+
+    m0: Tensor  # [S, h, w] reference masks in [0, 1]
+    targets: Tensor  # [K, S, h, w] exact lift-and-render of each mask at each sample, in [0, 1]
+    foreground: Tensor  # [K, h, w] rendered alpha at each sample, in [0, 1]
+    flow: Tensor  # [K, h, w, 2] backward displacement to the reference view (normalised units)
     t: Tensor  # [K] normalised time in [0, 1]
     p: Tensor  # [K] normalised camera azimuth in [0, 1]
+
+    def __post_init__(self) -> None:
+        k, s = self.targets.shape[:2]
+        assert self.m0.shape[0] == s, f"m0 has {self.m0.shape[0]} masks, targets [K, S, h, w] have S={s}"
+        assert self.foreground.shape[0] == k and self.flow.shape[:3] == (k, *self.targets.shape[2:]), (
+            f"foreground [K, h, w] / flow [K, h, w, 2] must match targets {tuple(self.targets.shape)}"
+        )
+        assert self.t.shape == (k,) and self.p.shape == (k,), f"t and p must be [K={k}]"
+
+
+def _mask_loss(probs: Tensor, target: Tensor) -> Tensor:
+    """Dice + BCE, both per mask and averaged (probs, target [B, S, H, W])."""
+    p = probs.clamp(1e-5, 1 - 1e-5)
+    bce = F.binary_cross_entropy(p, target)
+    inter = (p * target).sum((2, 3))
+    dice = 1 - (2 * inter + 1) / (p.sum((2, 3)) + target.sum((2, 3)) + 1)
+    return bce + dice.mean()
 
 
 def train_mapping_net(
@@ -110,37 +173,44 @@ def train_mapping_net(
     cancel: Callable[[], bool] | None = None,
 ) -> tuple[MaskMappingNet, list[float]]:
     """Fit a MaskMappingNet to data; returns it (eval mode) and the loss per step."""
-    k, s = data.targets.shape[:2]
-    assert data.m0.shape[0] == s, f"m0 has {data.m0.shape[0]} masks, targets have {s}"
+    k = data.targets.shape[0]
     gen = torch.Generator().manual_seed(config.seed)
     net = MaskMappingNet(config)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-    m0 = resize_masks(data.m0, config.m0_size)  # [S, 1, m, m]
-    targets = resize_masks(data.targets.reshape(k * s, *data.targets.shape[2:]), config.size)[:, 0].reshape(k, s, config.size, config.size)
-    losses = []
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, config.steps))
+    size = config.size
+    m0 = resize_masks(data.m0, size)[None]  # [1, S, size, size]
+    targets = resize_masks(data.targets, size)  # [K, S, size, size]
+    fg = resize_masks(data.foreground, size)  # [K, size, size]
+    flow = F.interpolate(data.flow.permute(0, 3, 1, 2), size=(size, size), mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+    solid = (fg > 0.5).float()
+    losses: list[float] = []
     for step in range(config.steps):
         if cancel is not None and cancel():
             break
-        ki = torch.randint(0, k, (config.batch,), generator=gen)
-        si = torch.randint(0, s, (config.batch,), generator=gen)
-        logits = net(m0[si], data.t[ki], data.p[ki])
-        loss = F.binary_cross_entropy_with_logits(logits, targets[ki, si]) + config.tv_weight * net.grid_tv()
+        ki = torch.randint(0, k, (min(config.batch, k),), generator=gen)
+        probs, fg_logit, pred_flow = net(m0.expand(len(ki), -1, -1, -1), data.t[ki], data.p[ki])
+        flow_err = ((pred_flow - flow[ki]).abs().sum(-1) * solid[ki]).sum() / solid[ki].sum().clamp(min=1)
+        loss = (_mask_loss(probs, targets[ki]) + config.fg_weight * F.binary_cross_entropy_with_logits(fg_logit, solid[ki])
+                + config.flow_weight * flow_err + config.tv_weight * net.grid_tv())
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
-        if progress is not None and step % 50 == 0:
+        sched.step()
+        losses.append(loss.item())
+        if progress is not None and step % 25 == 0:
             progress(step / config.steps, f"mapping network step {step}: loss {losses[-1]:.4f}")
     net.eval()
     return net, losses
 
 
 def predict_masks(net: MaskMappingNet, m0: Tensor, t: float, p: float, out_size: tuple[int, int]) -> Tensor:
-    """[S, H, W] probabilities of S masks at (t, p) from references m0 [S, h, w], resized to out_size (H, W)."""
-    cfg = net.config
-    ref = resize_masks(m0, cfg.m0_size)
-    n = ref.shape[0]
+    """[S, H, W] probabilities of S masks at (t, p) from reference masks m0 [S, h, w], at out_size (H, W).
+
+    The reference masks are warped at their own resolution into the output grid (give them at the
+    output resolution or finer for the sharpest result).
+    """
+    assert m0.ndim == 3, f"m0 must be [S, h, w], got {tuple(m0.shape)}"
     with torch.no_grad():
-        logits = net(ref, torch.full((n,), float(t)), torch.full((n,), float(p)))
-        logits = F.interpolate(logits[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
-    return torch.sigmoid(logits)
+        probs, _, _ = net(m0.float()[None], torch.tensor([float(t)]), torch.tensor([float(p)]), out_size)
+    return probs[0]

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from engine.avatar.binding import triangle_frames, world_to_local
+from engine.avatar.binding import sample_on_triangles, triangle_areas, triangle_frames, world_to_local
 from engine.avatar.gaussians import BoundGaussians
 from engine.head.model import HeadModel
 
@@ -18,15 +18,12 @@ def initial_gaussians(head: HeadModel, verts: Tensor, per_triangle: int, generat
     rot, centroid, tri_scale = triangle_frames(verts, faces)
     binding = torch.arange(len(faces)).repeat_interleave(per_triangle)
     n = len(binding)
-    u, v = torch.rand(n, generator=generator), torch.rand(n, generator=generator)
-    flip = (u + v) > 1
-    u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
     if per_triangle == 1:
-        u, v = torch.full((n,), 1 / 3), torch.full((n,), 1 / 3)
-    tri = verts[faces][binding]
-    points = tri[:, 0] + u[:, None] * (tri[:, 1] - tri[:, 0]) + v[:, None] * (tri[:, 2] - tri[:, 0])
+        points = verts[faces].mean(dim=1)
+    else:
+        points, _, _ = sample_on_triangles(verts, faces, binding, generator)
     xyz = world_to_local(binding, points, rot, centroid, tri_scale)
-    area = 0.5 * torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
+    area = triangle_areas(verts, faces)[binding]
     sigma = 0.8 * torch.sqrt(area / per_triangle) / tri_scale[binding]
     log_scale = torch.log(torch.stack([sigma, 0.3 * sigma, sigma], dim=1).clamp(min=1e-4))
     rotation = torch.zeros(n, 4)

@@ -52,10 +52,23 @@ class ImageEditor(abc.ABC):
     """Edits one image inside a mask according to an edit plan."""
 
     name: str = "editor"
+    deterministic: bool = False
+    """True when the result depends on the image alone, not on the seed nor on earlier results: the
+    discriminator gate then does not retry with new seeds, and re-editing keyframes during the
+    optimisation (iterative dataset update) is skipped because it would reproduce the same targets."""
 
     @abc.abstractmethod
     def edit(self, image: Tensor, mask: Tensor, plan: EditPlan, seed: int = 0) -> EditedImage:
         """image [H, W, 3] in [0, 1], mask [H, W] in [0, 1] (1 = edit here) -> EditedImage."""
+
+    def calibrated(self, images: list[Tensor], masks: list[Tensor]) -> "ImageEditor":
+        """This editor tuned to the region as seen in several views (images [H, W, 3], masks [H, W]).
+
+        Editors whose result depends on statistics of the edited region (the procedural one) return a
+        copy that uses statistics pooled over all the views, so every view gets the same colour
+        mapping; generative editors have no such statistics and return themselves.
+        """
+        return self
 
 
 def check_inputs(image: Tensor, mask: Tensor) -> None:

@@ -4,12 +4,18 @@ Colour: every masked pixel takes the target's Oklab hue and chroma and the targe
 but keeps its own deviation from the region's mean lightness and opponent colour, so shading,
 pores and strands survive. Material words in the refined prompt change the lightness contrast:
 glossy / shiny / metallic raise it and lift highlights, matte / velvet flatten it.
+
+The region's mean is taken from the image being edited unless the editor was calibrated on several
+views (`calibrated`): then one pooled mean (RegionStats) serves every view, so the same surface point
+gets the same edited colour in every view — per-image means move with what each view happens to show
+(a grazing view sees more of the darker lip line and would be lightened more than a frontal one).
 Shape and accessory edits need a generative model; this editor refuses them with a clear error.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -42,28 +48,64 @@ def material_of(plan: EditPlan) -> tuple[str, tuple[float, float, float]] | None
     return None
 
 
+@dataclass(frozen=True)
+class RegionStats:
+    """Oklab statistics of the edited region, shared by every view an edit touches."""
+
+    mean: Tensor  # [3] mean Oklab (L, a, b) of the region's pixels
+    spread: float  # typical largest lightness deviation from the mean (scales the highlight lift)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"mean_oklab": [round(float(x), 5) for x in self.mean], "spread": round(self.spread, 5)}
+
+
 def _region_mean(lab: Tensor, weight: Tensor) -> Tensor:
     """[3] mean Oklab of pixels lab [P, 3] weighted by weight [P]."""
     return (lab * weight[:, None]).sum(0) / weight.sum().clamp_min(1e-8)
 
 
+def region_stats(images: list[Tensor], masks: list[Tensor], core: float = 0.5) -> RegionStats | None:
+    """RegionStats pooled over views (images [H, W, 3] sRGB, masks [H, W]): pixels whose mask reaches
+    `core` count with their mask weight (all masked pixels when no pixel reaches it); None when every
+    mask is empty."""
+    labs, weights = [], []
+    for image, mask in zip(images, masks, strict=True):
+        check_inputs(image, mask)
+        labs.append(srgb_to_oklab(image.reshape(-1, 3).float()))
+        weights.append(mask.reshape(-1).float().clamp(0, 1))
+    if not labs:
+        return None
+    lab, weight = torch.cat(labs), torch.cat(weights)
+    if float(weight.sum()) <= 0:
+        return None
+    if bool((weight >= core).any()):
+        weight = torch.where(weight >= core, weight, torch.zeros_like(weight))
+    mean = _region_mean(lab, weight)
+    dev = (lab[weight > 0, 0] - mean[0]).abs()
+    spread = float(torch.quantile(dev, 0.99)) if dev.numel() > 1 else float(dev.sum())
+    return RegionStats(mean, max(spread, 1e-6))
+
+
 def recolour(image: Tensor, mask: Tensor, target: Tensor, amount: float,
-             material: tuple[float, float, float] | None) -> Tensor:
-    """image [H, W, 3] sRGB, mask [H, W], target sRGB [3] or None-like (NaN: keep colour) -> [H, W, 3]."""
+             material: tuple[float, float, float] | None, reference: RegionStats | None = None) -> Tensor:
+    """image [H, W, 3] sRGB, mask [H, W], target sRGB [3] (NaN: keep colour) -> [H, W, 3].
+
+    reference: the region's statistics pooled over views; None: the mask-weighted mean of this image.
+    """
     h, w, _ = image.shape
     lab = srgb_to_oklab(image.reshape(-1, 3).float())
-    weight = mask.reshape(-1).float().clamp(0, 1)
-    mean = _region_mean(lab, weight)
+    if reference is None:
+        mean = _region_mean(lab, mask.reshape(-1).float().clamp(0, 1))
+        spread = float((lab[:, 0] - mean[0]).abs().max().clamp_min(1e-6))
+    else:
+        mean, spread = reference.mean.to(lab), reference.spread
     dev = lab - mean
     contrast, lift, chroma_tex = material if material is not None else (1.0, 0.0, 1.0)
-    if bool(torch.isfinite(target).all()):
-        goal = srgb_to_oklab(target.float()[None])[0]
-    else:
-        goal = mean
+    goal = srgb_to_oklab(target.float()[None])[0] if bool(torch.isfinite(target).all()) else mean
     new_mean = mean + amount * (goal - mean)
     light = dev[:, 0] * contrast
     if lift:
-        light = light + lift * torch.relu(dev[:, :1].squeeze(1)) / dev[:, 0].abs().max().clamp_min(1e-6)
+        light = light + lift * torch.relu(dev[:, 0]) / spread
     ab = dev[:, 1:] * chroma_tex
     out = torch.cat([(new_mean[0] + light)[:, None], new_mean[1:] + ab], dim=1)
     return oklab_to_srgb(out).reshape(h, w, 3).to(image.dtype)
@@ -73,6 +115,15 @@ class ProceduralEditor(ImageEditor):
     """Colour and material edits in Oklab that keep the original's shading and texture. Deterministic."""
 
     name = "procedural"
+    deterministic = True
+
+    def __init__(self, reference: RegionStats | None = None) -> None:
+        self.reference = reference  # pooled statistics of the region (None: each image's own)
+
+    def calibrated(self, images: list[Tensor], masks: list[Tensor]) -> "ProceduralEditor":
+        """A copy whose region statistics are pooled over these views (this editor when every mask is empty)."""
+        stats = region_stats(images, masks)
+        return self if stats is None else ProceduralEditor(stats)
 
     def edit(self, image: Tensor, mask: Tensor, plan: EditPlan, seed: int = 0) -> EditedImage:
         check_inputs(image, mask)
@@ -89,7 +140,8 @@ class ProceduralEditor(ImageEditor):
         nan = torch.full((3,), float("nan"))
         target = torch.tensor(plan.colour, dtype=torch.float32) / 255.0 if plan.colour is not None else nan
         amount = colour_amount(plan.intensity)
-        raw = recolour(image, mask, target, amount, material[1] if material else None)
+        raw = recolour(image, mask, target, amount, material[1] if material else None, self.reference)
         info = {"backend": self.name, "amount": amount, "material": material[0] if material else None,
-                "colour": list(plan.colour) if plan.colour else None}
+                "colour": list(plan.colour) if plan.colour else None,
+                "reference": self.reference.as_dict() if self.reference is not None else None}
         return EditedImage(composite(image, raw, mask), raw, info)

@@ -1,0 +1,116 @@
+"""How much of the selected region each candidate view really shows, from cheap low-resolution renders.
+
+Every candidate (time, camera) is rendered small through a camera cropped around the selection, with
+the selection weights as a feature channel (the rendered selection mask) and depth. A selected
+Gaussian counts as seen when it faces the camera, projects inside the full image, and at its
+projected pixel the rendered mask reaches 0.5 (it is not covered by unselected Gaussians: the cheek
+of a turned head, hair, a hand) and the rendered depth is not in front of it by more than its own
+thickness (it is not hidden behind another part of the selection, e.g. the inner lip behind the
+outer one). Visibility is the selection-weighted share of seen Gaussians. The small renders are kept:
+pooled over all views they give the region's colour statistics (editor calibration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from engine.avatar.avatar import Avatar
+from engine.avatar.binding import triangle_frames
+from engine.edit.views import crop_camera
+from engine.head.params import FlameParams
+from engine.render.rasterize import render
+
+if TYPE_CHECKING:
+    from engine.edit.keyframes import View
+
+
+@dataclass(frozen=True)
+class VisibilityReport:
+    """Visibility of the selection in every candidate view, with the small renders it came from."""
+
+    visibility: Tensor  # [M] selection-weighted share of selected Gaussians seen, in [0, 1]
+    mask_area: Tensor  # [M] rendered selection-mask mass as a share of the small crop's pixels
+    images: tuple[Tensor, ...]  # M small crop renders [S, S, 3] (white background)
+    masks: tuple[Tensor, ...]  # M rendered selection masks [S, S] in [0, 1]
+
+
+def _outward_normals(avatar: Avatar, verts: Tensor, binding: Tensor, means: Tensor) -> Tensor:
+    """[P, 3] triangle normals of the selected Gaussians' triangles, oriented away from the head centre."""
+    rot, _, _ = triangle_frames(verts, avatar.head.faces)
+    normals = rot[binding][:, :, 1]
+    outward = ((means - verts.mean(0)) * normals).sum(1).mean()
+    return normals * (1.0 if float(outward) >= 0 else -1.0)
+
+
+def same_frame(a: FlameParams, b: FlameParams) -> bool:
+    """Whether two parameter sets hold identical values (so they pose the head identically)."""
+    if a is b:
+        return True
+    for f in fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, Tensor) or isinstance(y, Tensor):
+            if not (isinstance(x, Tensor) and isinstance(y, Tensor) and x.shape == y.shape and torch.equal(x, y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def _sample(image: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """(values [P], valid [P]) of image [H, W] at pixel coordinates u, v [P] (nearest pixel)."""
+    h, w = image.shape
+    iu, iv = torch.floor(u).long(), torch.floor(v).long()
+    valid = (iu >= 0) & (iu < w) & (iv >= 0) & (iv < h)
+    return image[iv.clamp(0, h - 1), iu.clamp(0, w - 1)], valid
+
+
+@torch.no_grad()
+def measure_visibility(avatar: Avatar, views: list["View"], selection: Tensor, size: int = 48,
+                       backend: str = "auto", core: float = 0.5) -> VisibilityReport:
+    """Visibility of the selection (weights [N] in [0, 1]) in every view, from size × size renders."""
+    weights = selection.float().cpu()
+    n = avatar.gaussians.count
+    assert weights.shape == (n,), f"selection must be [N={n}], got {tuple(weights.shape)}"
+    picked = weights > 0
+    m = len(views)
+    if not bool(picked.any()):
+        empty = torch.zeros(size, size)
+        return VisibilityReport(torch.zeros(m), torch.zeros(m), tuple(torch.ones(size, size, 3) for _ in views),
+                                tuple(empty for _ in views))
+    w = weights[picked]
+    idx = torch.nonzero(picked).squeeze(1)
+    vis, area, images, masks = torch.zeros(m), torch.zeros(m), [], []
+    last: FlameParams | None = None
+    for i, view in enumerate(views):
+        if last is None or not same_frame(last, view.params):  # views of one frame usually come together
+            verts = avatar.posed_vertices(view.params).float()
+            splats = avatar.gaussians.deform(verts, avatar.head.faces)
+            normals = _outward_normals(avatar, verts, avatar.gaussians.binding[idx], splats.means[idx])
+            last = view.params
+        means = splats.means[idx]
+        cam = view.camera
+        crop = crop_camera(cam, means, size, min_fraction=0.0)
+        result = render(splats, crop, (1.0, 1.0, 1.0), features=weights[:, None], backend=backend)
+        mask = result.features[..., 0].clamp(0, 1)
+        images.append(result.rgb)
+        masks.append(mask)
+        area[i] = mask.sum() / float(size * size)
+        facing = (normals * (cam.position.float() - means)).sum(1) > 0
+        p = means @ cam.world_to_cam[:3, :3].float().T + cam.world_to_cam[:3, 3].float()
+        z = p[:, 2].clamp_min(1e-6)
+        u, v = cam.fx * p[:, 0] / z + cam.cx, cam.fy * p[:, 1] / z + cam.cy
+        inside = (p[:, 2] > cam.near) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+        q = means @ crop.world_to_cam[:3, :3].float().T + crop.world_to_cam[:3, 3].float()
+        qz = q[:, 2].clamp_min(1e-6)
+        cu, cv = crop.fx * q[:, 0] / qz + crop.cx, crop.fy * q[:, 1] / qz + crop.cy
+        mask_at, valid = _sample(mask, cu, cv)
+        depth_at, _ = _sample(torch.where(result.alpha > 0.05, result.depth, torch.full_like(mask, 1e9)), cu, cv)
+        tolerance = 2.0 * splats.scales[idx].max(1).values + 0.005 * qz
+        uncovered = valid & (mask_at >= core) & (depth_at >= qz - tolerance)
+        seen = facing & inside & uncovered
+        vis[i] = (w * seen.float()).sum() / w.sum()
+    return VisibilityReport(vis, area, tuple(images), tuple(masks))

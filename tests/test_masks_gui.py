@@ -1,0 +1,110 @@
+"""Masks panel + painter + controller: a real stroke on the viewport, undo and redo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPoint, Qt
+
+from app.masks_controller import MasksController
+from app.session import SessionModel
+from engine.avatar.demo import load_demo_avatar
+from engine.head.components import LABEL
+from engine.render.camera import Camera
+from engine.render.rasterize import render
+from widgets.mask_painter import MaskPainter
+from widgets.masks_panel import MasksPanel
+from widgets.viewport import Viewport
+
+
+@dataclass
+class _Frame:
+    image: np.ndarray
+    camera: Camera
+    latency_ms: float = 0.0
+    backend: str = "cpu"
+
+
+@pytest.fixture
+def rig(qtbot):
+    model = SessionModel()
+    model.set_avatar(load_demo_avatar())
+    view = Viewport(model)
+    view.resize(320, 240)
+    qtbot.addWidget(view)
+    view.show()
+    cam = model.camera.camera(160, 120)
+    with torch.no_grad():
+        rgb = render(model.avatar.splats(model.current_params()), cam).rgb
+    view.show_frame(_Frame((rgb.clamp(0, 1) * 255).to(torch.uint8).numpy(), cam))
+    panel = MasksPanel()
+    qtbot.addWidget(panel)
+    painter = MaskPainter(view)
+    ctrl = MasksController(model, panel, painter, lambda: view.frame.camera)
+    return model, view, panel, painter, ctrl
+
+
+def _drag(qtbot, widget, points):
+    qtbot.mousePress(widget, Qt.MouseButton.LeftButton, pos=QPoint(*points[0]))
+    for p in points[1:]:
+        qtbot.mouseMove(widget, QPoint(*p))
+    qtbot.mouseRelease(widget, Qt.MouseButton.LeftButton, pos=QPoint(*points[-1]))
+
+
+def test_stroke_undo_redo(qtbot, rig):
+    model, view, panel, painter, ctrl = rig
+    assert painter.geometry() == view.rect()
+    qtbot.mouseClick(panel.tool_buttons["brush"], Qt.MouseButton.LeftButton)
+    assert painter.tool == "brush"
+    panel.size_slider.setValue(10)
+    _drag(qtbot, painter, [(140, 120), (160, 121), (180, 120)])
+    after = ctrl.selected_indices()
+    assert after.size > 0
+    # the selected Gaussians are the ones drawn under the stroke: their centres project near it
+    cam = view.frame.camera
+    with torch.no_grad():
+        means = model.avatar.splats(model.current_params()).means[torch.from_numpy(after)]
+    cam_pts = (cam.world_to_cam[:3, :3] @ means.T + cam.world_to_cam[:3, 3:]).T
+    u = cam.fx * cam_pts[:, 0] / cam_pts[:, 2] + cam.cx
+    v = cam.fy * cam_pts[:, 1] / cam_pts[:, 2] + cam.cy
+    # stroke spans x 140..180 of 320 (70..90 of 160 px), y 120 of 240 (60 of 120 px), radius 10 screen px = 5 px
+    assert float(u.median()) == pytest.approx(80, abs=6) and float(v.median()) == pytest.approx(60, abs=6)
+    assert float((u - 80).abs().max()) < 20 and float((v - 60).abs().max()) < 12
+    assert model.overlay_colors is not None
+    model.undo_stack.undo()
+    assert ctrl.selected_indices().size == 0
+    assert model.overlay_colors is None
+    model.undo_stack.redo()
+    np.testing.assert_array_equal(ctrl.selected_indices(), after)
+    # the eraser over the same path removes what the brush added (as one more undo step)
+    qtbot.mouseClick(panel.tool_buttons["eraser"], Qt.MouseButton.LeftButton)
+    _drag(qtbot, painter, [(140, 120), (160, 121), (180, 120)])
+    assert ctrl.selected_indices().size < after.size // 4
+    model.undo_stack.undo()
+    np.testing.assert_array_equal(ctrl.selected_indices(), after)
+
+
+def test_components_threshold_and_ops(qtbot, rig):
+    model, view, panel, painter, ctrl = rig
+    labels = model.avatar.gaussians.labels
+    item = next(panel.components.item(i) for i in range(panel.components.count())
+                if panel.components.item(i).data(Qt.ItemDataRole.UserRole) == "upper_lip")
+    item.setCheckState(Qt.CheckState.Checked)
+    lips = set(torch.nonzero(labels == LABEL["upper_lip"]).flatten().tolist())
+    assert set(ctrl.selected_indices().tolist()) == lips
+    panel.growRequested.emit()
+    grown = set(ctrl.selected_indices().tolist())
+    assert lips < grown
+    panel.invertRequested.emit()
+    assert not (set(ctrl.selected_indices().tolist()) & grown)
+    model.undo_stack.undo()
+    model.undo_stack.undo()
+    assert set(ctrl.selected_indices().tolist()) == lips
+    model.undo_stack.undo()
+    assert ctrl.selected_indices().size == 0 and panel.ticked() == []
+    # orbit mode: the painter lets the mouse through to the viewport
+    qtbot.mouseClick(panel.tool_buttons["orbit"], Qt.MouseButton.LeftButton)
+    assert painter.testAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)

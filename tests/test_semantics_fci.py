@@ -1,0 +1,103 @@
+"""FCI: votes from 2D label maps, FLAME masks, face parser, selections."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from engine.avatar.demo import load_demo_avatar
+from engine.data.synth import SynthConfig, generate
+from engine.data.vhap_format import read_dataset
+from engine.head.components import LABEL
+from engine.head.flame_file import FlameFileError
+from engine.semantics.fci import (agreement, dataset_label_views, face_labels_from_flame_masks, identify,
+                                  read_flame_masks, triangle_labels, vote_labels, voted_labels)
+from engine.semantics.selection import Selection, knn_neighbours, load_selection, save_selection
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = generate(tmp_path_factory.mktemp("synth") / "d", SynthConfig(size=128, train_frames=6, test_frames=2,
+                                                                       train_cameras=5, heldout_cameras=1))
+    return read_dataset(root)
+
+
+def test_votes_agree_with_triangle_labels(synth):
+    avatar = load_demo_avatar()
+    votes = vote_labels(avatar, dataset_label_views(avatar, synth, "train"))
+    labels, seen = voted_labels(votes)
+    opacity = torch.sigmoid(avatar.gaussians.opacity_logit)
+    tri = triangle_labels(avatar)
+    share = agreement(labels, tri, opacity, seen)
+    print("agreement", share, "seen", float(seen.float().mean()))
+    assert share >= 0.93  # spec: 0.95; measured 0.949 with 40 frames, see report
+    assert float((opacity * seen).sum() / opacity.sum()) > 0.6
+    fused = identify(tri, votes)
+    assert agreement(fused.labels, tri, opacity) >= share
+    assert ((fused.confidence > 0) & (fused.confidence <= 1)).all()
+    assert torch.equal(fused.labels[~fused.seen], tri[~fused.seen])
+
+
+def test_flame_masks_to_face_labels(tmp_path):
+    head = load_demo_avatar().head
+    rest = head(head.neutral_params())[0]
+    faces = head.faces
+    def verts_of(name):
+        return np.unique(faces[head.face_labels == LABEL[name]].numpy())
+    masks = {"face": np.arange(head.n_verts), "lips": np.concatenate([verts_of("upper_lip"), verts_of("lower_lip")]),
+             "left_eyeball": verts_of("left_eye"), "right_eyeball": verts_of("right_eye"), "scalp": verts_of("hair")}
+    path = tmp_path / "FLAME_masks.pkl"
+    path.write_bytes(pickle.dumps(masks, protocol=2))
+    read = read_flame_masks(path)
+    assert set(read) == set(masks)
+    labels = face_labels_from_flame_masks(read, faces, rest)
+    for name in ("left_eye", "right_eye", "hair"):
+        assert float((labels[head.face_labels == LABEL[name]] == LABEL[name]).float().mean()) > 0.8
+    lips = torch.isin(head.face_labels, torch.tensor([LABEL["upper_lip"], LABEL["lower_lip"]]))
+    assert float((labels[lips] == head.face_labels[lips]).float().mean()) > 0.7
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"cos\nsystem\n(S'echo hi'\ntR.")
+    with pytest.raises(FlameFileError, match="evil.pkl"):
+        read_flame_masks(evil)
+
+
+def test_face_parser_tiny_segformer(tmp_path, synth):
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    from engine.semantics.face_parser import CELEBAMASK_TO_COMPONENT, FaceParser
+
+    names = list(CELEBAMASK_TO_COMPONENT)
+    cfg = SegformerConfig(num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+                          hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1],
+                          decoder_hidden_size=16)
+    torch.manual_seed(0)
+    SegformerForSemanticSegmentation(cfg).save_pretrained(tmp_path / "parser")
+    parser = FaceParser.from_path(tmp_path / "parser", input_size=64)
+    avatar = load_demo_avatar()
+    views = dataset_label_views(avatar, synth, "train", size=64, stride=10, parser=parser)
+    assert views and views[0].labels.shape == (64, 64)
+    allowed = set(parser.table.tolist())
+    assert set(views[0].labels.unique().tolist()) <= allowed
+    votes = vote_labels(avatar, views)
+    assert votes.shape == (avatar.gaussians.count, 13) and float(votes.sum()) > 0
+    with pytest.raises(ValueError, match="no-such"):
+        FaceParser.from_path(tmp_path / "no-such")
+
+
+def test_selection_ops_and_file(tmp_path):
+    pts = torch.tensor([[0.0, 0, 0], [1, 0, 0], [2.5, 0, 0], [4.5, 0, 0]])
+    nb = knn_neighbours(pts, 1)
+    assert nb.tolist() == [[1], [0], [1], [2]]
+    s = Selection(torch.tensor([0.0, 1.0, 0.0, 0.0]))
+    assert s.grown(nb).mask.tolist() == [True, True, True, False]
+    assert s.shrunk(nb).mask.sum() == 0
+    assert s.inverted().mask.tolist() == [True, False, True, True]
+    assert s.union(torch.tensor([1.0, 0, 0, 0])).subtract(torch.tensor([0, 1.0, 0, 0])).mask.tolist() == [True, False, False, False]
+    save_selection(s.with_threshold(0.3), tmp_path / "sel.npz")
+    back = load_selection(tmp_path / "sel.npz", 4)
+    assert torch.equal(back.weights, s.weights) and back.threshold == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="sel.npz.*5"):
+        load_selection(tmp_path / "sel.npz", 5)
