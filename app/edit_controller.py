@@ -3,12 +3,15 @@ deletes layers, renders the before/after comparison.
 
 Install from the main window with one call:  `register_panel(edit_panel_spec())` before the window is
 built (or `install_edit_panel(window)` afterwards). Feed it the plan with `controller.set_plan(plan)`
-(e.g. from PromptPanel.plan_edited / show_plan) and, once engine/semantics lands, a selection source
-with `controller.set_selection_source(fn)`; until then the plan's components select the Gaussians.
+(e.g. from PromptPanel.plan_edited / show_plan). The edited region is, in order of preference: what a
+selection source set with `controller.set_selection_source(fn)` returns, the session's selection
+(masks panel), or the Gaussians of the plan's components. `controller.config` (an EditConfig) says how
+hard an edit works; the panel's keyframe count overrides its K.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
@@ -19,18 +22,22 @@ from app.session import SessionModel
 from app.workers import Worker, start_worker
 from engine.avatar.avatar import Avatar
 from engine.edit.layers import EditLayer, compose
+from engine.edit.run import EditConfig
 from engine.prompting.plan import EditPlan
 from widgets.edit_panel import EditPanel
 
 
 def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], avatar: Avatar,
-             selection: torch.Tensor, plan: EditPlan, settings: dict, preview: Callable[[Any], None]) -> Any:
-    """Worker job: run_edit with the panel's settings; the result's layer, or None when cancelled."""
+             selection: torch.Tensor, plan: EditPlan, settings: dict, preview: Callable[[Any], None],
+             config: EditConfig | None = None) -> Any:
+    """Worker job: run_edit with the panel's settings over config; the result's layer, or None when cancelled."""
     from engine.edit.editors import EditorSettings, make_editor
-    from engine.edit.run import EditConfig, run_edit
+    from engine.edit.run import run_edit
 
     editor = make_editor(EditorSettings(settings["backend"], model=settings.get("model"), url=settings.get("url")))
-    config = EditConfig(keyframes=settings.get("keyframes"))
+    config = config or EditConfig()
+    if settings.get("keyframes"):
+        config = replace(config, keyframes=int(settings["keyframes"]))
     show = lambda i, before, after: preview((i, before.numpy(), after.numpy()))  # noqa: E731
     result = run_edit(avatar, selection, plan, editor, config, None, progress, cancel, show)
     return None if result is None else result.layer
@@ -39,9 +46,10 @@ def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool],
 class EditController(QObject):
     """Connects one EditPanel to one SessionModel."""
 
-    def __init__(self, model: SessionModel, panel: EditPanel) -> None:
+    def __init__(self, model: SessionModel, panel: EditPanel, config: EditConfig | None = None) -> None:
         super().__init__(panel)
         self.model, self.panel = model, panel
+        self.config = config or EditConfig()  # how hard edits work (size, steps, discriminator...)
         self.plan: EditPlan | None = None
         self.selection_source: Callable[[], torch.Tensor | None] | None = None
         self.worker: Worker | None = None
@@ -66,6 +74,8 @@ class EditController(QObject):
             sel = self.selection_source()
             if sel is not None:
                 return sel
+        if self.model.selection is not None and bool((self.model.selection > 0).any()):
+            return self.model.selection
         from engine.head.components import labels_of
 
         return torch.isin(avatar.gaussians.labels, torch.tensor(labels_of(list(plan.components)) or [-1]))
@@ -89,11 +99,11 @@ class EditController(QObject):
             return
         avatar = self._editable_avatar()
         selection = self._selection(avatar, self.plan)
-        plan = self.plan
-        self.worker = start_worker(edit_job, avatar, selection, plan, settings, name="edit")
+        plan, base = self.plan, self.model.avatar
+        self.worker = start_worker(edit_job, avatar, selection, plan, settings, config=self.config, name="edit")
         self.worker.progress.connect(self.panel.set_progress)
         self.worker.preview.connect(lambda p: self.panel.show_preview(*p))
-        self.worker.finished.connect(lambda layer: self._finished(layer))
+        self.worker.finished.connect(lambda layer: self._finished(layer, base))
         self.worker.errored.connect(lambda msg: self.panel.show_message(f"Edit failed: {msg}"))
         self.worker.cancelled.connect(lambda: self.panel.show_message("Edit cancelled; the avatar is unchanged."))
         self.worker.done.connect(lambda: self.panel.set_running(False))
@@ -103,9 +113,12 @@ class EditController(QObject):
         if self.worker is not None:
             self.worker.cancel()
 
-    def _finished(self, layer: EditLayer | None) -> None:
+    def _finished(self, layer: EditLayer | None, base: Avatar | None = None) -> None:
         if layer is None:
             self.panel.show_message("Edit cancelled; the avatar is unchanged.")
+            return
+        if base is not None and self.model.avatar is not base:
+            self.panel.show_message("Another avatar was opened while editing; the edit was dropped.")
             return
         self.model.set_layers(list(self.model.layers) + [layer], text=layer.name)
         self.panel.show_message(f"{layer.name}: {layer.indices.numel()} Gaussians changed")

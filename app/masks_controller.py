@@ -10,18 +10,18 @@ Install in the main window with one call after it is built: `install_masks(windo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoCommand
 
-from app.session import SessionModel
+from app.session import SessionModel, _ValueCommand  # the session's one undo-item type (private there; see report)
 from engine.head.components import COLOURS, COMPONENTS, LABEL
-from engine.semantics.lift import lift_mask
+from engine.semantics.lift import fill_unseen, lift_mask
 from engine.semantics.selection import SELECTION_FILE, Selection, knn_neighbours, load_selection, save_selection
 from widgets.mask_painter import MaskPainter, Stroke
 from widgets.masks_panel import MasksPanel
@@ -39,28 +39,6 @@ class MaskState:
     components: tuple[str, ...]  # ticked components
 
 
-class _MaskCommand(QUndoCommand):
-    def __init__(self, text: str, apply: Callable[[MaskState], None], before: MaskState, after: MaskState,
-                 merge: str | None = None) -> None:
-        super().__init__(text)
-        self._apply, self.before, self.after, self.merge = apply, before, after, merge
-
-    def redo(self) -> None:
-        self._apply(self.after)
-
-    def undo(self) -> None:
-        self._apply(self.before)
-
-    def id(self) -> int:
-        return 7 if self.merge else -1
-
-    def mergeWith(self, other: QUndoCommand) -> bool:
-        if isinstance(other, _MaskCommand) and self.merge is not None and other.merge == self.merge:
-            self.after = other.after
-            return True
-        return False
-
-
 class MasksController(QObject):
     """Owns the current selection; applies panel requests and strokes as undoable commands."""
 
@@ -74,6 +52,7 @@ class MasksController(QObject):
         self.backend = backend
         self.state: MaskState | None = None
         self._neighbours: torch.Tensor | None = None
+        self._rest: torch.Tensor | None = None
         panel.componentsChanged.connect(self.set_components)
         panel.toolChanged.connect(painter.set_tool)
         panel.brushChanged.connect(painter.set_brush)
@@ -85,6 +64,7 @@ class MasksController(QObject):
         panel.clearRequested.connect(self.clear)
         painter.strokeFinished.connect(self.apply_stroke)
         model.avatarChanged.connect(self._on_avatar)
+        model.selectionChanged.connect(self._on_model_selection)
         if model.avatar is not None:
             self._on_avatar()
 
@@ -97,18 +77,24 @@ class MasksController(QObject):
         """Indices of the selected Gaussians (empty without an avatar)."""
         return np.zeros(0, dtype=np.int64) if self.state is None else self.state.selection.indices.numpy()
 
-    def neighbours(self) -> torch.Tensor:
-        """[N, 8] rest-pose kNN of the avatar's Gaussians (computed once per avatar)."""
-        if self._neighbours is None:
+    def rest_points(self) -> torch.Tensor:
+        """[N, 3] the avatar's Gaussian centres at its first frame (computed once per avatar)."""
+        if self._rest is None:
             avatar = self.model.avatar
             assert avatar is not None
             with torch.no_grad():
-                self._neighbours = knn_neighbours(avatar.splats(avatar.frame_params(0)).means, 8)
+                self._rest = avatar.splats(avatar.frame_params(0)).means
+        return self._rest
+
+    def neighbours(self) -> torch.Tensor:
+        """[N, 8] rest-pose kNN of the avatar's Gaussians (computed once per avatar)."""
+        if self._neighbours is None:
+            self._neighbours = knn_neighbours(self.rest_points(), 8)
         return self._neighbours
 
     def _on_avatar(self) -> None:
         avatar = self.model.avatar
-        self._neighbours = None
+        self._neighbours = self._rest = None
         if avatar is None:
             self.state = None
             return
@@ -130,12 +116,29 @@ class MasksController(QObject):
         count = int(state.selection.mask.sum())
         self.panel.set_status(f"{count:,} Gaussians selected" if count else "No selection")
         self._show_overlay()
+        # The session's selection (read by the adjust and edit panels) follows: selected weights, 0 elsewhere.
+        sel = state.selection
+        self.model.mirror_selection(torch.where(sel.mask, sel.weights, torch.zeros_like(sel.weights)) if count else None)
         self.selectionChanged.emit()
+
+    def _on_model_selection(self) -> None:
+        """Another panel set the session's selection (its own undo item): show it here without a new one."""
+        weights, avatar = self.model.selection, self.model.avatar
+        if self.state is None or avatar is None:
+            return
+        current = self.state.selection
+        mine = torch.where(current.mask, current.weights, torch.zeros_like(current.weights))
+        if weights is None and not bool(current.mask.any()):
+            return
+        if weights is not None and weights.shape == mine.shape and torch.equal(weights, mine):
+            return
+        new = Selection.empty(avatar.gaussians.count) if weights is None else Selection(weights.clone(), current.threshold)
+        self._apply(MaskState(new, ()))
 
     def _push(self, text: str, after: MaskState, merge: str | None = None) -> None:
         if self.state is None:
             return
-        self.model.undo_stack.push(_MaskCommand(text, self._apply, self.state, after, merge))
+        self.model.undo_stack.push(_ValueCommand(text, self._apply, self.state, after, merge))
 
     def _edit(self, text: str, op: Callable[[Selection], Selection]) -> None:
         if self.state is not None:
@@ -161,7 +164,7 @@ class MasksController(QObject):
 
     def set_threshold(self, value: float) -> None:
         if self.state is not None:
-            self._push("Change threshold", MaskState(self.state.selection.with_threshold(value), self.state.components), "threshold")
+            self._push("Change threshold", MaskState(self.state.selection.with_threshold(value), self.state.components), "mask-threshold")
 
     def clear(self) -> None:
         if self.state is not None:
@@ -177,7 +180,8 @@ class MasksController(QObject):
         avatar = self.model.avatar
         with torch.no_grad():
             splats = avatar.splats(self.model.current_params())
-        weights = lift_mask(splats, camera, mask, self.backend).weights.cpu()
+        lifted = lift_mask(splats, camera, mask, self.backend)
+        weights = fill_unseen(lifted.weights, lifted.seen, self.rest_points()).cpu()
         sel = self.state.selection
         sel = sel.subtract(weights) if stroke.tool == "eraser" else sel.union(weights)
         self._push({"eraser": "Erase mask", "lasso": "Lasso mask"}.get(stroke.tool, "Paint mask"),

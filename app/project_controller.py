@@ -369,7 +369,7 @@ class ProjectController(QObject):
         """Run one export on a worker with a progress dialog (Cancel stops it, leaving no file)."""
         m = self.model
         project = self.snapshot()
-        renderer = "auto" if self.window.controller.backend == "gl" else "raster"  # EGL+EGL is safe; no GLX here
+        renderer = "auto" if self.window.controller.backend == "gl" else "fast"  # EGL+EGL is safe; no GLX here
         request = replace(request, settings=replace(request.settings, renderer=renderer))
         held = posed_params(m.avatar, m.sequence, m.pose, m.frame)  # without layer offsets (the job adds them)
         current = m.current_params() if request.kind == "splats" else {"held": held}

@@ -104,6 +104,12 @@ def concat_params(frames: list[FlameParams]) -> FlameParams:
     return first.with_values(**cat, dynamic_offset=dyn)
 
 
+def _same_weights(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.shape == b.shape and bool(torch.equal(a, b))
+
+
 class _ValueCommand(QUndoCommand):
     """Undo item that sets one model value; consecutive items with the same merge key become one."""
 
@@ -375,6 +381,14 @@ class SessionModel(QObject):
     def _apply_selection(self, weights: torch.Tensor | None) -> None:
         self._s.selection = weights
         self.selectionChanged.emit()
+
+    def mirror_selection(self, weights: torch.Tensor | None) -> None:
+        """Set the selection without an undo item: for a controller whose own undo command made the change."""
+        if weights is not None:
+            weights = weights.detach().float().clamp(0.0, 1.0).clone()
+        if _same_weights(weights, self._s.selection):
+            return
+        self._apply_selection(weights)
 
     # ---- overlay and view options -----------------------------------------------------------
     def set_overlay(self, colors: np.ndarray | None, opacity: float | None = None) -> None:

@@ -15,11 +15,16 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+if TYPE_CHECKING:
+    from engine.render.gl_splats import GLSplatRenderer
+    from engine.render.splats import Splats
 
 
 def head_like_splats(n: int, seed: int = 0, scale_range: tuple[float, float] = (0.0015, 0.004)) -> "Splats":

@@ -1,131 +1,234 @@
 """Mask warping benchmark: exact lift-and-render versus the mapping network, against ground truth.
 
-On a synthetic dataset of the demo head: the ground-truth label region of each component group
-(lips, eyes, brows, hair) at one training frame (frontal camera) is the painted mask M0. Exact:
-lift M0 onto the demo avatar (posed with the dataset's FLAME parameters), render it at every
-held-out frame (val: held-out cameras; test: held-out expressions). Mapping network: trained on
-exact renders at the training frames, then asked for the same held-out frames. IoU is accumulated
-over all held-out frames per group (Σ intersection / Σ union). Also printed: the IoU of the
-avatar's own triangle labels rendered exactly ("oracle"), the best any selection of its Gaussians
-can be expected to reach. Ends with one JSON line.
+On a synthetic dataset of the demo head (cached: generated once per dataset config and demo head).
+The ground-truth label region of each component group (lips, eyes, brows, hair) at one frame of
+the frontal training camera is the painted mask M0.
+- Exact: lift M0 onto the demo avatar posed at that frame (edge-aware votes, unseen Gaussians take
+  their nearest seen neighbour's weight, threshold 0.5), render the selection at each evaluated frame.
+- Mapping network: trained on exact lift-and-render masks of every component region of the
+  reference label map, at the network-training samples = every other frame of the training
+  sequence (interleaved) x the training cameras (at 128 px), then asked for the evaluated frames.
+- Oracle: the avatar's own triangle labels rendered directly (the best any selection of its
+  Gaussians is expected to reach).
+Evaluated frames (all at the dataset's resolution, 256 px): held-out = training-sequence frames the
+network never saw (odd frames x training cameras; every frame x the held-out cameras); reported
+separately: the held-out-expression sequence (test split), whose frames the network reads at the
+time of the training-sequence frame with the nearest FLAME parameters (expression, jaw, eyes, head
+pose). IoU per group is Σ intersection / Σ union over frames. Ends with one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import math
-import tempfile
+import os
 import time
 from pathlib import Path
+
+# numba's OpenMP workers (the renderer) otherwise busy-wait against torch's training loop: measured
+# 7+ CPU-minutes instead of 46 s for --quick on a loaded 2-core machine. Must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
 from engine.avatar.demo import load_demo_avatar
-from engine.data.frames import FrameLoader
+from engine.data.frames import FrameLoader, LoadedFrame
 from engine.data.synth import SynthConfig, generate
-from engine.data.vhap_format import read_dataset
-from engine.head.components import labels_of
-from engine.semantics.lift import lift_mask
-from engine.semantics.mapping_net import MappingData, MappingNetConfig, camera_azimuth, predict_masks, train_mapping_net
-from engine.semantics.mask_render import MASK_LEVEL, render_label_map, render_weights
+from engine.data.vhap_format import AvatarDataset, read_dataset
+from engine.head.components import COMPONENTS, labels_of
+from engine.head.params import FlameParams
+from engine.render.camera import Camera
+from engine.render.rasterize import render
+from engine.render.splats import Splats
+from engine.semantics.lift import fill_unseen, lift_many
+from engine.semantics.mapping_data import SampleView, build_mapping_data
+from engine.semantics.mapping_net import (
+    MappingNetConfig,
+    MaskMappingNet,
+    camera_azimuth,
+    predict_masks,
+    train_mapping_net,
+)
+from engine.semantics.mask_render import MASK_LEVEL
 
 GROUPS = ("lips", "eyes", "brows", "hair")
+NET_SIZE = 128  # resolution of the network's training samples
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def group_mask(labels: torch.Tensor, group: str) -> torch.Tensor:
     return torch.isin(labels, torch.tensor(labels_of([group])))
 
 
+def cached_dataset(cfg: SynthConfig, cache: Path) -> Path:
+    """A synthetic dataset for cfg, generated once per (config, demo head, generator code)."""
+    h = hashlib.sha1(repr(cfg).encode())
+    for rel in ("resources/demo_head/FLAME_NEUTRAL.npz", "engine/data/synth.py", "engine/data/mesh_render.py"):
+        h.update((ROOT / rel).read_bytes())
+    out = cache / f"synth-{h.hexdigest()[:16]}"
+    if not (out / "transforms_train.json").is_file():
+        generate(out, cfg)
+    return out
+
+
+def nearest_time(seq: FlameParams, query: FlameParams, i: int) -> int:
+    """Row of seq whose expression, jaw, eyes and head pose are nearest to row i of query."""
+    def vec(p: FlameParams, rows: slice | int) -> torch.Tensor:
+        return torch.cat([p.expr[rows], p.jaw_pose[rows], p.eyes_pose[rows], p.rotation[rows]], dim=-1)
+    return int((vec(seq, slice(None)) - vec(query, i)).norm(dim=-1).argmin())
+
+
+def add(acc: dict, name: str, masks: torch.Tensor, gt: torch.Tensor) -> None:
+    for i, g in enumerate(GROUPS):
+        a = acc.setdefault(name, {}).setdefault(g, [0, 0])
+        a[0] += int((masks[i] & gt[i]).sum())
+        a[1] += int((masks[i] | gt[i]).sum())
+
+
+def scores(acc: dict) -> dict:
+    return {k: {g: v[0] / max(1, v[1]) for g, v in d.items()} for k, d in acc.items()}
+
+
+class Bench:
+    """The dataset, the demo avatar posed at its frames, the reference view and the (t, p) normalisation."""
+
+    def __init__(self, root: Path) -> None:
+        self.ds: AvatarDataset = read_dataset(root)
+        self.avatar = load_demo_avatar()
+        self.params, self.ts = self.ds.flame_params(None), self.ds.timesteps(None)
+        self.train_ts = self.ds.timesteps("train")
+        self.net_ts = set(self.train_ts[::2])  # times the network trains on; the others are held out
+        self.train_cams = set(self.ds.camera_indices("train"))
+        self.loader = FrameLoader(capacity=0)
+        self._splats: dict[int, Splats] = {}
+        train = self.ds.frames("train")
+        front = min(train, key=lambda r: abs(camera_azimuth(r.camera)))
+        cands = [self.loader.load(r) for r in train if r.camera_index == front.camera_index and r.timestep in self.net_ts]
+        self.ref = max(cands, key=lambda f: min(int(group_mask(f.labels, g).sum()) for g in GROUPS))
+        self.m0 = torch.stack([group_mask(self.ref.labels, g).float() for g in GROUPS])  # [G, H, W]
+        with torch.no_grad():
+            self.rest = self.avatar.splats(self.avatar.head.neutral_params()).means
+        azimuths = [camera_azimuth(r.camera) for r in train]
+        self.az_lo, self.az_hi = min(azimuths), max(azimuths)
+        self.net_rows = sorted(self.train_ts.index(t) for t in self.net_ts)
+
+    def splats_at(self, t: int) -> Splats:
+        if t not in self._splats:
+            with torch.no_grad():
+                self._splats[t] = self.avatar.splats(self.params.frame(self.ts.index(t)))
+        return self._splats[t]
+
+    def norm_p(self, camera: Camera) -> float:
+        """Camera azimuth normalised over the training cameras (their azimuths fall on grid nodes)."""
+        return (camera_azimuth(camera) - self.az_lo) / max(1e-6, self.az_hi - self.az_lo)
+
+    def norm_t(self, row: int) -> float:
+        """Row of the training sequence normalised so that the network's training times fall on grid nodes."""
+        return (row - self.net_rows[0]) / max(1, self.net_rows[-1] - self.net_rows[0])
+
+
+def train_net(b: Bench, steps: int) -> tuple[MaskMappingNet, dict]:
+    """The network, trained on every component region of the reference label map at net times x training cameras."""
+    ref = b.ref
+    comp = torch.stack([(ref.labels == c).float() for c in range(len(COMPONENTS)) if bool((ref.labels == c).any())])
+    samples = [SampleView(b.splats_at(r.timestep), r.camera.resized(NET_SIZE, NET_SIZE),
+                          b.norm_t(b.train_ts.index(r.timestep)), b.norm_p(r.camera))
+               for r in b.ds.frames("train") if r.timestep in b.net_ts]
+    t1 = time.perf_counter()
+    data, _ = build_mapping_data(b.splats_at(ref.record.timestep), ref.camera, comp, samples, b.rest)
+    data_s = time.perf_counter() - t1
+    cfg = MappingNetConfig(grid_t=len(b.net_ts), grid_p=len(b.train_cams), steps=steps)
+    t2 = time.perf_counter()
+    net, losses = train_mapping_net(data, cfg)
+    info = {"samples": len(samples), "masks": comp.shape[0], "data_s": data_s, "train_s": time.perf_counter() - t2,
+            "steps": steps, "loss": losses[-1]}
+    return net, info
+
+
+def evaluate(b: Bench, selected: torch.Tensor, net: MaskMappingNet, held: list, expr: list) -> tuple[dict, dict]:
+    """(IoU per method and frame kind, seconds per method) over held-out and held-out-expression frames."""
+    test_seq, test_ts, train_seq = b.ds.flame_params("test"), b.ds.timesteps("test"), b.ds.flame_params("train")
+    onehot = torch.nn.functional.one_hot(b.avatar.gaussians.labels, len(COMPONENTS)).float()
+    acc: dict[str, dict] = {}
+    times = {"exact": 0.0, "net": 0.0}
+    for split, records in (("", held), ("expr_", expr)):
+        for r in records:
+            f: LoadedFrame = b.loader.load(r)
+            gt = torch.stack([group_mask(f.labels, g) for g in GROUPS])
+            s = b.splats_at(r.timestep)
+            t3 = time.perf_counter()
+            with torch.no_grad():
+                exact = render(s, f.camera, (0.0, 0.0, 0.0), features=selected).features.permute(2, 0, 1) >= MASK_LEVEL
+            times["exact"] += time.perf_counter() - t3
+            row = b.train_ts.index(r.timestep) if split == "" else nearest_time(train_seq, test_seq, test_ts.index(r.timestep))
+            t4 = time.perf_counter()
+            pred = predict_masks(net, b.m0, b.norm_t(row), b.norm_p(f.camera), gt.shape[1:]) >= 0.5
+            times["net"] += time.perf_counter() - t4
+            with torch.no_grad():
+                res = render(s, f.camera, (0.0, 0.0, 0.0), features=onehot)
+            lm = torch.where(res.features.sum(-1) >= MASK_LEVEL, res.features.argmax(-1), torch.full_like(f.labels, -1))
+            add(acc, split + "exact", exact, gt)
+            add(acc, split + "mapping_net", pred, gt)
+            add(acc, split + "oracle", torch.stack([group_mask(lm, g) for g in GROUPS]), gt)
+            add(acc, split + "mapping_net_vs_exact", pred, exact)
+            if split == "":
+                kind = ("time" if r.timestep not in b.net_ts else "") + ("pose" if r.camera_index not in b.train_cams else "")
+                add(acc, f"mapping_net_{kind}", pred, gt)
+                add(acc, f"exact_{kind}", exact, gt)
+    return scores(acc), times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small dataset and network (under a minute)")
-    ap.add_argument("--data", type=Path, default=None, help="existing synthetic dataset (default: generate one)")
+    ap.add_argument("--quick", action="store_true", help="small dataset and network (under a minute once cached)")
+    ap.add_argument("--data", type=Path, default=None, help="existing synthetic dataset (default: cached generated one)")
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                    / "dynamicavatars" / "bench-masks", help="where generated datasets are kept")
     args = ap.parse_args()
     torch.manual_seed(0)
-    cfg = SynthConfig(size=128, train_frames=8, test_frames=4, train_cameras=5, heldout_cameras=2) if args.quick \
-        else SynthConfig(size=256, train_frames=16, test_frames=6, train_cameras=6, heldout_cameras=2)
-    tmp = tempfile.TemporaryDirectory()
-    root = args.data or generate(Path(tmp.name) / "synth", cfg)
-    ds = read_dataset(root)
-    avatar = load_demo_avatar()
-    params = ds.flame_params(None)
-    ts = ds.timesteps(None)
-    loader = FrameLoader(capacity=0)
-    splats = {}
-    with torch.no_grad():
-        for i, t in enumerate(ts):
-            splats[t] = avatar.splats(params.frame(i))
-    train = ds.frames("train")
-    front = min(train, key=lambda r: abs(camera_azimuth(r.camera)))
-    candidates = [r for r in train if r.camera_index == front.camera_index]
-    loaded = [loader.load(r) for r in candidates]
-    ref = max(loaded, key=lambda f: min(int(group_mask(f.labels, g).sum()) for g in GROUPS))
-    m0 = torch.stack([group_mask(ref.labels, g).float() for g in GROUPS])  # [G, H, W]
-
+    torch.set_num_threads(1)  # small convs: one thread is faster than two fighting the renderer's
+    cfg = SynthConfig(size=256, train_frames=16, test_frames=4, train_cameras=5, heldout_cameras=2) if args.quick \
+        else SynthConfig(size=256, train_frames=32, test_frames=8, train_cameras=6, heldout_cameras=2)
+    t_start = time.perf_counter()
+    root = args.data or cached_dataset(cfg, args.cache)
+    b = Bench(root)
     t0 = time.perf_counter()
-    weights = torch.stack([lift_mask(splats[ref.record.timestep], ref.camera, m).weights for m in m0], 1)  # [N, G]
-    lift_ms = 1000 * (time.perf_counter() - t0) / len(GROUPS)
-    selected = (weights >= 0.5).float()
-
-    heldout = [loader.load(r) for r in ds.frames("val") + ds.frames("test")]
-    azimuths = [camera_azimuth(r.camera) for r in train + ds.frames("val")]
-    lo, hi = min(azimuths), max(azimuths)
-    norm_p = lambda cam: (camera_azimuth(cam) - lo) / max(1e-6, hi - lo)  # noqa: E731
-    norm_t = lambda t: ts.index(t) / max(1, len(ts) - 1)  # noqa: E731
-
-    # training data for the network: exact renders at every training frame
-    t1 = time.perf_counter()
-    train_frames = [loader.load(r) for r in train]
-    targets = torch.stack([render_weights(splats[f.record.timestep], f.camera, selected).permute(2, 0, 1) for f in train_frames])
-    render_ms = 1000 * (time.perf_counter() - t1) / len(train_frames)
-    data = MappingData(m0, targets.clamp(0, 1), torch.tensor([norm_t(f.record.timestep) for f in train_frames]),
-                       torch.tensor([norm_p(f.camera) for f in train_frames]))
-    net_cfg = MappingNetConfig(steps=150 if args.quick else 600)
-    t2 = time.perf_counter()
-    net, losses = train_mapping_net(data, net_cfg)
-    train_s = time.perf_counter() - t2
-
-    acc = {k: {g: [0, 0] for g in GROUPS} for k in ("exact", "net", "oracle")}
-    times = {"exact": 0.0, "net": 0.0}
-    for f in heldout:
-        gt = torch.stack([group_mask(f.labels, g) for g in GROUPS])
-        t3 = time.perf_counter()
-        exact = render_weights(splats[f.record.timestep], f.camera, selected).permute(2, 0, 1) >= MASK_LEVEL
-        times["exact"] += time.perf_counter() - t3
-        t4 = time.perf_counter()
-        pred = predict_masks(net, m0, norm_t(f.record.timestep), norm_p(f.camera), tuple(gt.shape[1:])) >= 0.5
-        times["net"] += time.perf_counter() - t4
-        lm = render_label_map(splats[f.record.timestep], f.camera, avatar.gaussians.labels, 13)
-        oracle = torch.stack([group_mask(lm, g) for g in GROUPS])
-        for name, m in (("exact", exact), ("net", pred), ("oracle", oracle)):
-            for i, g in enumerate(GROUPS):
-                acc[name][g][0] += int((m[i] & gt[i]).sum())
-                acc[name][g][1] += int((m[i] | gt[i]).sum())
-    iou = {k: {g: v[0] / max(1, v[1]) for g, v in d.items()} for k, d in acc.items()}
-    n = len(heldout)
-    print(f"dataset {root} ({cfg.size}px), reference frame t={ref.record.timestep} cam={ref.record.camera_index}, "
-          f"{n} held-out frames, {avatar.gaussians.count} Gaussians")
-    for k in ("exact", "net", "oracle"):
-        print(f"IoU {k:7s} " + "  ".join(f"{g} {iou[k][g]:.3f}" for g in GROUPS))
-    print(f"exact: lift {lift_ms:.1f} ms per mask, render {1000 * times['exact'] / n:.1f} ms per frame (4 masks)")
-    print(f"mapping net: trained {train_s:.1f} s ({net_cfg.steps} steps, final loss {losses[-1]:.4f}), "
-          f"{1000 * times['net'] / n:.1f} ms per frame (4 masks); training renders {render_ms:.1f} ms each")
+    lifted = lift_many(b.splats_at(b.ref.record.timestep), b.ref.camera, b.m0)
+    selected = (fill_unseen(lifted.weights, lifted.seen, b.rest) >= 0.5).float()  # [N, G]
+    lift_ms = 1000 * (time.perf_counter() - t0)
+    net, info = train_net(b, 500 if args.quick else 1500)
+    held = [r for r in b.ds.frames("train") if r.timestep not in b.net_ts] + list(b.ds.frames("val"))
+    expr = list(b.ds.frames("test"))
+    if args.quick:
+        held, expr = held[::2], expr[::3]
+    iou, times = evaluate(b, selected, net, held, expr)
+    n = len(held) + len(expr)
+    print(f"dataset {root} ({cfg.size}px), reference frame t={b.ref.record.timestep} cam={b.ref.record.camera_index}, "
+          f"{len(held)} held-out frames + {len(expr)} held-out-expression frames, {b.avatar.gaussians.count} Gaussians")
+    for k in iou:
+        print(f"IoU {k:26s} " + "  ".join(f"{g} {iou[k][g]:.3f}" for g in GROUPS))
+    print(f"exact: lift {lift_ms:.0f} ms (4 masks, one render), render {1000 * times['exact'] / n:.1f} ms per frame (4 masks)")
+    print(f"mapping net: {info['samples']} training samples ({info['data_s']:.1f} s to render), {info['masks']} masks each; "
+          f"trained {info['train_s']:.1f} s ({info['steps']} steps, final loss {info['loss']:.4f}); "
+          f"{1000 * times['net'] / n:.1f} ms per frame (4 masks)")
     out = {
         "iou_exact_min": round(min(iou["exact"].values()), 4),
-        "iou_mapping_net_min": round(min(iou["net"].values()), 4),
+        "iou_mapping_net_min": round(min(iou["mapping_net"].values()), 4),
         "iou_oracle_min": round(min(iou["oracle"].values()), 4),
-        **{f"iou_exact_{g}": round(iou["exact"][g], 4) for g in GROUPS},
-        **{f"iou_mapping_net_{g}": round(iou["net"][g], 4) for g in GROUPS},
-        **{f"iou_oracle_{g}": round(iou["oracle"][g], 4) for g in GROUPS},
+        "iou_exact_expr_min": round(min(iou["expr_exact"].values()), 4),
+        "iou_mapping_net_expr_min": round(min(iou["expr_mapping_net"].values()), 4),
+        **{f"iou_{k}_{g}": round(iou[k][g], 4) for k in iou for g in GROUPS},
         "exact_ms_per_frame": round(1000 * times["exact"] / n, 2),
         "mapping_net_ms_per_frame": round(1000 * times["net"] / n, 2),
-        "lift_ms_per_mask": round(lift_ms, 2),
-        "mapping_net_train_s": round(train_s, 2),
+        "lift_ms": round(lift_ms, 1),
+        "mapping_net_train_s": round(info["train_s"], 2),
+        "mapping_net_samples": info["samples"],
         "size": cfg.size,
-        "heldout_frames": n,
+        "heldout_frames": len(held),
+        "heldout_expression_frames": len(expr),
+        "seconds_total": round(time.perf_counter() - t_start, 1),
     }
-    tmp.cleanup()
     print(json.dumps(out))
 
 

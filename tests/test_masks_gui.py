@@ -108,3 +108,22 @@ def test_components_threshold_and_ops(qtbot, rig):
     # orbit mode: the painter lets the mouse through to the viewport
     qtbot.mouseClick(panel.tool_buttons["orbit"], Qt.MouseButton.LeftButton)
     assert painter.testAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+
+
+def test_masks_and_session_selection_stay_in_step(qtbot, rig):
+    """The session's selection (read by Adjust and Edit) follows the masks panel, and the other way round."""
+    model, view, panel, painter, ctrl = rig
+    labels = model.avatar.gaussians.labels
+    ctrl.set_components(["hair"])
+    assert model.selection is not None
+    assert torch.equal(model.selection > 0.5, labels == LABEL["hair"])
+    # a selection made elsewhere (the prompt panel's components) shows in the masks panel's state and overlay
+    lips = torch.isin(labels, torch.tensor([LABEL["upper_lip"], LABEL["lower_lip"]])).float()
+    model.set_selection(lips, "Select lips")
+    assert torch.equal(ctrl.selection.mask, lips > 0.5)
+    assert model.overlay_colors is not None
+    model.undo_stack.undo()  # back to hair, in both places
+    assert torch.equal(ctrl.selection.mask, labels == LABEL["hair"])
+    assert torch.equal(model.selection > 0.5, labels == LABEL["hair"])
+    model.undo_stack.undo()  # back to nothing
+    assert model.selection is None and not bool(ctrl.selection.mask.any())

@@ -14,9 +14,10 @@ from engine.data.vhap_format import read_dataset
 from engine.head.components import labels_of
 from engine.render.camera import orbit_camera
 from engine.render.splats import Splats
-from engine.semantics.lift import contributions, lift_mask
-from engine.semantics.mapping_net import camera_azimuth
-from engine.semantics.mask_render import iou, render_label_map, render_mask
+from engine.semantics.lift import contributions, fill_unseen, interior, lift_many, lift_mask
+from engine.semantics.mapping_data import SampleView, build_mapping_data
+from engine.semantics.mapping_net import MappingNetConfig, camera_azimuth, predict_masks, train_mapping_net
+from engine.semantics.mask_render import iou, render_label_map, render_mask, render_weights
 
 GROUPS = ("lips", "eyes", "brows", "hair")
 
@@ -51,13 +52,17 @@ def _paint_and_follow(synth):
     avatar = load_demo_avatar()
     params, ts = synth.flame_params(None), synth.timesteps(None)
     loader = FrameLoader(capacity=0)
-    pose = lambda t: avatar.splats(params.frame(ts.index(t)))  # noqa: E731
+    pose = lambda t: avatar.splats(params.frame(ts.index(t)))
     train = synth.frames("train")
     front = min(train, key=lambda r: abs(camera_azimuth(r.camera)))
     frames = [loader.load(r) for r in train if r.camera_index == front.camera_index]
-    mask_of = lambda lab, g: torch.isin(lab, torch.tensor(labels_of([g])))  # noqa: E731
+    mask_of = lambda lab, g: torch.isin(lab, torch.tensor(labels_of([g])))
     ref = max(frames, key=lambda f: min(int(mask_of(f.labels, g).sum()) for g in GROUPS))
-    sel = {g: lift_mask(pose(ref.record.timestep), ref.camera, mask_of(ref.labels, g).float()).weights >= 0.5 for g in GROUPS}
+    lifted = lift_many(pose(ref.record.timestep), ref.camera, torch.stack([mask_of(ref.labels, g).float() for g in GROUPS]))
+    with torch.no_grad():
+        rest = avatar.splats(avatar.head.neutral_params()).means
+    weights = fill_unseen(lifted.weights, lifted.seen, rest)
+    sel = {g: weights[:, i] >= 0.5 for i, g in enumerate(GROUPS)}
     near = [r for r in synth.frames("val") + synth.frames("test")
             if abs(camera_azimuth(r.camera) - camera_azimuth(ref.camera)) < 40]
     acc = {k: {g: [0, 0] for g in GROUPS} for k in ("gt", "oracle")}
@@ -77,14 +82,16 @@ def test_painted_mask_follows_heldout_frames(synth):
     """Paint the GT region at one frame, lift, render at held-out expressions and cameras.
 
     Measured honestly against two references: the synthetic ground truth (the spec's ≥ 0.9 is NOT
-    reached with the demo avatar at 128 px: its own exact triangle labels reach only ~0.2–0.8 there,
+    reached with the demo avatar at 128 px: its own exact triangle labels reach only ~0.2–0.7 there,
     see bench/masks.py) and the avatar's own exact component render, which isolates the lifting.
     """
     scores, n = _paint_and_follow(synth)
     assert n >= 6
     print(scores)
-    # measured at 128 px: gt lips 0.53, eyes 0.33, brows 0.47, hair 0.51 (spec target 0.9: not met, see report)
-    floors = {"lips": 0.4, "eyes": 0.2, "brows": 0.35, "hair": 0.4}
+    # measured at 128 px: gt lips 0.58, eyes 0.31, brows 0.49, hair 0.63 (before edge-aware votes and filling
+    # unseen Gaussians: 0.53, 0.33, 0.47, 0.51); the avatar's own labels reach lips 0.48, eyes 0.21, brows 0.57,
+    # hair 0.72 here. Spec target 0.9: not met, see report.
+    floors = {"lips": 0.48, "eyes": 0.24, "brows": 0.4, "hair": 0.53}
     for g in GROUPS:
         assert scores["gt"][g] >= floors[g], (g, scores)
 
@@ -101,3 +108,70 @@ def test_mask_is_occluded(synth):
     assert int(visible) < 0.5 * int(unoccluded)
     assert iou(render_mask(splats, cam, ears), render_mask(splats, cam, ears)) == 1.0
     assert math.isfinite(float(visible))
+
+
+def _random_splats(n: int, seed: int) -> Splats:
+    gen = torch.Generator().manual_seed(seed)
+    return Splats(torch.randn(n, 3, generator=gen) * 0.05, torch.randn(n, 4, generator=gen),
+                  torch.rand(n, 3, generator=gen) * 0.02 + 0.005, torch.rand(n, generator=gen) * 0.9 + 0.05,
+                  torch.zeros(n, 1, 3))
+
+
+def test_lift_many_matches_single_lifts_and_edges_do_not_vote():
+    splats = _random_splats(80, 2)
+    cam = orbit_camera(0.0, 0.0, 0.5, (0.0, 0.0, 0.0), 30.0, 40, 32)
+    gen = torch.Generator().manual_seed(3)
+    masks = (torch.rand(2, 32, 40, generator=gen) > 0.5).float()
+    many = lift_many(splats, cam, masks, backend="torch")
+    for i in range(2):
+        one = lift_mask(splats, cam, masks[i], backend="torch")
+        torch.testing.assert_close(many.inside[:, i], one.inside)
+        torch.testing.assert_close(many.outside[:, i], one.outside, rtol=1e-4, atol=1e-5)
+    # with the whole image inside the edge band nothing votes; with no band, every visible Gaussian does
+    assert not bool(lift_mask(splats, cam, masks[0], backend="torch", edge_px=40).seen.any())
+    assert int(lift_mask(splats, cam, masks[0], backend="torch", edge_px=0).seen.sum()) > int(many.seen[:, 0].sum())
+    square = torch.zeros(12, 12)
+    square[2:10, 2:10] = 1.0
+    inner = interior(square, 2)
+    assert inner.sum() == 16 and bool(inner[4:8, 4:8].all())
+
+
+def test_fill_unseen_takes_nearest_seen_weight():
+    points = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [0.1, 0, 0], [0.9, 0, 0], [5.0, 0, 0]])
+    weights = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    seen = torch.tensor([True, True, False, False, False])
+    filled = fill_unseen(weights, seen, points)
+    assert filled[:, 0].tolist() == [1.0, 0.0, 1.0, 0.0, 0.0]
+    assert filled[:, 1].tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
+    near = fill_unseen(weights[:, 1], seen, points, max_distance=0.5)
+    assert near.tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
+
+
+def test_mapping_net_warps_thin_parts_to_unseen_views():
+    """Trained on exact lift-and-render masks at four azimuths, the network carries the eyes and lips
+    painted at the front to azimuths it never saw, far better than leaving the mask in place."""
+    avatar = load_demo_avatar()
+    size = 96
+    with torch.no_grad():
+        splats = avatar.splats(avatar.head.neutral_params())
+    cam = lambda yaw: orbit_camera(yaw, 0.0, 0.6, (0.0, 0.0, 0.0), 24.0, size, size)
+    own = render_label_map(splats, cam(0.0), avatar.gaussians.labels, 13)
+    m0 = torch.stack([torch.isin(own, torch.tensor(labels_of([g]))).float() for g in ("lips", "eyes", "brows")])
+    train_yaws = (-40.0, -20.0, 0.0, 20.0, 40.0)
+    samples = [SampleView(splats, cam(y), 0.0, (y + 40.0) / 80.0) for y in train_yaws]
+    data, selected = build_mapping_data(splats, cam(0.0), m0, samples)
+    net, losses = train_mapping_net(data, MappingNetConfig(size=size, grid_t=1, grid_p=len(train_yaws), steps=200))
+    assert losses[-1] < 0.5 * losses[0]
+    scores = []
+    for yaw in (-30.0, 10.0, 30.0):
+        exact = render_weights(splats, cam(yaw), selected).permute(2, 0, 1) >= 0.5
+        pred = predict_masks(net, m0, 0.0, (yaw + 40.0) / 80.0, (size, size)) >= 0.5
+        scores += [(yaw, i, iou(pred[i], exact[i]), iou(m0[i] >= 0.5, exact[i])) for i in range(3)]
+    print(scores)
+    # measured (96 px, eyes ~3 px tall; three runs): lips 0.63-0.71, brows 0.24-0.64, eyes 0.04-0.61 (tiny: a
+    # pixel of warp error flips them; training is not bit-reproducible across thread counts), mean 0.50-0.57;
+    # the unwarped mask: mean 0.10
+    mean_net = sum(x[2] for x in scores) / len(scores)
+    mean_still = sum(x[3] for x in scores) / len(scores)
+    assert all(x[2] >= 0.5 for x in scores if x[1] == 0), scores
+    assert mean_net >= 0.4 and mean_net >= mean_still + 0.25, scores

@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     enc.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 (lossless) .. 51 (default 18)")
     enc.add_argument("--side-by-side", action="store_true", help="original | edited (projects with layers)")
     enc.add_argument("--mask", metavar="SELECTION", help="overlay a project's named selection")
-    enc.add_argument("--renderer", choices=RENDERERS, default="auto", help="gl (EGL), raster, or auto")
+    enc.add_argument("--renderer", choices=RENDERERS, default="auto",
+                     help="gl (EGL), fast (numba CPU), raster, or auto (gl on a hardware OpenGL driver, else fast)")
 
 
 def _load(args: argparse.Namespace) -> tuple[object, object, object, object]:

@@ -45,10 +45,12 @@ class KeyframeChoice:
     radius: float  # coverage radius: 0.25 × the feature-space diameter of the visible candidates
     covering_radius: float  # largest distance from a visible candidate to its nearest keyframe
     mean_distance: float  # mean distance from a visible candidate to its nearest keyframe
+    region_coverage: float = 1.0  # weighted share of the selected Gaussians some candidate shows that a keyframe shows
 
     def describe(self) -> str:
         return (f"{len(self.indices)} keyframes cover {100 * self.coverage:.0f}% of the visible views "
-                f"(within {self.radius:.2f}; farthest view {self.covering_radius:.2f}, mean {self.mean_distance:.2f})")
+                f"(within {self.radius:.2f}; farthest view {self.covering_radius:.2f}, mean {self.mean_distance:.2f}) "
+                f"and show {100 * self.region_coverage:.0f}% of the visible selection")
 
 
 def _axis_angle_matrix(aa: Tensor) -> Tensor:
@@ -134,39 +136,65 @@ def view_visibility(avatar: Avatar, views: list[View], selection: Tensor, size: 
 
 
 def farthest_point_keyframes(features: Tensor, visibility: Tensor, k: int, gamma: float = 1.0,
-                             min_visibility: float = 0.05) -> KeyframeChoice:
-    """K keyframes by visibility-weighted farthest-point sampling over features [M, D], visibility [M]."""
+                             min_visibility: float = 0.05, seen: Tensor | None = None,
+                             seen_weights: Tensor | None = None) -> KeyframeChoice:
+    """K keyframes by visibility-weighted farthest-point sampling over features [M, D], visibility [M].
+
+    With seen [M, P] (which selected Gaussians each candidate shows) and their weights [P], a
+    candidate's score also gains the weighted share of Gaussians it shows that no keyframe shows yet:
+    score = visibility^γ × (distance / largest distance + newly seen share), so every part of the
+    region that some candidate shows gets a keyframe showing it (an unseen Gaussian gets no target).
+    """
     m = features.shape[0]
     assert visibility.shape == (m,), f"visibility must be [M={m}], got {tuple(visibility.shape)}"
+    if seen is not None:
+        assert seen.ndim == 2 and seen.shape[0] == m, f"seen must be [M={m}, P], got {tuple(seen.shape)}"
+        seen_weights = torch.ones(seen.shape[1]) if seen_weights is None else seen_weights.float()
+        assert seen_weights.shape == (seen.shape[1],), f"seen_weights must be [P={seen.shape[1]}]"
     eligible = visibility >= min_visibility
     if not bool(eligible.any()):
         raise ValueError("the selected region is not visible in any candidate view: nothing to edit")
     weight = visibility.clamp(0, 1) ** gamma
     chosen = [int(torch.argmax(torch.where(eligible, visibility, torch.full_like(visibility, -1.0))))]
     dist = torch.cdist(features, features[chosen[0]][None])[:, 0]
+    covered = seen[chosen[0]].clone() if seen is not None else None
     for _ in range(min(k, int(eligible.sum())) - 1):
-        score = torch.where(eligible, weight * dist, torch.full_like(dist, -1.0))
+        gain = dist / dist[eligible].max().clamp_min(1e-9)
+        if seen is not None and covered is not None:
+            fresh = (seen & ~covered).float() @ seen_weights
+            gain = gain + fresh / seen_weights.sum().clamp_min(1e-9)
+        score = torch.where(eligible, weight * gain, torch.full_like(dist, -1.0))
         nxt = int(torch.argmax(score))
         if float(score[nxt]) <= 0:
             break
         chosen.append(nxt)
         dist = torch.minimum(dist, torch.cdist(features, features[nxt][None])[:, 0])
-    return _coverage(features, visibility, eligible, chosen, dist)
+        if seen is not None and covered is not None:
+            covered |= seen[nxt]
+    return _coverage(features, visibility, eligible, chosen, dist, seen, seen_weights)
 
 
-def _coverage(features: Tensor, visibility: Tensor, eligible: Tensor, chosen: list[int], dist: Tensor) -> KeyframeChoice:
+def _coverage(features: Tensor, visibility: Tensor, eligible: Tensor, chosen: list[int], dist: Tensor,
+              seen: Tensor | None = None, seen_weights: Tensor | None = None) -> KeyframeChoice:
     vis_feats = features[eligible]
     diameter = float(torch.cdist(vis_feats, vis_feats).max()) if vis_feats.shape[0] > 1 else 0.0
     radius = 0.25 * diameter
     d, w = dist[eligible], visibility[eligible]
     coverage = float((w * (d <= radius + 1e-9).float()).sum() / w.sum().clamp_min(1e-9))
-    return KeyframeChoice(tuple(chosen), visibility, features, coverage, radius, float(d.max()), float(d.mean()))
+    region = 1.0
+    if seen is not None and seen_weights is not None and seen.shape[1]:
+        anywhere = seen[eligible].any(0).float() * seen_weights
+        shown = seen[list(chosen)].any(0).float() * seen_weights
+        region = float(shown.sum() / anywhere.sum().clamp_min(1e-9))
+    return KeyframeChoice(tuple(chosen), visibility, features, coverage, radius, float(d.max()), float(d.mean()),
+                          region)
 
 
-def all_visible(visibility: Tensor, features: Tensor, min_visibility: float = 0.05) -> KeyframeChoice:
+def all_visible(visibility: Tensor, features: Tensor, min_visibility: float = 0.05, seen: Tensor | None = None,
+                seen_weights: Tensor | None = None) -> KeyframeChoice:
     """Every candidate the region is visible in (the "edit all frames" baseline)."""
     eligible = visibility >= min_visibility
     chosen = [int(i) for i in torch.nonzero(eligible).squeeze(1)]
     if not chosen:
         raise ValueError("the selected region is not visible in any candidate view: nothing to edit")
-    return _coverage(features, visibility, eligible, chosen, torch.zeros(features.shape[0]))
+    return _coverage(features, visibility, eligible, chosen, torch.zeros(features.shape[0]), seen, seen_weights)

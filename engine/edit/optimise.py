@@ -36,13 +36,13 @@ class OptimConfig:
     """Hyper-parameters of the edit optimisation."""
 
     steps: int = 200  # optimisation steps (one keyframe render each)
-    lr_dc: float = 0.05  # learning rate of the SH DC (base colour) coefficients
+    lr_dc: float = 0.15  # learning rate of the SH DC (base colour) coefficients
     lr_rest: float = 0.005  # learning rate of the higher SH coefficients (texture/material edits only)
     lr_xyz: float = 0.003  # learning rate of local positions (triangle units)
     lr_scale: float = 0.01  # learning rate of log scales
     lr_rotation: float = 0.003  # learning rate of rotation quaternions
     lr_opacity: float = 0.03  # learning rate of opacity logits
-    lr_final: float = 1.0  # every learning rate decays exponentially to this fraction of itself at the last step
+    lr_final: float = 0.1  # every learning rate decays exponentially to this fraction of itself by the last step
     geometry: bool = False  # also optimise opacity, position, scale, rotation (shape/accessory edits)
     view_dependent: bool = False  # also optimise SH rest coefficients (material edits)
     colour_first: float = 0.4  # share of the steps that optimise colour alone before geometry joins
@@ -50,6 +50,7 @@ class OptimConfig:
     weight_outside: float = 1.0  # weight of the L1 to the original render outside the dilated mask
     weight_anchor: float = 0.05  # weight of the anchor (squared distance to the start values)
     weight_adversarial: float = 0.005  # weight of the discriminator's generator loss (0: off)
+    adversarial_every: int = 4  # apply the adversarial term every this many steps, scaled by it (same mean pull)
     refresh_every: int = 10  # re-edit one keyframe from the current render every this many steps (0: never)
     densify_every: int = 50  # clone high-gradient selected Gaussians every this many steps (geometry only; 0: never)
     densify_quantile: float = 0.95  # Gaussians above this quantile of accumulated screen gradient are cloned
@@ -184,8 +185,9 @@ class EditOptimiser:
         anchor = sum(((self.params[k] - self.anchor[k]) ** 2).mean() for k in self.params) * c.weight_anchor
         total = inside + outside + anchor
         terms = {"inside": inside.item(), "outside": outside.item(), "anchor": float(anchor.detach())}
-        if self.discriminator is not None and c.weight_adversarial > 0:
-            adv = self.discriminator.adversarial_loss(rgb, t.mask) * c.weight_adversarial
+        every = max(1, c.adversarial_every)
+        if self.discriminator is not None and c.weight_adversarial > 0 and self.steps_done % every == 0:
+            adv = self.discriminator.adversarial_loss(rgb, t.mask) * (c.weight_adversarial * every)
             total = total + adv
             terms["adversarial"] = adv.item()
         return total, terms
@@ -193,14 +195,16 @@ class EditOptimiser:
     def step(self) -> StepInfo:
         """One optimisation step on one keyframe (plus a keyframe refresh / densification when due)."""
         i = self._next_target()
+        geometry = self._geometry_on()
+        for k in GEOMETRY_FIELDS:  # while only colours change, nothing geometric needs a gradient (much cheaper)
+            self.params[k].requires_grad_(geometry)
         rgb, means2d = self.render_target(i)
         loss, terms = self._loss(i, rgb)
         self.optimizer.zero_grad()
         loss.backward()
-        if not self._geometry_on():
+        if not geometry:
             for k in GEOMETRY_FIELDS:
-                if self.params[k].grad is not None:
-                    self.params[k].grad.zero_()
+                self.params[k].grad = None
         if not self.config.view_dependent and self.params["sh"].grad is not None:
             self.params["sh"].grad[:, 1:] = 0
         self._accumulate(means2d)

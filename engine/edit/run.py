@@ -195,8 +195,9 @@ def run_edit(avatar: Avatar, selection: Tensor, plan: EditPlan, editor: ImageEdi
     shown = [i for i in range(len(views)) if float(vis[i]) >= config.min_visibility]
     job.editor = editor.calibrated([seen.images[i] for i in shown], [seen.masks[i] for i in shown])
     k = config.keyframes if config.keyframes is not None else (plan.keyframes or DEFAULT_KEYFRAMES)
-    choice = (all_visible(vis, feats, config.min_visibility) if config.all_frames
-              else farthest_point_keyframes(feats, vis, k, min_visibility=config.min_visibility))
+    choice = (all_visible(vis, feats, config.min_visibility, seen.seen, seen.weights) if config.all_frames
+              else farthest_point_keyframes(feats, vis, k, min_visibility=config.min_visibility, seen=seen.seen,
+                                            seen_weights=seen.weights))
     job.note(f"{len(views)} candidate views, {len(shown)} show the selection; " + choice.describe())
     return _run_stages(job, views, choice, start)
 
@@ -264,7 +265,8 @@ def _optimise(job: _Job, kept: list[EditTarget], disc: EditDiscriminator | None,
         job.progress(0.4 + 0.6 * info.step / steps, f"step {info.step}/{steps}, loss {info.loss:.4f}")
     name = f"edit: {plan.prompt or plan.refined_prompt}"[:80]
     info = {"plan": plan.model_dump(mode="json"), "editor": job.editor.name, "keyframes": len(kept),
-            "coverage": choice.coverage, "steps": steps, "dropped": list(job.dropped), "added": opt.n_added}
+            "coverage": choice.coverage, "region_coverage": choice.region_coverage, "steps": steps,
+            "dropped": list(job.dropped), "added": opt.n_added}
     reference = getattr(job.editor, "reference", None)
     if reference is not None and hasattr(reference, "as_dict"):
         info["editor_reference"] = reference.as_dict()

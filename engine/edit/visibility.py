@@ -36,6 +36,8 @@ class VisibilityReport:
     mask_area: Tensor  # [M] rendered selection-mask mass as a share of the small crop's pixels
     images: tuple[Tensor, ...]  # M small crop renders [S, S, 3] (white background)
     masks: tuple[Tensor, ...]  # M rendered selection masks [S, S] in [0, 1]
+    seen: Tensor  # [M, P] bool: which of the P selected Gaussians (weight > 0, in index order) each view shows
+    weights: Tensor  # [P] selection weights of those Gaussians
 
 
 def _outward_normals(avatar: Avatar, verts: Tensor, binding: Tensor, means: Tensor) -> Tensor:
@@ -80,10 +82,11 @@ def measure_visibility(avatar: Avatar, views: list["View"], selection: Tensor, s
     if not bool(picked.any()):
         empty = torch.zeros(size, size)
         return VisibilityReport(torch.zeros(m), torch.zeros(m), tuple(torch.ones(size, size, 3) for _ in views),
-                                tuple(empty for _ in views))
+                                tuple(empty for _ in views), torch.zeros(m, 0, dtype=torch.bool), torch.zeros(0))
     w = weights[picked]
     idx = torch.nonzero(picked).squeeze(1)
     vis, area, images, masks = torch.zeros(m), torch.zeros(m), [], []
+    seen_all = torch.zeros(m, idx.shape[0], dtype=torch.bool)
     last: FlameParams | None = None
     for i, view in enumerate(views):
         if last is None or not same_frame(last, view.params):  # views of one frame usually come together
@@ -112,5 +115,6 @@ def measure_visibility(avatar: Avatar, views: list["View"], selection: Tensor, s
         tolerance = 2.0 * splats.scales[idx].max(1).values + 0.005 * qz
         uncovered = valid & (mask_at >= core) & (depth_at >= qz - tolerance)
         seen = facing & inside & uncovered
+        seen_all[i] = seen
         vis[i] = (w * seen.float()).sum() / w.sum()
-    return VisibilityReport(vis, area, tuple(images), tuple(masks))
+    return VisibilityReport(vis, area, tuple(images), tuple(masks), seen_all, w)

@@ -35,7 +35,7 @@ from engine.render.splats import Splats
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
-RENDERERS: tuple[str, ...] = ("auto", "gl", "raster")
+RENDERERS: tuple[str, ...] = ("auto", "gl", "fast", "raster")
 
 
 class ExportCancelled(Exception):
@@ -57,7 +57,8 @@ class VideoSettings:
     mask_overlay: bool = False  # tint the job's per-Gaussian mask over the edited panel
     mask_color: tuple[float, float, float] = (1.0, 0.25, 0.2)  # overlay tint
     mask_opacity: float = 0.5  # overlay strength where the mask is 1
-    renderer: str = "auto"  # "gl" (OpenGL via EGL), "raster" (rasterize.render), "auto" (gl when EGL works)
+    renderer: str = "auto"  # "gl" (OpenGL via EGL), "fast" (numba CPU), "raster" (rasterize.render),
+    # "auto": gl on a hardware OpenGL driver, else fast (on Mesa's software OpenGL the CPU path is faster)
     raster_backend: str = "auto"  # rasterize.render backend when renderer is "raster"
 
     def __post_init__(self) -> None:
@@ -93,7 +94,7 @@ class ExportResult:
     frames: int  # frames written
     width: int  # frame width in pixels (both panels when side by side)
     height: int  # frame height in pixels
-    renderer: str  # "gl" or "raster"
+    renderer: str  # "gl", "fast" or "raster"
     render_s: float  # seconds spent posing and rendering
     encode_s: float  # seconds spent encoding and writing
     pose_s: float = 0.0  # of render_s, seconds spent posing the avatar
@@ -127,16 +128,23 @@ class _FrameRenderer:
     def __init__(self, settings: VideoSettings, gl_context: object | None) -> None:
         self.name = "raster"
         self._gl = None
+        self._fast = None
         self._backend = settings.raster_backend
         if settings.renderer in ("auto", "gl"):
             try:
-                from engine.render.gl_splats import GLSplatRenderer
+                from engine.render.gl_splats import GLSplatRenderer, is_software_renderer
 
                 self._gl = GLSplatRenderer(settings.width, settings.height, ctx=gl_context)  # type: ignore[arg-type]
                 self.name = "gl"
+                if settings.renderer == "auto" and gl_context is None and is_software_renderer(self._gl.ctx):
+                    self.close()
             except Exception as exc:
                 if settings.renderer == "gl":
                     raise RuntimeError(f"the OpenGL renderer is not available here ({exc})") from exc
+        if self._gl is None and settings.renderer in ("auto", "fast"):
+            from engine.render.fast_view import FastSplatRenderer
+
+            self._fast, self.name = FastSplatRenderer(), "fast"
 
     def draw(self, splats: Splats, camera: Camera, background: tuple[float, float, float],
              mask: Tensor | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -146,6 +154,13 @@ class _FrameRenderer:
             if mask is not None:
                 grey = mask.detach().float().cpu()[:, None].expand(-1, 3)
                 cover = self._gl.render_float(splats, camera, (0.0, 0.0, 0.0), colors=grey)[0][..., 0]
+            return rgb, cover
+        if self._fast is not None:
+            rgb = self._fast.render(splats, camera, background).rgb
+            cover = None
+            if mask is not None:
+                grey = mask.detach().float().cpu()[:, None].expand(-1, 3)
+                cover = self._fast.render(splats, camera, (0.0, 0.0, 0.0), colors=grey).rgb[..., 0]
             return rgb, cover
         feats = mask.detach().to(splats.means)[:, None] if mask is not None else None
         out = render(splats, camera, background, features=feats, backend=self._backend)
@@ -181,7 +196,7 @@ class Timings:
     render: float = 0.0  # posing and rendering
     pose: float = 0.0  # of which posing (FLAME + binding to world-space Gaussians)
     encode: float = 0.0  # encoding and writing
-    renderer: str = ""  # "gl" or "raster"
+    renderer: str = ""  # "gl", "fast" or "raster"
 
 
 def clip_cameras(path: CameraPath, frames: int, settings: VideoSettings, means: Tensor) -> list[Camera]:

@@ -52,7 +52,7 @@ class _ChumpyStandIn:
         raise FlameFileError("a chumpy array in the model file has no data field ('x')")
 
 
-class _FlameUnpickler(pickle.Unpickler):
+class FlameUnpickler(pickle.Unpickler):
     """Allows numpy arrays, scipy sparse matrices and chumpy stand-ins; nothing else."""
 
     def find_class(self, module: str, name: str) -> Any:
@@ -77,6 +77,9 @@ class _FlameUnpickler(pickle.Unpickler):
 
             return getattr(builtins, name)
         raise FlameFileError(f"model file refers to {module}.{name}, which a FLAME file should not contain")
+
+
+_FlameUnpickler = FlameUnpickler  # old private name, kept for existing imports
 
 
 def _to_plain(value: Any) -> Any:
@@ -113,7 +116,7 @@ def read_flame_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 raw: dict[str, Any] = {k: data[k] for k in data.files}
         else:
             with open(file, "rb") as fh:
-                raw = _FlameUnpickler(fh, encoding="latin1").load()
+                raw = FlameUnpickler(fh, encoding="latin1").load()
     except FlameFileError as exc:
         raise FlameFileError(f"{file}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any parse failure becomes one clear message

@@ -101,7 +101,7 @@ class HttpLLMRefiner:
                     continue
                 if exc.code not in RETRY_STATUS:
                     raise BackendError(f"{self.url}: {last}") from exc
-            except (socket.timeout, TimeoutError) as exc:
+            except (socket.timeout, TimeoutError):
                 last = f"timed out after {self.config.timeout:g} s"
             except urllib.error.URLError as exc:
                 if isinstance(exc.reason, (socket.timeout, TimeoutError)):

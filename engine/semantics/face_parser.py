@@ -73,7 +73,7 @@ class FaceParser:
     input_size: int = 512  # images are resized to input_size² before the network
 
     @staticmethod
-    def from_path(path: str | os.PathLike, input_size: int = 512) -> "FaceParser":
+    def from_path(path: str | os.PathLike, input_size: int = 512) -> FaceParser:
         """Load a checkpoint folder (config.json + weights) without network access."""
         from transformers import SegformerForSemanticSegmentation
 

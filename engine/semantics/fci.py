@@ -26,7 +26,7 @@ from torch import Tensor
 
 from engine.avatar.avatar import Avatar
 from engine.head.components import COMPONENTS, LABEL
-from engine.head.flame_file import FlameFileError, _FlameUnpickler
+from engine.head.flame_file import FlameFileError, FlameUnpickler
 from engine.head.params import FlameParams
 from engine.render.camera import Camera
 from engine.semantics.lift import SEEN_EPS, contributions
@@ -73,7 +73,7 @@ def read_flame_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise FlameFileError(f"{p}: FLAME masks file not found")
     try:
         with open(p, "rb") as fh:
-            raw = _FlameUnpickler(fh, encoding="latin1").load()
+            raw = FlameUnpickler(fh, encoding="latin1").load()
     except FlameFileError as exc:
         raise FlameFileError(f"{p}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any parse failure becomes one clear message
@@ -199,7 +199,7 @@ def agreement(a: Tensor, b: Tensor, weight: Tensor, where: Tensor | None = None)
 
 def dataset_label_views(
     avatar: Avatar,
-    dataset: "AvatarDataset",
+    dataset: AvatarDataset,
     split: str = "train",
     size: int | None = None,
     stride: int = 1,

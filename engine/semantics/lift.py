@@ -164,7 +164,8 @@ def fill_unseen(
     near = torch.from_numpy(dist <= max_distance).to(weights.device)
     out = weights.clone()
     fill = weights[src]
-    out[torch.from_numpy(~seen_np).to(weights.device)] = torch.where(near.view(-1, *([1] * (weights.ndim - 1))), fill, torch.zeros_like(fill))
+    near = near.view(-1, *([1] * (weights.ndim - 1)))
+    out[torch.from_numpy(~seen_np).to(weights.device)] = torch.where(near, fill, torch.zeros_like(fill))
     return out
 
 

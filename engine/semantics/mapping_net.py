@@ -1,14 +1,14 @@
 """The paper's mask-mapping network M(t, p, M0) -> M(t, p), as a learned warp.
 
 A learned feature grid on the time–pose plane (t, p both normalised to [0, 1]; p is the camera's
-azimuth around the head) is read by bilinear interpolation into a code z(t, p). A small decoder
-turns z into low-resolution fields over the target image: a dense backward displacement (where
+azimuth around the head; every grid node holds a small feature map, code x f x f) is read by
+bilinear interpolation into z(t, p). A small conv decoder turns z into fields over the target image: a dense backward displacement (where
 each target pixel was in the reference view at (t0, p0)), a foreground logit (is there head at
 this pixel at all) and a residual logit. The reference mask M0 is warped by the displacement with
 bilinear sampling at the output resolution, so thin parts (eyes, brows, lips) keep their shape;
-a small conv adds a residual (occlusion, parts the reference did not see) on top of the warped
-mask. Every mask painted at the same reference view shares the same warp, so one network carries
-any mask drawn there.
+residual fields adjust the warped mask's logit (occlusion, parts the reference did not see).
+Every mask painted at the same reference view shares the same warp, so one network carries any
+mask drawn there.
 
 Training data come from the modeling stage (engine.semantics.mapping_data): masks lifted at the
 reference view and rendered exactly at many (t, p), plus the exact backward displacement (the
@@ -35,14 +35,14 @@ class MappingNetConfig:
     """Size and training of the mapping network."""
 
     size: int = 128  # training resolution of masks (predictions may be asked at any size)
-    field_size: int = 32  # resolution of the decoded displacement / foreground / residual fields
+    field_size: int = 64  # resolution of each grid node's feature map and of the decoded fields
     grid_t: int = 8  # feature-grid nodes along time
     grid_p: int = 6  # feature-grid nodes along camera azimuth
-    code: int = 32  # feature-grid channels
-    channels: int = 48  # decoder channels
+    code: int = 8  # channels of each grid node's feature map
+    channels: int = 32  # decoder channels
     steps: int = 400  # optimiser steps
     batch: int = 8  # (t, p) samples per step (all masks of a sample are used)
-    lr: float = 3e-3  # Adam learning rate
+    lr: float = 1e-2  # Adam learning rate (cosine-annealed to 0)
     tv_weight: float = 1e-3  # total-variation weight on the feature grid
     flow_weight: float = 10.0  # weight of the L1 displacement loss (normalised image units)
     fg_weight: float = 0.5  # weight of the foreground BCE
@@ -71,56 +71,65 @@ class MaskMappingNet(nn.Module):
     def __init__(self, config: MappingNetConfig = MappingNetConfig()) -> None:
         super().__init__()
         self.config = config
-        c = config.channels
+        c, f = config.channels, config.field_size
         gen = torch.Generator().manual_seed(config.seed)
-        self.grid = nn.Parameter(0.1 * torch.randn(1, config.code, config.grid_p, config.grid_t, generator=gen))
-        self.seed_size = config.field_size // 8
-        assert self.seed_size * 8 == config.field_size, f"field_size must be a multiple of 8, got {config.field_size}"
-        self.fc = nn.Linear(config.code, c * self.seed_size**2)
-        layers: list[nn.Module] = []
-        for _ in range(3):
-            layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                       nn.Conv2d(c, c, 3, padding=1), nn.SiLU()]
-        self.dec = nn.Sequential(*layers, nn.Conv2d(c, 4, 3, padding=1))  # flow (2), foreground, bias
+        # one low-resolution feature map per grid node: [grid_p, grid_t, code, f, f]
+        self.grid = nn.Parameter(0.1 * torch.randn(config.grid_p, config.grid_t, config.code, f, f, generator=gen))
+        self.dec = nn.Sequential(
+            nn.Conv2d(config.code, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(c, 5, 3, padding=1),  # flow (2), foreground, residual bias, residual gain
+        )
         nn.init.zeros_(self.dec[-1].weight)
         nn.init.zeros_(self.dec[-1].bias)
-        self.res = nn.Sequential(nn.Conv2d(5, 16, 3, padding=1), nn.SiLU(), nn.Conv2d(16, 1, 3, padding=1))
         self.gain = nn.Parameter(torch.tensor(6.0))  # logit scale of the warped mask
 
     def code_at(self, t: Tensor, p: Tensor) -> Tensor:
-        """[B, code] bilinear read of the feature grid at t [B], p [B] in [0, 1]."""
-        xy = torch.stack([t.clamp(0, 1) * 2 - 1, p.clamp(0, 1) * 2 - 1], dim=-1)[None, :, None, :]  # [1, B, 1, 2]
-        out = F.grid_sample(self.grid, xy.to(self.grid), mode="bilinear", align_corners=True)  # [1, code, B, 1]
-        return out[0, :, :, 0].T
+        """[B, code, f, f] bilinear read of the feature grid at t [B], p [B] in [0, 1]."""
+        cfg = self.config
+
+        def corners(x: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
+            pos = x.clamp(0, 1).to(self.grid) * (n - 1)
+            i0 = pos.floor().long().clamp(max=max(0, n - 2))
+            return i0, (i0 + 1).clamp(max=n - 1), (pos - i0).clamp(0, 1)
+
+        t0, t1, wt = corners(t, cfg.grid_t)
+        p0, p1, wp = corners(p, cfg.grid_p)
+        g = self.grid
+        wt, wp = wt[:, None, None, None], wp[:, None, None, None]
+        return ((1 - wp) * ((1 - wt) * g[p0, t0] + wt * g[p0, t1]) + wp * ((1 - wt) * g[p1, t0] + wt * g[p1, t1]))
 
     def fields(self, t: Tensor, p: Tensor) -> Tensor:
-        """[B, 4, f, f] decoded fields at (t, p): displacement x, y (normalised units), foreground logit, bias."""
-        z = self.code_at(t, p)
-        x = F.silu(self.fc(z)).view(z.shape[0], self.config.channels, self.seed_size, self.seed_size)
-        return self.dec(x)
+        """[B, 5, f, f] decoded fields at (t, p): displacement x, y (normalised units), foreground logit,
+        residual bias and residual gain of the mask logit."""
+        return self.dec(self.code_at(t, p))
 
     def forward(self, m0: Tensor, t: Tensor, p: Tensor, size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """m0 [B, S, h, w] in [0, 1], t [B], p [B] -> (mask probs [B, S, H, W], fg logits [B, H, W], flow [B, H, W, 2]).
 
         (H, W) = size, default (config.size, config.size). M0 is sampled at its own resolution.
+        Mask logit = (gain + residual gain)·(2·warped − 1) + residual bias, times the foreground
+        probability: the residual fields (shared by all masks of the view) say where the warped
+        reference is not to be trusted (surfaces the reference view did not see).
         """
         assert m0.ndim == 4, f"m0 must be [B, S, h, w], got {tuple(m0.shape)}"
-        b, s = m0.shape[:2]
         h, w = size or (self.config.size, self.config.size)
-        f = F.interpolate(self.fields(t, p), size=(h, w), mode="bilinear", align_corners=False)  # [B, 4, H, W]
+        f = F.interpolate(self.fields(t, p), size=(h, w), mode="bilinear", align_corners=False)  # [B, 5, H, W]
         flow = f[:, :2].permute(0, 2, 3, 1)  # [B, H, W, 2]
         where = identity_grid(h, w, m0) + flow
         warped = F.grid_sample(m0.to(flow), where, mode="bilinear", padding_mode="zeros", align_corners=False)  # [B, S, H, W]
-        ctx = f[:, None, 1:].expand(b, s, 3, h, w)  # flow y, foreground, bias as context of each mask
-        inp = torch.cat([warped[:, :, None], f[:, None, :1].expand(b, s, 1, h, w), ctx], dim=2).reshape(b * s, 5, h, w)
-        resid = self.res(inp).view(b, s, h, w)
-        logits = self.gain * (2 * warped - 1) + resid + f[:, None, 3]
+        logits = (self.gain + f[:, None, 4]) * (2 * warped - 1) + f[:, None, 3]
         probs = torch.sigmoid(logits) * torch.sigmoid(f[:, None, 2])
         return probs, f[:, 2], flow
 
     def grid_tv(self) -> Tensor:
+        """Mean squared difference between neighbouring grid nodes along time and along pose."""
         g = self.grid
-        return (g[..., 1:, :] - g[..., :-1, :]).pow(2).mean() + (g[..., :, 1:] - g[..., :, :-1]).pow(2).mean()
+        tv = g.new_zeros(())
+        if g.shape[0] > 1:
+            tv = tv + (g[1:] - g[:-1]).pow(2).mean()
+        if g.shape[1] > 1:
+            tv = tv + (g[:, 1:] - g[:, :-1]).pow(2).mean()
+        return tv
 
 
 def resize_masks(masks: Tensor, size: int) -> Tensor:
@@ -138,10 +147,11 @@ def resize_masks(masks: Tensor, size: int) -> Tensor:
 class MappingData:
     """Training samples of the modeling stage for one reference view (t0, p0).
 
-    K samples (t, p), S masks painted at the reference. All image tensors are at one size (h, w).
+    K samples (t, p), S masks painted at the reference. The sample tensors share one size (h, w);
+    the reference masks may be at any size (the reference camera's).
     """
 
-    m0: Tensor  # [S, h, w] reference masks in [0, 1]
+    m0: Tensor  # [S, H0, W0] reference masks in [0, 1]
     targets: Tensor  # [K, S, h, w] exact lift-and-render of each mask at each sample, in [0, 1]
     foreground: Tensor  # [K, h, w] rendered alpha at each sample, in [0, 1]
     flow: Tensor  # [K, h, w, 2] backward displacement to the reference view (normalised units)

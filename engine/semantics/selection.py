@@ -35,11 +35,11 @@ class Selection:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
 
     @staticmethod
-    def empty(count: int) -> "Selection":
+    def empty(count: int) -> Selection:
         return Selection(torch.zeros(count))
 
     @staticmethod
-    def of_labels(labels: Tensor, wanted: list[int], confidence: Tensor | None = None) -> "Selection":
+    def of_labels(labels: Tensor, wanted: list[int], confidence: Tensor | None = None) -> Selection:
         """Gaussians whose label (labels [N]) is in wanted, weighted by confidence [N] (default 1)."""
         hit = torch.isin(labels, torch.as_tensor(wanted, dtype=labels.dtype, device=labels.device)).float()
         return Selection(hit if confidence is None else hit * confidence.clamp(0, 1))
@@ -58,28 +58,28 @@ class Selection:
         """[M] long indices of the selected Gaussians."""
         return torch.nonzero(self.mask).flatten()
 
-    def with_threshold(self, threshold: float) -> "Selection":
+    def with_threshold(self, threshold: float) -> Selection:
         return replace(self, threshold=float(threshold))
 
-    def union(self, other: Tensor) -> "Selection":
+    def union(self, other: Tensor) -> Selection:
         """Weights max(self, other [N]) (a brush stroke or a ticked component)."""
         return replace(self, weights=torch.maximum(self.weights, other.to(self.weights)).clamp(0, 1))
 
-    def subtract(self, other: Tensor) -> "Selection":
+    def subtract(self, other: Tensor) -> Selection:
         """Weights self·(1 − other [N]) (an eraser stroke or an unticked component)."""
         return replace(self, weights=(self.weights * (1 - other.to(self.weights))).clamp(0, 1))
 
-    def inverted(self) -> "Selection":
+    def inverted(self) -> Selection:
         return replace(self, weights=1.0 - self.weights)
 
-    def grown(self, neighbours: Tensor, steps: int = 1) -> "Selection":
+    def grown(self, neighbours: Tensor, steps: int = 1) -> Selection:
         """Each step, a Gaussian takes the largest weight among itself and its neighbours [N, K]."""
         w = self.weights
         for _ in range(steps):
             w = torch.maximum(w, w[neighbours].max(dim=1).values)
         return replace(self, weights=w)
 
-    def shrunk(self, neighbours: Tensor, steps: int = 1) -> "Selection":
+    def shrunk(self, neighbours: Tensor, steps: int = 1) -> Selection:
         """Each step, a Gaussian takes the smallest weight among itself and its neighbours [N, K]."""
         w = self.weights
         for _ in range(steps):

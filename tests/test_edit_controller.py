@@ -1,0 +1,81 @@
+"""EditController (headless): the real Edit panel on a bare SessionModel; edits run on a worker, report
+progress, cancel without touching the layers, and a finished edit is one undoable layer."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from app.edit_controller import EditController
+from app.session import SessionModel
+from engine.avatar.demo import load_demo_avatar
+from engine.edit.optimise import OptimConfig
+from engine.edit.run import EditConfig
+from engine.head.components import labels_of
+from engine.prompting import refine
+from widgets.edit_panel import EditPanel
+
+QUICK = EditConfig(size=48, keyframes=2, orbit_cameras=4, max_timesteps=2, passes=2, min_steps=4, max_steps=6,
+                   discriminator=False, optim=OptimConfig(refresh_every=0))
+
+
+@pytest.fixture()
+def setup(qtbot):
+    model = SessionModel()
+    model.set_avatar(load_demo_avatar(count=4000))
+    panel = EditPanel()
+    qtbot.addWidget(panel)
+    controller = EditController(model, panel, QUICK)
+    controller.set_plan(refine("make the lips blue").plan)
+    return model, panel, controller
+
+
+def _run(qtbot, panel: EditPanel, controller: EditController, cancel_after_progress: bool) -> list[float]:
+    progress: list[float] = []
+    qtbot.mouseClick(panel.edit_button, Qt.MouseButton.LeftButton)
+    worker = controller.worker
+    assert worker is not None and not panel.edit_button.isEnabled()
+    worker.progress.connect(lambda f, m: progress.append(f))
+    done: list[bool] = []
+    worker.done.connect(lambda: done.append(True))
+    if cancel_after_progress:
+        qtbot.waitUntil(lambda: len(progress) > 0 or bool(done), timeout=30_000)
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(done), timeout=120_000)
+    assert worker.wait(10_000)
+    return progress
+
+
+def test_cancel_leaves_layers_and_finished_edit_is_one_undoable_layer(qtbot, setup) -> None:
+    model, panel, controller = setup
+    controller.config = replace(QUICK, min_steps=5000, max_steps=5000)  # long enough to cancel
+    progress = _run(qtbot, panel, controller, cancel_after_progress=True)
+    assert progress and model.layers == ()
+    assert "cancelled" in panel.status_label.text() and panel.edit_button.isEnabled()
+    assert not model.undo_stack.canUndo()
+
+    controller.config = QUICK
+    progress = _run(qtbot, panel, controller, cancel_after_progress=False)
+    assert progress and max(progress) > 0.9
+    assert len(model.layers) == 1
+    layer = model.layers[0]
+    lips = torch.isin(model.avatar.gaussians.labels, torch.tensor(labels_of(["lips"])))
+    assert layer.kind == "edit" and layer.indices.numel() > 0 and bool(lips[layer.indices].all())
+    assert panel.layer_list.count() == 1 and "Gaussians changed" in panel.status_label.text()
+    assert panel.after_label.pixmap() is not None and not panel.after_label.pixmap().isNull()  # keyframe preview
+    model.undo_stack.undo()
+    assert model.layers == () and panel.layer_list.count() == 0
+    model.undo_stack.redo()
+    assert model.layers == (layer,)
+
+
+def test_session_selection_is_what_gets_edited(qtbot, setup) -> None:
+    model, panel, controller = setup
+    brows = torch.isin(model.avatar.gaussians.labels, torch.tensor(labels_of(["brows"]))).float()
+    model.set_selection(brows)
+    _run(qtbot, panel, controller, cancel_after_progress=False)
+    layer = model.layers[-1]
+    assert layer.indices.numel() > 0 and bool((brows[layer.indices] > 0).all())
