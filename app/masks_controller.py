@@ -26,8 +26,7 @@ from engine.semantics.selection import SELECTION_FILE, Selection, knn_neighbours
 from widgets.mask_painter import MaskPainter, Stroke
 from widgets.masks_panel import MasksPanel
 
-SH_C0 = 0.28209479177387814
-TINT = 0.65  # weight of the component colour on selected Gaussians
+TINT = 0.4  # weight of the component colour on selected Gaussians
 COMPONENT_RGB = torch.tensor([COLOURS[c] for c in COMPONENTS], dtype=torch.float32) / 255.0
 
 
@@ -197,10 +196,10 @@ class MasksController(QObject):
             self.model.set_overlay(None)
             return
         g = avatar.gaussians
-        base = (0.5 + SH_C0 * g.sh[:, 0].detach().float().cpu()).clamp(0, 1)
+        # A translucent tint over the splats' current colours, so adjustments and edits stay visible under it.
         tint = COMPONENT_RGB[g.labels.cpu().clamp(0, len(COMPONENTS) - 1)]
-        colours = torch.where(mask[:, None], (1 - TINT) * base + TINT * tint, base)
-        self.model.set_overlay(colours.numpy(), 1.0)
+        rgba = torch.cat([tint, (mask.float() * TINT)[:, None]], dim=1)
+        self.model.set_overlay(rgba.numpy(), 1.0)
 
     def save_with_avatar(self, folder: str | Path) -> Path | None:
         """Write the selection beside an avatar (folder/selection.npz); None when there is none."""

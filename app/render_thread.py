@@ -60,7 +60,7 @@ class RenderRequest:
     width: int  # image size in pixels
     height: int
     view: ViewOptions = field(default_factory=ViewOptions)
-    overlay_colors: np.ndarray | None = None  # [N, 3] rgb per Gaussian
+    overlay_colors: np.ndarray | None = None  # [N, 3] rgb or [N, 4] rgba per Gaussian
     overlay_opacity: float = 0.5
     issued: float = field(default_factory=time.perf_counter)  # perf_counter() when requested
 
@@ -212,9 +212,11 @@ class FramePipeline:
             labels = posable.gaussians.labels.cpu().numpy().clip(0, len(COMPONENTS) - 1)
             out = (1 - COMPONENT_TINT) * base + COMPONENT_TINT * COMPONENT_RGB[labels]
         overlay = req.overlay_colors
-        if overlay is not None and overlay.shape == base.shape:
+        if overlay is not None and overlay.shape[0] == base.shape[0]:
             a = float(req.overlay_opacity)
-            out = (1 - a) * (base if out is None else out) + a * overlay
+            if overlay.shape[1] == 4:  # per-Gaussian alpha
+                a = a * overlay[:, 3:4]
+            out = (1 - a) * (base if out is None else out) + a * overlay[:, :3]
         return None if out is None else np.ascontiguousarray(out, dtype=np.float32)
 
     def _raster(self, splats: Splats, camera: Camera, bg: tuple[float, float, float],

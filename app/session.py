@@ -392,12 +392,16 @@ class SessionModel(QObject):
 
     # ---- overlay and view options -----------------------------------------------------------
     def set_overlay(self, colors: np.ndarray | None, opacity: float | None = None) -> None:
-        """Per-Gaussian overlay colours [N, 3] (rgb in [0, 1]) blended over the splats, or None."""
+        """Per-Gaussian overlay colours blended over the splats' current colours, or None.
+
+        colors: [N, 3] rgb in [0, 1] (blended with the overall opacity), or [N, 4] rgba whose alpha
+        weights each Gaussian (0 = untouched) before the overall opacity.
+        """
         if colors is not None:
             colors = np.asarray(colors, dtype=np.float32)
             n = self._require_avatar().gaussians.count
-            if colors.shape != (n, 3):
-                raise ValueError(f"overlay colours must be [N, 3] = [{n}, 3], got {list(colors.shape)}")
+            if colors.ndim != 2 or colors.shape[0] != n or colors.shape[1] not in (3, 4):
+                raise ValueError(f"overlay colours must be [N, 3] or [N, 4] with N = {n}, got {list(colors.shape)}")
         self._s.overlay_colors = colors
         if opacity is not None:
             self._s.overlay_opacity = min(1.0, max(0.0, float(opacity)))
