@@ -11,8 +11,9 @@ hard an edit works; the panel's keyframe count overrides its K.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from PySide6.QtCore import QObject
@@ -38,7 +39,7 @@ def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool],
     config = config or EditConfig()
     if settings.get("keyframes"):
         config = replace(config, keyframes=int(settings["keyframes"]))
-    show = lambda i, before, after: preview((i, before.numpy(), after.numpy()))  # noqa: E731
+    show = lambda i, before, after: preview((i, before.numpy(), after.numpy()))
     result = run_edit(avatar, selection, plan, editor, config, None, progress, cancel, show)
     return None if result is None else result.layer
 

@@ -1,7 +1,7 @@
 """Latency of a live adjustment: slider value -> finished pixels, for a tint on the demo avatar's hair at 512².
 
 Figures (medians over the frames, milliseconds), all with the same renderer in the same run
-(engine/render/gl_splats.GLSplatRenderer when an EGL context can be made, else rasterize.render):
+(the viewer's renderer: OpenGL on a hardware driver, else the fast CPU path; --cpu: rasterize.render):
 - viewer_latency_median_ms: render alone of the posed avatar (a viewport redraw);
 - viewer_pose_latency_median_ms: deform + render (a frame of an expression slider drag);
 - adjust_latency_median_ms: AdjustPreview.update(params) + render (slider value to pixels; the
@@ -29,19 +29,29 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import engine  # noqa: E402,F401  (before torch: sets the OpenMP wait policy, see engine/__init__.py)
+
 
 def make_renderer(size: int, force_cpu: bool) -> tuple[str, Callable[..., object]]:
-    """(name, render(splats, camera) -> image) with the GL renderer if possible, else rasterize.render."""
+    """(name, render(splats, camera) -> image): the viewer's own choice — OpenGL on a hardware driver,
+    the fast CPU path (engine/render/fast_view.py) on Mesa's software OpenGL or without EGL — or
+    rasterize.render with force_cpu."""
     import torch
 
     if not force_cpu:
         try:
-            from engine.render.gl_splats import GLSplatRenderer
+            from engine.render.gl_splats import GLSplatRenderer, is_software_renderer
 
             gl = GLSplatRenderer(size, size)
-            return "gl_splats", lambda splats, cam: gl.render(splats, cam)
+            if not is_software_renderer(gl.ctx):
+                return "gl_splats", lambda splats, cam: gl.render(splats, cam)
+            gl.release()
         except Exception as exc:  # noqa: BLE001 (no EGL / moderngl: fall back, and say why)
-            print(f"GL renderer unavailable ({type(exc).__name__}: {exc}); using rasterize.render", file=sys.stderr)
+            print(f"GL renderer unavailable ({type(exc).__name__}: {exc})", file=sys.stderr)
+        from engine.render.fast_view import FastSplatRenderer
+
+        fast = FastSplatRenderer()
+        return "fast_cpu", lambda splats, cam: fast.render(splats, cam).image
     from engine.render.rasterize import render
 
     def cpu(splats: Any, cam: Any) -> object:

@@ -21,6 +21,8 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import engine  # noqa: E402,F401  (before torch: sets the OpenMP wait policy, see engine/__init__.py)
+
 
 def talking_sequence(avatar: Avatar, frames: int) -> FlameParams:  # noqa: F821
     """The avatar's neutral frame repeated, with smile and jaw oscillating (one cycle per 25 frames)."""

@@ -22,6 +22,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import engine  # noqa: E402,F401  (before torch: sets the OpenMP wait policy, see engine/__init__.py)
+
 if TYPE_CHECKING:
     from engine.render.gl_splats import GLSplatRenderer
     from engine.render.splats import Splats

@@ -18,6 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import engine  # noqa: E402,F401  (before torch: sets the OpenMP wait policy, see engine/__init__.py)
+
 from engine.data.synth import SynthConfig, generate  # noqa: E402
 from engine.data.vhap_format import read_dataset  # noqa: E402
 from engine.head.model import load_head  # noqa: E402

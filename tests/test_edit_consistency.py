@@ -65,6 +65,6 @@ def test_visibility_counts_occluded_gaussians_as_unseen() -> None:
     views = orbit_views(avatar, closed, cams) + orbit_views(avatar, opened, cams)
     report = measure_visibility(avatar, views, inner.float())
     assert report.seen.shape == (2, int(inner.sum()))
-    assert float(report.visibility[0]) < 0.1  # behind closed lips: facing the camera but covered
-    assert float(report.visibility[1]) > float(report.visibility[0]) + 0.2  # the open jaw shows them
+    assert float(report.visibility[0]) < 0.02  # behind closed lips: in the frame, but covered
+    assert float(report.visibility[1]) > float(report.visibility[0]) + 0.05  # the open jaw shows part of it
     assert float(report.mask_area[1]) > float(report.mask_area[0])

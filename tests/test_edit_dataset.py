@@ -25,7 +25,7 @@ def test_edit_on_synthetic_dataset_views(tmp_path) -> None:
     base = avatar.gaussians.detach_clone()
     lips = torch.isin(avatar.gaussians.labels, torch.tensor(labels_of(["lips"])))
     config = EditConfig(size=48, keyframes=2, passes=2, min_steps=6, max_steps=8, extra_reals=2,
-                        disc=DiscriminatorConfig(steps=6, size=32), optim=OptimConfig(refresh_every=2))
+                        disc=DiscriminatorConfig(steps=60, size=32), optim=OptimConfig(refresh_every=2))
     messages: list[str] = []
     result = run_edit(avatar, lips, refine("make the lips blue").plan, make_editor(EditorSettings()), config,
                       dataset=dataset, progress=lambda f, m: messages.append(m))

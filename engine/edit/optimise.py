@@ -14,8 +14,8 @@ as in Instruct-NeRF2NeRF), so the targets converge instead of averaging inconsis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor

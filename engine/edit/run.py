@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -141,7 +141,7 @@ class _Job:
             reals.append(target.original)
             if view.image_path is not None and view.image_path.is_file():
                 reals.append(crop_photo(load_image(view.image_path), view.camera, cropped.camera))
-        sub = lambda f, m: self.progress(0.15 + 0.15 * f, m)  # noqa: E731
+        sub = lambda f, m: self.progress(0.15 + 0.15 * f, m)
         return train_discriminator(reals, self.config.disc, self.cancel, sub)
 
     def edit_one(self, i: int, target: EditTarget, image: Tensor, disc: EditDiscriminator | None,
@@ -154,7 +154,7 @@ class _Job:
             # the editor's own output through the mask once, over the unedited render: a refresh edits the
             # current render, and result.image is already blended (compositing it again would square the mask)
             edited = composite(target.original, result.raw, target.mask)
-            ok, score, reason = disc.gate(edited, target.mask) if disc is not None else (True, 1.0, "ok")
+            ok, _, reason = disc.gate(edited, target.mask) if disc is not None else (True, 1.0, "ok")
             if ok:
                 return edited
             reasons.append(reason)
@@ -203,7 +203,7 @@ def run_edit(avatar: Avatar, selection: Tensor, plan: EditPlan, editor: ImageEdi
 
 
 def _run_stages(job: _Job, views: list[View], choice: KeyframeChoice, start: float) -> EditResult | None:
-    config, plan = job.config, job.plan
+    config = job.config
     targets: list[EditTarget] = []
     for n, idx in enumerate(choice.indices):
         if job.cancel():

@@ -2,11 +2,12 @@
 
 Every candidate (time, camera) is rendered small through a camera cropped around the selection, with
 the selection weights as a feature channel (the rendered selection mask) and depth. A selected
-Gaussian counts as seen when it faces the camera, projects inside the full image, and at its
-projected pixel the rendered mask reaches 0.5 (it is not covered by unselected Gaussians: the cheek
-of a turned head, hair, a hand) and the rendered depth is not in front of it by more than its own
-thickness (it is not hidden behind another part of the selection, e.g. the inner lip behind the
-outer one). Visibility is the selection-weighted share of seen Gaussians. The small renders are kept:
+Gaussian counts as seen when it projects inside the full image and at its projected pixel the
+rendered mask reaches 0.5 (it is not covered by unselected Gaussians: the cheek of a turned head,
+hair, a hand) and the rendered depth is not in front of it by more than its own thickness (it is not
+hidden behind another part of the selection, e.g. the inner lip behind the outer one). No normal test:
+occlusion decides, so the back wall of an open mouth counts when the opening shows it, and the far
+side of the head never does. Visibility is the selection-weighted share of seen Gaussians. The small renders are kept:
 pooled over all views they give the region's colour statistics (editor calibration).
 """
 
@@ -19,7 +20,6 @@ import torch
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
-from engine.avatar.binding import triangle_frames
 from engine.edit.views import crop_camera
 from engine.head.params import FlameParams
 from engine.render.rasterize import render
@@ -38,14 +38,6 @@ class VisibilityReport:
     masks: tuple[Tensor, ...]  # M rendered selection masks [S, S] in [0, 1]
     seen: Tensor  # [M, P] bool: which of the P selected Gaussians (weight > 0, in index order) each view shows
     weights: Tensor  # [P] selection weights of those Gaussians
-
-
-def _outward_normals(avatar: Avatar, verts: Tensor, binding: Tensor, means: Tensor) -> Tensor:
-    """[P, 3] triangle normals of the selected Gaussians' triangles, oriented away from the head centre."""
-    rot, _, _ = triangle_frames(verts, avatar.head.faces)
-    normals = rot[binding][:, :, 1]
-    outward = ((means - verts.mean(0)) * normals).sum(1).mean()
-    return normals * (1.0 if float(outward) >= 0 else -1.0)
 
 
 def same_frame(a: FlameParams, b: FlameParams) -> bool:
@@ -71,7 +63,7 @@ def _sample(image: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def measure_visibility(avatar: Avatar, views: list["View"], selection: Tensor, size: int = 48,
+def measure_visibility(avatar: Avatar, views: list[View], selection: Tensor, size: int = 48,
                        backend: str = "auto", core: float = 0.5) -> VisibilityReport:
     """Visibility of the selection (weights [N] in [0, 1]) in every view, from size × size renders."""
     weights = selection.float().cpu()
@@ -92,7 +84,6 @@ def measure_visibility(avatar: Avatar, views: list["View"], selection: Tensor, s
         if last is None or not same_frame(last, view.params):  # views of one frame usually come together
             verts = avatar.posed_vertices(view.params).float()
             splats = avatar.gaussians.deform(verts, avatar.head.faces)
-            normals = _outward_normals(avatar, verts, avatar.gaussians.binding[idx], splats.means[idx])
             last = view.params
         means = splats.means[idx]
         cam = view.camera
@@ -102,7 +93,6 @@ def measure_visibility(avatar: Avatar, views: list["View"], selection: Tensor, s
         images.append(result.rgb)
         masks.append(mask)
         area[i] = mask.sum() / float(size * size)
-        facing = (normals * (cam.position.float() - means)).sum(1) > 0
         p = means @ cam.world_to_cam[:3, :3].float().T + cam.world_to_cam[:3, 3].float()
         z = p[:, 2].clamp_min(1e-6)
         u, v = cam.fx * p[:, 0] / z + cam.cx, cam.fy * p[:, 1] / z + cam.cy
@@ -114,7 +104,7 @@ def measure_visibility(avatar: Avatar, views: list["View"], selection: Tensor, s
         depth_at, _ = _sample(torch.where(result.alpha > 0.05, result.depth, torch.full_like(mask, 1e9)), cu, cv)
         tolerance = 2.0 * splats.scales[idx].max(1).values + 0.005 * qz
         uncovered = valid & (mask_at >= core) & (depth_at >= qz - tolerance)
-        seen = facing & inside & uncovered
+        seen = inside & uncovered
         seen_all[i] = seen
         vis[i] = (w * seen.float()).sum() / w.sum()
     return VisibilityReport(vis, area, tuple(images), tuple(masks), seen_all, w)
