@@ -26,11 +26,12 @@ import os
 import time
 from pathlib import Path
 
-# numba's OpenMP workers (the renderer) otherwise busy-wait against torch's training loop: measured
-# 7+ CPU-minutes instead of 46 s for --quick on a loaded 2-core machine. Must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import sys
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import engine  # noqa: E402,F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE, see engine/__init__.py)
+import torch  # noqa: E402
 
 from engine.avatar.demo import load_demo_avatar
 from engine.data.frames import FrameLoader, LoadedFrame
