@@ -91,6 +91,20 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
+def read_restricted_pickle(path: Path, what: str) -> Any:
+    """The object in a FLAME-family pickle (Python 2 or 3), read by FlameUnpickler.
+
+    Raises FlameFileError naming the file and the problem (`what` names the kind of file).
+    """
+    try:
+        with open(path, "rb") as fh:
+            return FlameUnpickler(fh, encoding="latin1").load()
+    except FlameFileError as exc:
+        raise FlameFileError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any parse failure becomes one clear message
+        raise FlameFileError(f"{path}: cannot read {what} ({type(exc).__name__}: {exc})") from None
+
+
 def find_model_file(path: str | os.PathLike) -> Path:
     """The model file itself, or the first known model file inside a folder."""
     p = Path(path)
@@ -110,17 +124,14 @@ def read_flame_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     Raises FlameFileError naming the file and the problem.
     """
     file = find_model_file(path)
-    try:
-        if file.suffix == ".npz":
+    if file.suffix == ".npz":
+        try:
             with np.load(file, allow_pickle=False) as data:
-                raw: dict[str, Any] = {k: data[k] for k in data.files}
-        else:
-            with open(file, "rb") as fh:
-                raw = FlameUnpickler(fh, encoding="latin1").load()
-    except FlameFileError as exc:
-        raise FlameFileError(f"{file}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - any parse failure becomes one clear message
-        raise FlameFileError(f"{file}: cannot read FLAME model ({type(exc).__name__}: {exc})") from None
+                raw: Any = {k: data[k] for k in data.files}
+        except Exception as exc:  # noqa: BLE001 - any parse failure becomes one clear message
+            raise FlameFileError(f"{file}: cannot read FLAME model ({type(exc).__name__}: {exc})") from None
+    else:
+        raw = read_restricted_pickle(file, "FLAME model")
     if not isinstance(raw, dict):
         raise FlameFileError(f"{file}: expected a dictionary of arrays, found {type(raw).__name__}")
     arrays = {k: np.asarray(_to_plain(v)) for k, v in raw.items() if not isinstance(v, (str, bytes))}

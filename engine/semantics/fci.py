@@ -26,7 +26,7 @@ from torch import Tensor
 
 from engine.avatar.avatar import Avatar
 from engine.head.components import COMPONENTS, LABEL
-from engine.head.flame_file import FlameFileError, FlameUnpickler
+from engine.head.flame_file import FlameFileError, read_restricted_pickle
 from engine.head.params import FlameParams
 from engine.render.camera import Camera
 from engine.semantics.lift import SEEN_EPS, contributions
@@ -71,13 +71,7 @@ def read_flame_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:
     p = Path(path)
     if not p.is_file():
         raise FlameFileError(f"{p}: FLAME masks file not found")
-    try:
-        with open(p, "rb") as fh:
-            raw = FlameUnpickler(fh, encoding="latin1").load()
-    except FlameFileError as exc:
-        raise FlameFileError(f"{p}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - any parse failure becomes one clear message
-        raise FlameFileError(f"{p}: cannot read FLAME masks ({type(exc).__name__}: {exc})") from None
+    raw = read_restricted_pickle(p, "FLAME masks")
     if not isinstance(raw, dict) or not raw:
         raise FlameFileError(f"{p}: expected a dictionary region -> vertex indices")
     out = {}
