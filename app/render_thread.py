@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal
 from app.session import CameraState, SessionModel, ViewOptions, posed_params
 from app.workers import user_message
 from engine.avatar.avatar import Avatar
-from engine.avatar.binding import quat_from_matrix, quat_multiply, triangle_frames
+from engine.avatar.binding import local_to_world, triangle_frames
 from engine.avatar.gaussians import BoundGaussians
 from engine.avatar.posing import Pose
 from engine.edit.layers import EditLayer, compose
@@ -34,11 +34,10 @@ from engine.head.components import COLOURS, COMPONENTS
 from engine.head.params import FlameParams
 from engine.render.camera import Camera
 from engine.render.fast_view import FastAvatarRenderer
-from engine.render.splats import Splats
+from engine.render.splats import SH_C0, Splats, rgb_to_dc
 
 log = logging.getLogger(__name__)
 
-SH_C0 = 0.28209479177387814
 COMPONENT_RGB = np.array([COLOURS[name] for name in COMPONENTS], dtype=np.float32) / 255.0  # [L, 3]
 COMPONENT_TINT = 0.7  # weight of the component colour over the splat colour in the component overlay
 WIRE_RGB = np.array([120, 230, 255], dtype=np.float32)  # wireframe colour, 0-255
@@ -106,7 +105,6 @@ class _Posable:
         head = avatar.head if device.type == "cpu" else copy.deepcopy(avatar.head).to(device)
         self.posing = avatar if device.type == "cpu" else Avatar(head, g, avatar.params.to(device), avatar.name)
         self.head = head
-        self.local_quats = torch.nn.functional.normalize(g.rotation, dim=-1)  # [N, 4]
         self.local_scales = torch.exp(g.log_scale)  # [N, 3]
         self.opacities = torch.sigmoid(g.opacity_logit)  # [N]
         self.base_rgb = np.clip(0.5 + SH_C0 * g.sh[:, 0].cpu().numpy(), 0.0, 1.0).astype(np.float32)  # [N, 3]
@@ -116,13 +114,11 @@ class _Posable:
             a is b for a, b in zip(layers, self.layers))
 
     def splats(self, verts: torch.Tensor) -> Splats:
-        """World Gaussians on posed vertices [V, 3] (GaussianAvatars binding; rotations per face, then gathered)."""
-        g, b = self.gaussians, self.gaussians.binding
+        """World Gaussians on posed vertices [V, 3]: BoundGaussians.deform with the pose-independent tensors cached."""
+        g = self.gaussians
         rot, centroid, k = triangle_frames(verts, self.head.faces)
-        face_q = quat_from_matrix(rot)  # [F, 4]: F << N, so convert per face
-        means = k[b, None] * torch.einsum("nij,nj->ni", rot[b], g.xyz) + centroid[b]
-        quats = quat_multiply(face_q[b], self.local_quats)
-        return Splats(means, quats, k[b, None] * self.local_scales, self.opacities, g.sh)
+        means, quats, scales = local_to_world(g.binding, g.xyz, g.rotation, self.local_scales, rot, centroid, k)
+        return Splats(means, quats, scales, self.opacities, g.sh)
 
 
 class FramePipeline:
@@ -224,7 +220,7 @@ class FramePipeline:
         from engine.render.rasterize import render
 
         if colors is not None:
-            sh = ((torch.from_numpy(colors) - 0.5) / SH_C0)[:, None, :].to(splats.sh)
+            sh = rgb_to_dc(torch.from_numpy(colors))[:, None, :].to(splats.sh)
             splats = replace(splats, sh=sh)
         backend = {"gsplat": "gsplat", "torch": "torch"}.get(self.backend, "auto")
         with torch.no_grad():

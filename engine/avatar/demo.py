@@ -19,9 +19,8 @@ from engine.avatar.gaussians import BoundGaussians
 from engine.head.components import LABEL
 from engine.head.demo_sculpt_labels import brow_field, lip_fields
 from engine.head.model import HeadModel, load_head
+from engine.render.splats import rgb_to_dc
 
-SH_C0 = 0.28209479177387814
-"""Y_0^0: SH DC coefficient c gives colour 0.5 + SH_C0·c."""
 
 ALBEDO: dict[str, tuple[float, float, float]] = {
     "skin": (0.87, 0.70, 0.60),
@@ -46,11 +45,6 @@ IRIS_COLOUR = (0.38, 0.26, 0.15)  # hazel-brown iris
 TEETH_COLOUR = (0.90, 0.87, 0.80)  # front teeth band inside the mouth
 IRIS_ANGLE = math.radians(31.0)  # iris edge, as an angle from the eye's forward axis
 PUPIL_ANGLE = math.radians(12.5)  # pupil edge
-
-
-def rgb_to_sh_dc(rgb: Tensor) -> Tensor:
-    """SH DC coefficients [..., 3] that render as rgb [..., 3]."""
-    return (rgb - 0.5) / SH_C0
 
 
 def _hash_noise(p: Tensor, freq: float) -> Tensor:
@@ -202,7 +196,7 @@ def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) ->
     normals = rot[binding][:, :, 1]
     colour = _albedo(points, normals, labels, _eye_centres(verts, faces, head.face_labels), cavity)
     sh = torch.zeros(n, 16, 3)
-    sh[:, 0] = rgb_to_sh_dc(colour)
+    sh[:, 0] = rgb_to_dc(colour)
     rotation = torch.zeros(n, 4)
     rotation[:, 0] = 1.0
     return BoundGaussians(

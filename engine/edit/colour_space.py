@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-SH_C0 = 0.28209479177387814
-"""Y_0^0: an SH DC coefficient c renders as colour 0.5 + SH_C0·c."""
+from engine.render.splats import SH_C0, dc_to_rgb, rgb_to_dc  # noqa: F401  (the SH DC convention, re-exported)
 
 LUMA = (0.2126, 0.7152, 0.0722)
 """Rec. 709 luma weights."""
@@ -41,16 +40,6 @@ _LINEAR_FROM_LMS = (
 
 def _mat(rows: tuple[tuple[float, ...], ...], like: Tensor) -> Tensor:
     return torch.tensor(rows, dtype=like.dtype, device=like.device)
-
-
-def dc_to_rgb(dc: Tensor) -> Tensor:
-    """Display colour [..., 3] of SH DC coefficients [..., 3] (not clamped)."""
-    return 0.5 + SH_C0 * dc
-
-
-def rgb_to_dc(rgb: Tensor) -> Tensor:
-    """SH DC coefficients [..., 3] that render as display colour rgb [..., 3]."""
-    return (rgb - 0.5) / SH_C0
 
 
 def srgb_to_linear(c: Tensor) -> Tensor:

@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from engine.render import gl_shaders
 from engine.render.camera import Camera
-from engine.render.splats import Splats
+from engine.render.splats import SH_C0, Splats
 
 LOWPASS_EPS = 0.3  # pixels² added to the 2D covariance diagonal (as engine/render/projection.py)
 INSTANCE_FLOATS = 11  # center 2, axis_u 2, axis_v 2, extent 1, rgb 3, opacity 1
@@ -36,7 +36,6 @@ MARGIN = 128  # framebuffer border in pixels: a point sprite (≤ 255 px) with i
 MAX_POINT_SIZE = 255.0  # llvmpipe's largest point sprite
 # llvmpipe cost model (ms, 2 cores, measured): per quad instance, per point, per covered pixel
 _COST_QUAD, _COST_POINT, _COST_PIXEL = 0.85e-3, 0.4e-3, 4.5e-6
-_SH_C0 = 0.28209479177387814
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def covariance_3d_np(quats: np.ndarray, scales: np.ndarray) -> np.ndarray:
 def sh_basis_np(dirs: np.ndarray, degree: int) -> np.ndarray:
     """[N, (degree+1)^2] real SH basis (3DGS sign convention) at unit directions dirs [N, 3]."""
     x, y, z = dirs[:, 0], dirs[:, 1], dirs[:, 2]
-    out = [np.full_like(x, _SH_C0)]
+    out = [np.full_like(x, SH_C0)]
     if degree >= 1:
         out += [-0.4886025119029199 * y, 0.4886025119029199 * z, -0.4886025119029199 * x]
     if degree >= 2:
@@ -97,7 +96,7 @@ def sh_to_rgb_np(sh: np.ndarray, means: np.ndarray, cam_pos: np.ndarray) -> np.n
     """[N, 3] colours 0.5 + Σ c_k Y_k(dir) clamped at 0, of sh [N, K, 3] at means [N, 3] seen from cam_pos [3]."""
     k = sh.shape[1]
     if k == 1:
-        return np.maximum(_SH_C0 * sh[:, 0, :] + 0.5, 0.0)
+        return np.maximum(SH_C0 * sh[:, 0, :] + 0.5, 0.0)
     dirs = means - cam_pos
     dirs /= np.maximum(np.linalg.norm(dirs, axis=1, keepdims=True), 1e-12)
     basis = sh_basis_np(dirs, {4: 1, 9: 2, 16: 3}[k])

@@ -8,6 +8,20 @@ import torch
 from torch import Tensor
 
 
+SH_C0 = 0.28209479177387814
+"""Y_0^0: a DC coefficient c renders as colour 0.5 + SH_C0·c (3DGS convention)."""
+
+
+def rgb_to_dc(rgb: Tensor) -> Tensor:
+    """SH DC coefficients [..., 3] that render as colour rgb [..., 3]."""
+    return (rgb - 0.5) / SH_C0
+
+
+def dc_to_rgb(dc: Tensor) -> Tensor:
+    """Colour [..., 3] of SH DC coefficients [..., 3] (not clamped)."""
+    return 0.5 + SH_C0 * dc
+
+
 def sh_coeff_count(degree: int) -> int:
     """Number of SH coefficients per channel for a degree 0..3."""
     return (degree + 1) ** 2

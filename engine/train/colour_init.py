@@ -8,7 +8,6 @@ from torch import Tensor
 
 from engine.data.frames import LoadedFrame
 
-SH_C0 = 0.28209479177387814
 
 
 def colours_from_views(points: Tensor, normals: Tensor, frames: list[LoadedFrame]) -> Tensor:
@@ -35,8 +34,3 @@ def colours_from_views(points: Tensor, normals: Tensor, frames: list[LoadedFrame
         colour[better] = sampled[better]
         best[better] = facing[better]
     return colour
-
-
-def rgb_to_dc(rgb: Tensor) -> Tensor:
-    """SH DC coefficients [..., 3] that render as rgb [..., 3]."""
-    return (rgb - 0.5) / SH_C0

@@ -20,9 +20,9 @@ from engine.data.vhap_format import AvatarDataset, FrameRecord
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
 from engine.render.rasterize import render
-from engine.render.splats import Splats
+from engine.render.splats import Splats, rgb_to_dc
 from engine.train import losses
-from engine.train.colour_init import colours_from_views, rgb_to_dc
+from engine.train.colour_init import colours_from_views
 from engine.train.config import TrainConfig
 from engine.train.densify import DensifyState, accumulate, densify_and_prune, reset_opacity
 from engine.train.init import initial_gaussians
