@@ -180,7 +180,7 @@ class MasksController(QObject):
         with torch.no_grad():
             splats = avatar.splats(self.model.current_params())
         lifted = lift_mask(splats, camera, mask, self.backend)
-        weights = fill_unseen(lifted.weights, lifted.seen, self.rest_points()).cpu()
+        weights = fill_unseen(lifted.weights, lifted.seen, self.rest_points(), labels=avatar.gaussians.labels).cpu()
         sel = self.state.selection
         sel = sel.subtract(weights) if stroke.tool == "eraser" else sel.union(weights)
         self._push({"eraser": "Erase mask", "lasso": "Lasso mask"}.get(stroke.tool, "Paint mask"),

@@ -4,7 +4,7 @@ On a synthetic dataset of the demo head (cached: generated once per dataset conf
 The ground-truth label region of each component group (lips, eyes, brows, hair) at one frame of
 the frontal training camera is the painted mask M0.
 - Exact: lift M0 onto the demo avatar posed at that frame (edge-aware votes, unseen Gaussians take
-  their nearest seen neighbour's weight, threshold 0.5), render the selection at each evaluated frame.
+  the weight of their nearest seen neighbour of the same component, threshold 0.5), render the selection at each evaluated frame.
 - Mapping network: trained on exact lift-and-render masks of every component region of the
   reference label map, at the network-training samples = every other frame of the training
   sequence (interleaved) x the training cameras (at 128 px), then asked for the evaluated frames.
@@ -137,7 +137,8 @@ def train_net(b: Bench, steps: int) -> tuple[MaskMappingNet, dict]:
                           b.norm_t(b.train_ts.index(r.timestep)), b.norm_p(r.camera))
                for r in b.ds.frames("train") if r.timestep in b.net_ts]
     t1 = time.perf_counter()
-    data, _ = build_mapping_data(b.splats_at(ref.record.timestep), ref.camera, comp, samples, b.rest)
+    data, _ = build_mapping_data(b.splats_at(ref.record.timestep), ref.camera, comp, samples, b.rest,
+                                 labels=b.avatar.gaussians.labels)
     data_s = time.perf_counter() - t1
     cfg = MappingNetConfig(grid_t=len(b.net_ts), grid_p=len(b.train_cams), steps=steps)
     t2 = time.perf_counter()
@@ -196,7 +197,7 @@ def main() -> None:
     b = Bench(root)
     t0 = time.perf_counter()
     lifted = lift_many(b.splats_at(b.ref.record.timestep), b.ref.camera, b.m0)
-    selected = (fill_unseen(lifted.weights, lifted.seen, b.rest) >= 0.5).float()  # [N, G]
+    selected = (fill_unseen(lifted.weights, lifted.seen, b.rest, labels=b.avatar.gaussians.labels) >= 0.5).float()  # [N, G]
     lift_ms = 1000 * (time.perf_counter() - t0)
     net, info = train_net(b, 500 if args.quick else 1500)
     held = [r for r in b.ds.frames("train") if r.timestep not in b.net_ts] + list(b.ds.frames("val"))

@@ -145,6 +145,12 @@ def test_fill_unseen_takes_nearest_seen_weight():
     assert filled[:, 1].tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
     near = fill_unseen(weights[:, 1], seen, points, max_distance=0.5)
     assert near.tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
+    # with labels: point 2 (label 1) skips its nearest seen point 0 (label 0) for point 1 (label 1);
+    # point 4 carries a label no seen point has and falls back to the nearest seen one
+    labels = torch.tensor([0, 1, 1, 0, 2])
+    by_label = fill_unseen(weights, seen, points, labels=labels)
+    assert by_label[:, 0].tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]
+    assert by_label[:, 1].tolist() == [0.0, 1.0, 1.0, 0.0, 1.0]
 
 
 def test_mapping_net_warps_thin_parts_to_unseen_views():

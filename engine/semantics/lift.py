@@ -7,9 +7,10 @@ Gaussian hidden behind others has T_i ≈ 0 and gets no weight. C masks are lift
 C feature channels and one backward pass.
 
 A lifted selection weight is inside / (inside + outside): the share of a Gaussian's visible
-contribution that falls inside the mask. Gaussians the view does not see (total ≈ 0) get weight 0
+contribution that falls inside the mask. Gaussians the view barely sees (total below LIFT_SEEN_PX) get weight 0
 and are reported by `seen`; `fill_unseen` gives them the weight of the nearest seen Gaussian in the
-rest pose (a mask painted on one view then also covers the parts of the same region it hides).
+rest pose, of the same component when labels are given (a mask painted on one view then also
+covers the parts of the same region it hides).
 
 Pixels within `edge_px` of the rendered silhouette do not vote: there the Gaussians' footprints
 overhang the surface they sample (the splat silhouette is a pixel or two wider than the surface),
@@ -32,6 +33,7 @@ from engine.render.rasterize import render
 from engine.render.splats import Splats
 
 SEEN_EPS = 1e-3  # total contribution (in pixels of full opacity) below which a Gaussian counts as unseen
+LIFT_SEEN_PX = 0.05  # a lifted weight is trusted from this much contribution up (below: a grazing glimpse, filled)
 EDGE_PX = 2  # pixels next to the rendered silhouette that do not vote (see the module docstring)
 SOLID_ALPHA = 0.5  # rendered alpha at which a pixel counts as inside the silhouette
 
@@ -98,14 +100,14 @@ class LiftedMask:
 
     @property
     def seen(self) -> Tensor:
-        """[N] (or [N, S]) bool: the view's voting pixels see this Gaussian."""
-        return self.total > SEEN_EPS
+        """[N] (or [N, S]) bool: the view's voting pixels see enough of this Gaussian to trust its weight."""
+        return self.total > LIFT_SEEN_PX
 
     @property
     def weights(self) -> Tensor:
         """[N] (or [N, S]) inside / (inside + outside) in [0, 1]; 0 for unseen Gaussians."""
         total = self.total
-        return torch.where(self.seen, self.inside / total.clamp(min=SEEN_EPS), torch.zeros_like(total))
+        return torch.where(self.seen, self.inside / total.clamp(min=LIFT_SEEN_PX), torch.zeros_like(total))
 
 
 def lift_mask(
@@ -145,28 +147,47 @@ def fill_unseen(
     seen: Tensor,  # [N] bool (or [N, S]: seen by the view each column was lifted from)
     points: Tensor,  # [N, 3] Gaussian positions in one pose (the rest pose: parts stay apart)
     max_distance: float = float("inf"),  # farther than this from any seen Gaussian: weight stays 0
+    labels: Tensor | None = None,  # [N] component labels: when given, fill from the nearest seen Gaussian of the same label
 ) -> Tensor:
-    """Weights where every unseen Gaussian takes the weight of the nearest seen one (same shape as weights)."""
-    from scipy.spatial import cKDTree
+    """Weights where every unseen Gaussian takes the weight of the nearest seen one (same shape as weights).
 
+    With labels, the source is the nearest seen Gaussian of the same component (the back of the hair
+    takes the weight of the visible hair, not of the neck beside it); a label no seen Gaussian carries
+    falls back to the nearest seen Gaussian of any label.
+    """
     n = points.shape[0]
     assert points.shape == (n, 3) and weights.shape[0] == n, (
         f"points must be [N, 3] and weights [N] or [N, S] with N={n}, got {tuple(points.shape)}, {tuple(weights.shape)}"
     )
-    seen_n = seen if seen.ndim == 1 else seen.all(dim=1)
-    seen_np = seen_n.detach().cpu().numpy()
+    assert labels is None or labels.shape == (n,), f"labels must be [N={n}], got {tuple(labels.shape)}"
+    seen_np = (seen if seen.ndim == 1 else seen.all(dim=1)).detach().cpu().numpy()
     if seen_np.all() or not seen_np.any():
         return weights
     pts = points.detach().cpu().double().numpy()
-    idx_seen = np.nonzero(seen_np)[0]
-    dist, j = cKDTree(pts[idx_seen]).query(pts[~seen_np], k=1)
-    src = torch.from_numpy(idx_seen[j]).to(weights.device)
-    near = torch.from_numpy(dist <= max_distance).to(weights.device)
+    src = np.full(n, -1)
+    dist = np.full(n, np.inf)
+    groups = [np.ones(n, bool)] if labels is None else [(lab == v) for lab in [labels.cpu().numpy()] for v in np.unique(lab)]
+    for group in groups:
+        _nearest_seen(pts, seen_np, group, src, dist)
+    _nearest_seen(pts, seen_np, src < 0, src, dist)  # labels that no seen Gaussian carries
+    unseen = torch.from_numpy(~seen_np).to(weights.device)
+    fill = weights[torch.from_numpy(src[~seen_np]).to(weights.device)]
+    near = torch.from_numpy(dist[~seen_np] <= max_distance).to(weights.device).view(-1, *([1] * (weights.ndim - 1)))
     out = weights.clone()
-    fill = weights[src]
-    near = near.view(-1, *([1] * (weights.ndim - 1)))
-    out[torch.from_numpy(~seen_np).to(weights.device)] = torch.where(near, fill, torch.zeros_like(fill))
+    out[unseen] = torch.where(near, fill, torch.zeros_like(fill))
     return out
+
+
+def _nearest_seen(points: np.ndarray, seen: np.ndarray, group: np.ndarray, src: np.ndarray, dist: np.ndarray) -> None:
+    """For unseen members of group (bool [N]) with no source yet, write the nearest seen member into src / dist."""
+    from scipy.spatial import cKDTree
+
+    targets = np.nonzero(group & ~seen & (src < 0))[0]
+    sources = np.nonzero(group & seen)[0]
+    if len(targets) == 0 or len(sources) == 0:
+        return
+    d, j = cKDTree(points[sources]).query(points[targets], k=1)
+    src[targets], dist[targets] = sources[j], d
 
 
 def lift_masks(

@@ -68,6 +68,7 @@ def build_mapping_data(
     masks: Tensor,  # [S, H, W] masks painted at the reference view (H, W = ref_camera's size)
     samples: Sequence[SampleView],
     rest_points: Tensor | None = None,  # [N, 3]: when given, unseen Gaussians are filled (lift.fill_unseen)
+    labels: Tensor | None = None,  # [N] component labels: fill from the same component (lift.fill_unseen)
     threshold: float = 0.5,  # lifted weight at which a Gaussian is selected
     backend: str = "auto",
     progress: Callable[[float, str], None] | None = None,
@@ -77,7 +78,7 @@ def build_mapping_data(
     lifted = lift_many(ref_splats, ref_camera, masks, backend)
     weights = lifted.weights
     if rest_points is not None:
-        weights = fill_unseen(weights, lifted.seen, rest_points)
+        weights = fill_unseen(weights, lifted.seen, rest_points, labels=labels)
     selected = (weights >= threshold).float()
     uv = reference_uv(ref_splats, ref_camera, backend)
     targets, alphas, flows = [], [], []
