@@ -151,6 +151,13 @@ def test_fill_unseen_takes_nearest_seen_weight():
     by_label = fill_unseen(weights, seen, points, labels=labels)
     assert by_label[:, 0].tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]
     assert by_label[:, 1].tolist() == [0.0, 1.0, 1.0, 0.0, 1.0]
+    # beyond reach of any seen Gaussian of its component, an unseen one takes the component's mean weight
+    pts = torch.tensor([[0.0, 0, 0], [0.002, 0, 0], [0.004, 0, 0], [0.0, 0.5, 0]])
+    w = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    got = fill_unseen(w, torch.tensor([True, True, True, False]), pts, labels=torch.zeros(4, dtype=torch.long), reach=0.01)
+    assert got[3].item() == pytest.approx(2 / 3)
+    assert fill_unseen(w, torch.tensor([True, True, True, False]), pts, labels=torch.zeros(4, dtype=torch.long),
+                       reach=1.0)[3].item() == 1.0  # within reach: the nearest seen one (point 0)
 
 
 def test_mapping_net_warps_thin_parts_to_unseen_views():

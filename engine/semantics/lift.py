@@ -33,6 +33,7 @@ from engine.render.rasterize import render
 from engine.render.splats import Splats
 
 SEEN_EPS = 1e-3  # total contribution (in pixels of full opacity) below which a Gaussian counts as unseen
+FILL_REACH = 0.01  # metres: an unseen Gaussian trusts the nearest seen one of its component this far (fill_unseen)
 LIFT_SEEN_PX = 0.05  # a lifted weight is trusted from this much contribution up (below: a grazing glimpse, filled)
 EDGE_PX = 2  # pixels next to the rendered silhouette that do not vote (see the module docstring)
 SOLID_ALPHA = 0.5  # rendered alpha at which a pixel counts as inside the silhouette
@@ -147,13 +148,16 @@ def fill_unseen(
     seen: Tensor,  # [N] bool (or [N, S]: seen by the view each column was lifted from)
     points: Tensor,  # [N, 3] Gaussian positions in one pose (the rest pose: parts stay apart)
     max_distance: float = float("inf"),  # farther than this from any seen Gaussian: weight stays 0
-    labels: Tensor | None = None,  # [N] component labels: when given, fill from the nearest seen Gaussian of the same label
+    labels: Tensor | None = None,  # [N] component labels: fill within each component (see below)
+    reach: float = FILL_REACH,  # with labels: how far the nearest seen Gaussian of the component is trusted
 ) -> Tensor:
     """Weights where every unseen Gaussian takes the weight of the nearest seen one (same shape as weights).
 
     With labels, the source is the nearest seen Gaussian of the same component (the back of the hair
-    takes the weight of the visible hair, not of the neck beside it); a label no seen Gaussian carries
-    falls back to the nearest seen Gaussian of any label.
+    takes the weight of the visible hair, not of the neck beside it) when it lies within `reach`;
+    farther away, the mean weight of the component's seen Gaussians (the hidden part of a component
+    follows the share of its visible part that was painted, instead of one stray Gaussian at the
+    edge of the view). A label no seen Gaussian carries falls back to the nearest seen Gaussian.
     """
     n = points.shape[0]
     assert points.shape == (n, 3) and weights.shape[0] == n, (
@@ -164,30 +168,31 @@ def fill_unseen(
     if seen_np.all() or not seen_np.any():
         return weights
     pts = points.detach().cpu().double().numpy()
-    src = np.full(n, -1)
-    dist = np.full(n, np.inf)
-    groups = [np.ones(n, bool)] if labels is None else [(lab == v) for lab in [labels.cpu().numpy()] for v in np.unique(lab)]
-    for group in groups:
-        _nearest_seen(pts, seen_np, group, src, dist)
-    _nearest_seen(pts, seen_np, src < 0, src, dist)  # labels that no seen Gaussian carries
-    unseen = torch.from_numpy(~seen_np).to(weights.device)
-    fill = weights[torch.from_numpy(src[~seen_np]).to(weights.device)]
-    near = torch.from_numpy(dist[~seen_np] <= max_distance).to(weights.device).view(-1, *([1] * (weights.ndim - 1)))
-    out = weights.clone()
-    out[unseen] = torch.where(near, fill, torch.zeros_like(fill))
-    return out
+    w = weights.detach().cpu().double().numpy().reshape(n, -1)
+    out = w.copy()
+    todo = ~seen_np
+    if labels is not None:
+        lab = labels.detach().cpu().numpy()
+        for value in np.unique(lab[todo]):
+            group = lab == value
+            if not (group & seen_np).any():
+                continue
+            targets, d, src = _nearest_seen(pts, seen_np & group, todo & group)
+            out[targets] = np.where((d <= reach)[:, None], w[src], w[group & seen_np].mean(axis=0))
+            todo &= ~group
+    if todo.any():
+        targets, d, src = _nearest_seen(pts, seen_np, todo)
+        out[targets] = np.where((d <= max_distance)[:, None], w[src], 0.0)
+    return torch.from_numpy(out.reshape(weights.shape)).to(weights)
 
 
-def _nearest_seen(points: np.ndarray, seen: np.ndarray, group: np.ndarray, src: np.ndarray, dist: np.ndarray) -> None:
-    """For unseen members of group (bool [N]) with no source yet, write the nearest seen member into src / dist."""
+def _nearest_seen(points: np.ndarray, sources: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target indices, distances, nearest source indices) for bool masks sources, targets [N]."""
     from scipy.spatial import cKDTree
 
-    targets = np.nonzero(group & ~seen & (src < 0))[0]
-    sources = np.nonzero(group & seen)[0]
-    if len(targets) == 0 or len(sources) == 0:
-        return
-    d, j = cKDTree(points[sources]).query(points[targets], k=1)
-    src[targets], dist[targets] = sources[j], d
+    src, dst = np.nonzero(sources)[0], np.nonzero(targets)[0]
+    d, j = cKDTree(points[src]).query(points[dst], k=1)
+    return dst, d, src[j]
 
 
 def lift_masks(
