@@ -9,7 +9,8 @@ Sources, combined:
     (engine.semantics.lift.contributions with one-hot label maps).
 
 `identify` combines them: p(label) ∝ prior_weight·onehot(triangle label) + votes / Σ votes, so a
-Gaussian the cameras saw takes the images' verdict and an unseen one keeps its triangle's label.
+Gaussian the cameras saw (SEEN_PX pixels of contribution over all maps) takes the images' verdict and any
+other keeps its triangle's label.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from engine.head.components import COMPONENTS, LABEL
 from engine.head.flame_file import FlameFileError, read_restricted_pickle
 from engine.head.params import FlameParams
 from engine.render.camera import Camera
-from engine.semantics.lift import SEEN_EPS, contributions
+from engine.semantics.lift import SEEN_PX, contributions
 
 if TYPE_CHECKING:
     from engine.data.vhap_format import AvatarDataset
@@ -171,8 +172,8 @@ def identify(tri_labels: Tensor, votes: Tensor | None = None, prior_weight: floa
     else:
         assert votes.shape == (n, N_LABELS), f"votes must be [N, L] = [{n}, {N_LABELS}], got {tuple(votes.shape)}"
         total = votes.sum(1, keepdim=True)
-        seen = total[:, 0] > SEEN_EPS
-        share = torch.where(seen[:, None], votes / total.clamp(min=SEEN_EPS), torch.zeros_like(votes))
+        seen = total[:, 0] > SEEN_PX
+        share = torch.where(seen[:, None], votes / total.clamp(min=SEEN_PX), torch.zeros_like(votes))
         mix = prior_weight * prior + share
         probs = mix / mix.sum(1, keepdim=True)
     confidence, labels = probs.max(dim=1)
@@ -181,7 +182,7 @@ def identify(tri_labels: Tensor, votes: Tensor | None = None, prior_weight: floa
 
 def voted_labels(votes: Tensor) -> tuple[Tensor, Tensor]:
     """(labels [N], seen [N] bool) from votes alone (argmax; unseen Gaussians get -1)."""
-    seen = votes.sum(1) > SEEN_EPS
+    seen = votes.sum(1) > SEEN_PX
     return torch.where(seen, votes.argmax(1), torch.full_like(seen, -1, dtype=torch.long)), seen
 
 

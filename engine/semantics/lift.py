@@ -7,7 +7,7 @@ Gaussian hidden behind others has T_i ≈ 0 and gets no weight. C masks are lift
 C feature channels and one backward pass.
 
 A lifted selection weight is inside / (inside + outside): the share of a Gaussian's visible
-contribution that falls inside the mask. Gaussians the view barely sees (total below LIFT_SEEN_PX) get weight 0
+contribution that falls inside the mask. Gaussians the view barely sees (total below SEEN_PX) get weight 0
 and are reported by `seen`; `fill_unseen` gives them the weight of the nearest seen Gaussian in the
 rest pose, of the same component when labels are given (a mask painted on one view then also
 covers the parts of the same region it hides).
@@ -32,9 +32,8 @@ from engine.render.camera import Camera
 from engine.render.rasterize import render
 from engine.render.splats import Splats
 
-SEEN_EPS = 1e-3  # total contribution (in pixels of full opacity) below which a Gaussian counts as unseen
 FILL_REACH = 0.01  # metres: an unseen Gaussian trusts the nearest seen one of its component this far (fill_unseen)
-LIFT_SEEN_PX = 0.05  # a lifted weight is trusted from this much contribution up (below: a grazing glimpse, filled)
+SEEN_PX = 0.05  # total contribution (pixels of full opacity) from which a Gaussian counts as seen (below: a glimpse)
 EDGE_PX = 2  # pixels next to the rendered silhouette that do not vote (see the module docstring)
 SOLID_ALPHA = 0.5  # rendered alpha at which a pixel counts as inside the silhouette
 
@@ -102,13 +101,13 @@ class LiftedMask:
     @property
     def seen(self) -> Tensor:
         """[N] (or [N, S]) bool: the view's voting pixels see enough of this Gaussian to trust its weight."""
-        return self.total > LIFT_SEEN_PX
+        return self.total > SEEN_PX
 
     @property
     def weights(self) -> Tensor:
         """[N] (or [N, S]) inside / (inside + outside) in [0, 1]; 0 for unseen Gaussians."""
         total = self.total
-        return torch.where(self.seen, self.inside / total.clamp(min=LIFT_SEEN_PX), torch.zeros_like(total))
+        return torch.where(self.seen, self.inside / total.clamp(min=SEEN_PX), torch.zeros_like(total))
 
 
 def lift_mask(
