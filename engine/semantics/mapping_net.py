@@ -75,6 +75,8 @@ class MaskMappingNet(nn.Module):
         gen = torch.Generator().manual_seed(config.seed)
         # one low-resolution feature map per grid node: [grid_p, grid_t, code, f, f]
         self.grid = nn.Parameter(0.1 * torch.randn(config.grid_p, config.grid_t, config.code, f, f, generator=gen))
+        # per node, the fields themselves (displacement x, y and foreground logit): the decoder adds to them
+        self.base = nn.Parameter(torch.zeros(config.grid_p, config.grid_t, 3, f, f))
         self.dec = nn.Sequential(
             nn.Conv2d(config.code, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
             nn.Conv2d(c, 5, 3, padding=1),  # flow (2), foreground, residual bias, residual gain
@@ -83,25 +85,49 @@ class MaskMappingNet(nn.Module):
         nn.init.zeros_(self.dec[-1].bias)
         self.gain = nn.Parameter(torch.tensor(6.0))  # logit scale of the warped mask
 
-    def code_at(self, t: Tensor, p: Tensor) -> Tensor:
-        """[B, code, f, f] bilinear read of the feature grid at t [B], p [B] in [0, 1]."""
+    def _read(self, g: Tensor, t: Tensor, p: Tensor) -> Tensor:
+        """[B, C, f, f] bilinear read of a node tensor g [grid_p, grid_t, C, f, f] at t [B], p [B] in [0, 1]."""
         cfg = self.config
 
         def corners(x: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
-            pos = x.clamp(0, 1).to(self.grid) * (n - 1)
+            pos = x.clamp(0, 1).to(g) * (n - 1)
             i0 = pos.floor().long().clamp(max=max(0, n - 2))
             return i0, (i0 + 1).clamp(max=n - 1), (pos - i0).clamp(0, 1)
 
         t0, t1, wt = corners(t, cfg.grid_t)
         p0, p1, wp = corners(p, cfg.grid_p)
-        g = self.grid
         wt, wp = wt[:, None, None, None], wp[:, None, None, None]
         return ((1 - wp) * ((1 - wt) * g[p0, t0] + wt * g[p0, t1]) + wp * ((1 - wt) * g[p1, t0] + wt * g[p1, t1]))
 
+    def code_at(self, t: Tensor, p: Tensor) -> Tensor:
+        """[B, code, f, f] bilinear read of the feature grid at t [B], p [B] in [0, 1]."""
+        return self._read(self.grid, t, p)
+
     def fields(self, t: Tensor, p: Tensor) -> Tensor:
-        """[B, 5, f, f] decoded fields at (t, p): displacement x, y (normalised units), foreground logit,
-        residual bias and residual gain of the mask logit."""
-        return self.dec(self.code_at(t, p))
+        """[B, 5, f, f] fields at (t, p): displacement x, y (normalised units), foreground logit,
+        residual bias and residual gain of the mask logit (the node fields plus the decoded code)."""
+        base = self._read(self.base, t, p)
+        return self.dec(self.code_at(t, p)) + F.pad(base, (0, 0, 0, 0, 0, 2))
+
+    @torch.no_grad()
+    def init_fields(self, t: Tensor, p: Tensor, flow: Tensor, foreground: Tensor) -> None:
+        """Start each grid node's fields at the mean of the samples nearest to it.
+
+        t, p [K] in [0, 1]; flow [K, H, W, 2] backward displacement; foreground [K, H, W] alpha.
+        Nodes no sample is nearest to keep zero fields (the grid smoothness term fills them in).
+        """
+        cfg, f = self.config, self.config.field_size
+        fl = F.interpolate(flow.permute(0, 3, 1, 2), size=(f, f), mode="area")
+        fg = F.interpolate(foreground[:, None], size=(f, f), mode="area").clamp(0.02, 0.98)
+        target = torch.cat([fl, torch.logit(fg)], dim=1)  # [K, 3, f, f]
+        ti = (t.clamp(0, 1) * (cfg.grid_t - 1)).round().long()
+        pi = (p.clamp(0, 1) * (cfg.grid_p - 1)).round().long()
+        total = torch.zeros_like(self.base)
+        count = torch.zeros(cfg.grid_p, cfg.grid_t)
+        for k in range(len(t)):
+            total[pi[k], ti[k]] += target[k]
+            count[pi[k], ti[k]] += 1
+        self.base.copy_(total / count.clamp(min=1)[:, :, None, None, None])
 
     def forward(self, m0: Tensor, t: Tensor, p: Tensor, size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """m0 [B, S, h, w] in [0, 1], t [B], p [B] -> (mask probs [B, S, H, W], fg logits [B, H, W], flow [B, H, W, 2]).
@@ -123,12 +149,12 @@ class MaskMappingNet(nn.Module):
 
     def grid_tv(self) -> Tensor:
         """Mean squared difference between neighbouring grid nodes along time and along pose."""
-        g = self.grid
-        tv = g.new_zeros(())
-        if g.shape[0] > 1:
-            tv = tv + (g[1:] - g[:-1]).pow(2).mean()
-        if g.shape[1] > 1:
-            tv = tv + (g[:, 1:] - g[:, :-1]).pow(2).mean()
+        tv = self.grid.new_zeros(())
+        for g in (self.grid, self.base):
+            if g.shape[0] > 1:
+                tv = tv + (g[1:] - g[:-1]).pow(2).mean()
+            if g.shape[1] > 1:
+                tv = tv + (g[:, 1:] - g[:, :-1]).pow(2).mean()
         return tv
 
 
@@ -186,6 +212,7 @@ def train_mapping_net(
     k = data.targets.shape[0]
     gen = torch.Generator().manual_seed(config.seed)
     net = MaskMappingNet(config)
+    net.init_fields(data.t, data.p, data.flow, data.foreground)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, config.steps))
     size = config.size
