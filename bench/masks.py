@@ -211,7 +211,9 @@ def main() -> None:
     t5 = time.perf_counter()
     views = dataset_label_views(b.avatar, b.ds, "train", stride=3 if args.quick else 1)
     voted, seen = voted_labels(vote_labels(b.avatar, views))
-    vote_agree = agreement(voted, triangle_labels(b.avatar), torch.sigmoid(b.avatar.gaussians.opacity_logit), seen)
+    opacity = torch.sigmoid(b.avatar.gaussians.opacity_logit)
+    vote_agree = agreement(voted, triangle_labels(b.avatar), opacity, seen)
+    seen_share = float((opacity * seen).sum() / opacity.sum())
     vote_s = time.perf_counter() - t5
     n = len(held) + len(expr)
     print(f"dataset {root} ({cfg.size}px), reference frame t={b.ref.record.timestep} cam={b.ref.record.camera_index}, "
@@ -223,9 +225,10 @@ def main() -> None:
           f"trained {info['train_s']:.1f} s ({info['steps']} steps, final loss {info['loss']:.4f}); "
           f"{1000 * times['net'] / n:.1f} ms per frame (4 masks)")
     print(f"FCI: labels voted from {len(views)} training label maps agree with the triangle labels for "
-          f"{100 * vote_agree:.1f}% of seen Gaussians by opacity ({vote_s:.1f} s)")
+          f"{100 * vote_agree:.1f}% of seen Gaussians by opacity; seen: {100 * seen_share:.1f}% of the opacity ({vote_s:.1f} s)")
     out = {
         "fci_vote_agreement": round(vote_agree, 4),
+        "fci_seen_share": round(seen_share, 4),
         "iou_exact_min": round(min(iou["exact"].values()), 4),
         "iou_mapping_net_min": round(min(iou["mapping_net"].values()), 4),
         "iou_oracle_min": round(min(iou["oracle"].values()), 4),

@@ -9,7 +9,7 @@ Sources, combined:
     (engine.semantics.lift.contributions with one-hot label maps).
 
 `identify` combines them: p(label) ∝ prior_weight·onehot(triangle label) + votes / Σ votes, so a
-Gaussian the cameras saw (SEEN_PX pixels of contribution over all maps) takes the images' verdict and any
+Gaussian the cameras saw (votes of at least SEEN_SHARE of a view's pixels) takes the images' verdict and any
 other keeps its triangle's label.
 """
 
@@ -30,7 +30,7 @@ from engine.head.components import COMPONENTS, LABEL
 from engine.head.flame_file import FlameFileError, read_restricted_pickle
 from engine.head.params import FlameParams
 from engine.render.camera import Camera
-from engine.semantics.lift import SEEN_PX, contributions
+from engine.semantics.lift import SEEN_SHARE, contributions
 
 if TYPE_CHECKING:
     from engine.data.vhap_format import AvatarDataset
@@ -136,7 +136,8 @@ def vote_labels(
     progress: Callable[[float, str], None] | None = None,
     total: int | None = None,
 ) -> Tensor:
-    """[N, L] Σ over views and pixels labelled c of T_i·α_i: each Gaussian's votes for each label."""
+    """[N, L] Σ over views and pixels labelled c of T_i·α_i, each view's sum as a share of its pixels:
+    each Gaussian's votes for each label (in the same units at any resolution)."""
     votes = torch.zeros(avatar.gaussians.count, N_LABELS, device=avatar.gaussians.binding.device)
     for i, view in enumerate(views):
         lab = view.labels.to(votes.device)
@@ -146,7 +147,7 @@ def vote_labels(
         onehot = torch.nn.functional.one_hot(lab.clamp(min=0), N_LABELS).float() * (lab >= 0)[..., None]
         with torch.no_grad():
             splats = avatar.splats(view.params)
-        votes += contributions(splats, view.camera, onehot, backend)
+        votes += contributions(splats, view.camera, onehot, backend) / (view.camera.height * view.camera.width)
         if progress is not None:
             progress((i + 1) / total if total else 0.0, f"voted frame {i + 1}")
     return votes
@@ -172,8 +173,8 @@ def identify(tri_labels: Tensor, votes: Tensor | None = None, prior_weight: floa
     else:
         assert votes.shape == (n, N_LABELS), f"votes must be [N, L] = [{n}, {N_LABELS}], got {tuple(votes.shape)}"
         total = votes.sum(1, keepdim=True)
-        seen = total[:, 0] > SEEN_PX
-        share = torch.where(seen[:, None], votes / total.clamp(min=SEEN_PX), torch.zeros_like(votes))
+        seen = total[:, 0] > SEEN_SHARE
+        share = torch.where(seen[:, None], votes / total.clamp(min=SEEN_SHARE), torch.zeros_like(votes))
         mix = prior_weight * prior + share
         probs = mix / mix.sum(1, keepdim=True)
     confidence, labels = probs.max(dim=1)
@@ -182,7 +183,7 @@ def identify(tri_labels: Tensor, votes: Tensor | None = None, prior_weight: floa
 
 def voted_labels(votes: Tensor) -> tuple[Tensor, Tensor]:
     """(labels [N], seen [N] bool) from votes alone (argmax; unseen Gaussians get -1)."""
-    seen = votes.sum(1) > SEEN_PX
+    seen = votes.sum(1) > SEEN_SHARE
     return torch.where(seen, votes.argmax(1), torch.full_like(seen, -1, dtype=torch.long)), seen
 
 

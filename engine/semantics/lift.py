@@ -7,7 +7,8 @@ Gaussian hidden behind others has T_i ≈ 0 and gets no weight. C masks are lift
 C feature channels and one backward pass.
 
 A lifted selection weight is inside / (inside + outside): the share of a Gaussian's visible
-contribution that falls inside the mask. Gaussians the view barely sees (total below SEEN_PX) get weight 0
+contribution that falls inside the mask. Gaussians the view barely sees (total below SEEN_SHARE of its
+pixels) get weight 0
 and are reported by `seen`; `fill_unseen` gives them the weight of the nearest seen Gaussian in the
 rest pose, of the same component when labels are given (a mask painted on one view then also
 covers the parts of the same region it hides).
@@ -33,7 +34,8 @@ from engine.render.rasterize import render
 from engine.render.splats import Splats
 
 FILL_REACH = 0.01  # metres: an unseen Gaussian trusts the nearest seen one of its component this far (fill_unseen)
-SEEN_PX = 0.05  # total contribution (pixels of full opacity) from which a Gaussian counts as seen (below: a glimpse)
+SEEN_SHARE = 3e-6  # contribution, as a share of the view's pixels, from which a Gaussian counts as seen (below: a
+# glimpse whose votes are noise): 0.05 px of full opacity at 128², 0.8 px at 512²
 EDGE_PX = 2  # pixels next to the rendered silhouette that do not vote (see the module docstring)
 SOLID_ALPHA = 0.5  # rendered alpha at which a pixel counts as inside the silhouette
 
@@ -92,6 +94,7 @@ class LiftedMask:
 
     inside: Tensor  # [N] (or [N, S] for S masks) Σ over voting pixels in the mask of T·α (soft masks weight each pixel)
     outside: Tensor  # [N] (or [N, S]) Σ over voting pixels outside the mask of T·α
+    level: float  # total (in pixels) from which a Gaussian counts as seen: SEEN_SHARE of the view's pixels
 
     @property
     def total(self) -> Tensor:
@@ -101,13 +104,13 @@ class LiftedMask:
     @property
     def seen(self) -> Tensor:
         """[N] (or [N, S]) bool: the view's voting pixels see enough of this Gaussian to trust its weight."""
-        return self.total > SEEN_PX
+        return self.total > self.level
 
     @property
     def weights(self) -> Tensor:
         """[N] (or [N, S]) inside / (inside + outside) in [0, 1]; 0 for unseen Gaussians."""
         total = self.total
-        return torch.where(self.seen, self.inside / total.clamp(min=SEEN_PX), torch.zeros_like(total))
+        return torch.where(self.seen, self.inside / total.clamp(min=self.level), torch.zeros_like(total))
 
 
 def lift_mask(
@@ -122,7 +125,7 @@ def lift_mask(
         f"mask must be [H, W] = [{camera.height}, {camera.width}], got {tuple(mask.shape)}"
     )
     lifted = lift_many(splats, camera, mask[None], backend, edge_px)
-    return LiftedMask(inside=lifted.inside[:, 0], outside=lifted.outside[:, 0])
+    return LiftedMask(inside=lifted.inside[:, 0], outside=lifted.outside[:, 0], level=lifted.level)
 
 
 def lift_many(
@@ -139,7 +142,8 @@ def lift_many(
     m = masks.to(torch.float32).clamp(0.0, 1.0).permute(1, 2, 0)  # [H, W, S]
     both = contributions(splats, camera, torch.cat([m, torch.ones_like(m[..., :1])], dim=-1), backend, edge_px)
     inside = both[:, :-1]
-    return LiftedMask(inside=inside, outside=(both[:, -1:] - inside).clamp(min=0.0))
+    return LiftedMask(inside=inside, outside=(both[:, -1:] - inside).clamp(min=0.0),
+                      level=SEEN_SHARE * camera.height * camera.width)
 
 
 def fill_unseen(
@@ -201,4 +205,5 @@ def lift_masks(
     """Lift masks painted on several views at once: contributions add up over the views."""
     assert views, "lift_masks needs at least one view"
     parts = [lift_mask(s, c, m, backend) for s, c, m in views]
-    return LiftedMask(inside=sum(p.inside for p in parts), outside=sum(p.outside for p in parts))  # type: ignore[arg-type]
+    return LiftedMask(inside=sum(p.inside for p in parts), outside=sum(p.outside for p in parts),  # type: ignore[arg-type]
+                      level=max(p.level for p in parts))
