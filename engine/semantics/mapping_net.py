@@ -8,7 +8,9 @@ this pixel at all) and a residual logit. The reference mask M0 is warped by the 
 bilinear sampling at the output resolution, so thin parts (eyes, brows, lips) keep their shape;
 residual fields adjust the warped mask's logit (occlusion, parts the reference did not see).
 Every mask painted at the same reference view shares the same warp, so one network carries any
-mask drawn there.
+mask drawn there. Each grid node also holds the fields themselves (displacement and foreground),
+added to the decoder's output and started at the mean of the training samples nearest to the node,
+so training starts from the exact warps at the nodes and learns the rest.
 
 Training data come from the modeling stage (engine.semantics.mapping_data): masks lifted at the
 reference view and rendered exactly at many (t, p), plus the exact backward displacement (the
