@@ -1,10 +1,12 @@
 """Mask warping benchmark: exact lift-and-render versus the mapping network, against ground truth.
 
-On a synthetic dataset of the demo head (cached: generated once per dataset config and demo head).
+On a synthetic dataset of the demo head (cached: generated once per dataset config and demo head),
+with the demo avatar or (--avatar) one trained on that dataset by the modeling stage.
 The ground-truth label region of each component group (lips, eyes, brows, hair) at one frame of
 the frontal training camera is the painted mask M0.
-- Exact: lift M0 onto the demo avatar posed at that frame (edge-aware votes, unseen Gaussians take
-  the weight of their nearest seen neighbour of the same component, threshold 0.5), render the selection at each evaluated frame.
+- Exact: lift M0 onto the avatar posed at that frame (edge-aware votes; unseen Gaussians take the
+  weight of the nearest seen one of their component within 1 cm, else the component's mean weight;
+  threshold 0.5), render the selection at each evaluated frame.
 - Mapping network: trained on exact lift-and-render masks of every component region of the
   reference label map, at the network-training samples = every other frame of the training
   sequence (interleaved) x the training cameras (at 128 px), then asked for the evaluated frames.
@@ -36,6 +38,7 @@ import engine  # noqa: E402,F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE, s
 import torch  # noqa: E402
 
 from engine.avatar.demo import load_demo_avatar
+from engine.avatar.files import load_avatar
 from engine.data.frames import FrameLoader, LoadedFrame
 from engine.data.synth import SynthConfig, generate
 from engine.data.vhap_format import AvatarDataset, read_dataset
@@ -95,11 +98,11 @@ def scores(acc: dict) -> dict:
 
 
 class Bench:
-    """The dataset, the demo avatar posed at its frames, the reference view and the (t, p) normalisation."""
+    """The dataset, the avatar posed at its frames, the reference view and the (t, p) normalisation."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, avatar: Path | None = None) -> None:
         self.ds: AvatarDataset = read_dataset(root)
-        self.avatar = load_demo_avatar()
+        self.avatar = load_demo_avatar() if avatar is None else load_avatar(avatar)
         self.params, self.ts = self.ds.flame_params(None), self.ds.timesteps(None)
         self.train_ts = self.ds.timesteps("train")
         self.net_ts = set(self.train_ts[::2])  # times the network trains on; the others are held out
@@ -188,6 +191,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small dataset and network (under a minute once cached)")
     ap.add_argument("--data", type=Path, default=None, help="existing synthetic dataset (default: cached generated one)")
+    ap.add_argument("--avatar", type=Path, default=None,
+                    help="a saved avatar to evaluate instead of the demo avatar (e.g. one trained on --data)")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "dynamicavatars" / "bench-masks", help="where generated datasets are kept")
     args = ap.parse_args()
@@ -197,7 +202,7 @@ def main() -> None:
         else SynthConfig(size=512, train_frames=32, test_frames=8, train_cameras=6, heldout_cameras=2)
     t_start = time.perf_counter()
     root = args.data or cached_dataset(cfg, args.cache)
-    b = Bench(root)
+    b = Bench(root, args.avatar)
     t0 = time.perf_counter()
     lifted = lift_many(b.splats_at(b.ref.record.timestep), b.ref.camera, b.m0)
     selected = (fill_unseen(lifted.weights, lifted.seen, b.rest, labels=b.avatar.gaussians.labels) >= 0.5).float()  # [N, G]
@@ -235,6 +240,7 @@ def main() -> None:
         "iou_exact_expr_min": round(min(iou["expr_exact"].values()), 4),
         "iou_mapping_net_expr_min": round(min(iou["expr_mapping_net"].values()), 4),
         **{f"iou_{k}_{g}": round(iou[k][g], 4) for k in iou for g in GROUPS},
+        "avatar": str(args.avatar) if args.avatar else "demo",
         "exact_ms_per_frame": round(1000 * times["exact"] / n, 2),
         "mapping_net_ms_per_frame": round(1000 * times["net"] / n, 2),
         "lift_ms": round(lift_ms, 1),
