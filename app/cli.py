@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("render", "synth", "train", "masks", "refine", "edit", "adjust", "export")
+COMMANDS: tuple[str, ...] = ("render", "synth", "train", "refine", "edit", "adjust", "export")
 """Subcommands, in the order `--help` lists them."""
 
 from app.errors import CommandError
@@ -22,12 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dynamicavatars", description="DynamicAvatars command line.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"app.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"app.commands.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"app.commands.{name}")
         doc = (module.__doc__ or name).strip().splitlines()[0]
         p = sub.add_parser(name, help=doc, description=doc)
         module.add_arguments(p)
