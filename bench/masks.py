@@ -12,13 +12,13 @@ the frontal training camera is the painted mask M0.
   sequence (interleaved) x the training cameras (at 128 px), then asked for the evaluated frames.
 - Oracle: the avatar's own triangle labels rendered directly (the best any selection of its
   Gaussians is expected to reach).
-Evaluated frames (all at the dataset's resolution: 512 px, 256 px with --quick): held-out = training-sequence frames the
-network never saw (odd frames x training cameras; every frame x the held-out cameras); reported
-separately: the held-out-expression sequence (test split), whose frames the network reads at the
-time of the training-sequence frame with the nearest FLAME parameters (expression, jaw, eyes, head
-pose). IoU per group is Σ intersection / Σ union over frames. Also prints the FCI figure: how far component
-labels voted from the training label maps agree with the triangle labels (by opacity weight). Ends
-with one JSON line.
+Evaluated frames (all at the dataset's resolution: 512 px, 256 px with --quick): held-out =
+training-sequence frames the network never saw (odd frames x training cameras; every frame x the
+held-out cameras); reported separately: the held-out-expression sequence (test split), whose frames
+the network reads at the time of the training-sequence frame with the nearest FLAME parameters
+(expression, jaw, eyes, head pose). IoU per group is Σ intersection / Σ union over frames. Also
+prints the FCI figure: how far component labels voted from the training label maps agree with the
+triangle labels (by opacity weight). Ends with one JSON line.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def test_votes_agree_with_triangle_labels(synth):
     tri = triangle_labels(avatar)
     share = agreement(labels, tri, opacity, seen)
     print("agreement", share, "seen", float(seen.float().mean()))
-    assert share >= 0.95  # spec; measured 0.952 here (Gaussians seen for at least SEEN_PX pixels over all maps)
+    assert share >= 0.95  # spec; measured 0.952 here (Gaussians with votes of at least SEEN_SHARE of a view's pixels)
     assert float((opacity * seen).sum() / opacity.sum()) > 0.6
     fused = identify(tri, votes)
     assert agreement(fused.labels, tri, opacity) >= share

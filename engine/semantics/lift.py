@@ -7,11 +7,10 @@ Gaussian hidden behind others has T_i ≈ 0 and gets no weight. C masks are lift
 C feature channels and one backward pass.
 
 A lifted selection weight is inside / (inside + outside): the share of a Gaussian's visible
-contribution that falls inside the mask. Gaussians the view barely sees (total below SEEN_SHARE of its
-pixels) get weight 0
-and are reported by `seen`; `fill_unseen` gives them the weight of the nearest seen Gaussian in the
-rest pose, of the same component when labels are given (a mask painted on one view then also
-covers the parts of the same region it hides).
+contribution that falls inside the mask. Gaussians the view barely sees (total below SEEN_SHARE of
+its pixels) get weight 0 and are reported by `seen`; `fill_unseen` gives them the weight of the
+nearest seen Gaussian in the rest pose, of the same component when labels are given (a mask painted
+on one view then also covers the parts of the same region it hides).
 
 Pixels within `edge_px` of the rendered silhouette do not vote: there the Gaussians' footprints
 overhang the surface they sample (the splat silhouette is a pixel or two wider than the surface),

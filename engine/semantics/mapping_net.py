@@ -124,12 +124,11 @@ class MaskMappingNet(nn.Module):
         target = torch.cat([fl, torch.logit(fg)], dim=1)  # [K, 3, f, f]
         ti = (t.clamp(0, 1) * (cfg.grid_t - 1)).round().long()
         pi = (p.clamp(0, 1) * (cfg.grid_p - 1)).round().long()
-        total = torch.zeros_like(self.base)
-        count = torch.zeros(cfg.grid_p, cfg.grid_t)
-        for k in range(len(t)):
-            total[pi[k], ti[k]] += target[k]
-            count[pi[k], ti[k]] += 1
-        self.base.copy_(total / count.clamp(min=1)[:, :, None, None, None])
+        node = pi * cfg.grid_t + ti  # [K] flat index into (grid_p, grid_t)
+        nodes = cfg.grid_p * cfg.grid_t
+        total = torch.zeros(nodes, *target.shape[1:]).index_add_(0, node, target)
+        count = torch.bincount(node, minlength=nodes).clamp(min=1)
+        self.base.copy_((total / count[:, None, None, None]).view_as(self.base))
 
     def forward(self, m0: Tensor, t: Tensor, p: Tensor, size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """m0 [B, S, h, w] in [0, 1], t [B], p [B] -> (mask probs [B, S, H, W], fg logits [B, H, W], flow [B, H, W, 2]).
