@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("render", "synth", "train", "refine", "edit", "adjust", "export")
+COMMANDS: tuple[str, ...] = ("render", "synth", "train", "refine", "edit", "adjust", "masks", "export")
 """Subcommands, in the order `--help` lists them."""
 
 from app.errors import CommandError

@@ -14,9 +14,10 @@ Albedo is procedural, evaluated per fragment from the rest-pose (canonical) posi
 and the face label, so the texture sticks to the skin while the mesh deforms: skin with pores,
 blotches and a blush below and outside each eye; lips with fine vertical lines; eyes with sclera,
 iris and pupil (centred on each eye's rest-pose bounding box, facing +z, FLAME's forward axis);
-brows as a soft arched band of strands inside each brow's box; hair strands; a dark mouth
-interior. The albedo is invariant to translating the rest pose. Lighting: ambient + a Lambert key
-light (camera-relative direction) + a little Blinn specular. Face labels must be below 255.
+brows as strands filling each brow's labelled faces (the colour edge is the label edge); hair
+strands; a dark mouth interior. The albedo is invariant to translating the rest pose. Lighting:
+ambient + a Lambert key light (camera-relative direction) + a little Blinn specular. Face labels
+must be below 255.
 """
 
 from __future__ import annotations
@@ -135,9 +136,7 @@ vec3 brow(int k, vec3 p, vec3 nr, vec3 u) {
     float slant = (p.x - u_brow_c[k].x) * (k == 0 ? 1.0 : -1.0) / h.x;  // hairs point outward and up
     float hairs = vnoise(vec3(d.x * 9.0, d.y * 14.0 + slant * 6.0, 1.5)) * 0.5
                 + vnoise(vec3(d.x * 22.0, d.y * 40.0 + slant * 16.0, 3.5)) * 0.5;
-    float arch = 0.3 * (1.0 - d.x * d.x) - 0.1;  // the brow arcs: middle higher than the ends
-    float body = 1.0 - smoothstep(0.5, 1.0, length(vec2(d.x * 1.05, (d.y - arch) * 2.2)));  // a soft band
-    float cover = (0.45 + 0.55 * smoothstep(0.3, 0.6, hairs)) * body;
+    float cover = 0.55 + 0.45 * smoothstep(0.3, 0.6, hairs);  // fills the brow label: its outline is the label's
     return mix(skin(p, nr, u), vec3(0.16, 0.10, 0.06), clamp(cover, 0.0, 0.92));
 }
 vec3 lips(vec3 u, bool upper) {

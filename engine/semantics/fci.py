@@ -193,6 +193,13 @@ def agreement(a: Tensor, b: Tensor, weight: Tensor, where: Tensor | None = None)
     return float((w * (a == b).float()).sum() / w.sum().clamp(min=1e-12))
 
 
+def timestep_params(avatar: Avatar, dataset: AvatarDataset) -> dict[int, FlameParams]:
+    """Timestep -> the dataset's FLAME parameters of that timestep [T=1], fitted to the avatar's head
+    (every split's timesteps; rows follow dataset.timesteps(None), as dataset.flame_params(None) stacks them)."""
+    params = avatar.head.fit_params(dataset.flame_params(None), str(dataset.root))
+    return {t: params.frame(i) for i, t in enumerate(dataset.timesteps(None))}
+
+
 def dataset_label_views(
     avatar: Avatar,
     dataset: AvatarDataset,
@@ -205,13 +212,12 @@ def dataset_label_views(
 
     Label maps come from the dataset's label_path files, or from parser(image [H, W, 3]) -> [H, W]
     (e.g. engine.semantics.face_parser.FaceParser) when given or when the dataset has none.
-    Timestep rows follow dataset.timesteps(None), as dataset.flame_params(None) stacks them.
+    FLAME parameters per frame come from `timestep_params`.
     """
     from engine.data.frames import FrameLoader, fit_size
     from engine.data.vhap_format import DatasetError
 
-    params = avatar.head.fit_params(dataset.flame_params(None), str(dataset.root))
-    rows = {t: i for i, t in enumerate(dataset.timesteps(None))}
+    params = timestep_params(avatar, dataset)
     loader = FrameLoader(capacity=0)
     views = []
     for record in dataset.frames(split)[::stride]:
@@ -222,5 +228,5 @@ def dataset_label_views(
             if parser is None:
                 raise DatasetError(record.image_path, "no label map for this frame and no face parser given")
             labels = parser(frame.image)
-        views.append(LabelView(params.frame(rows[record.timestep]), frame.camera, labels))
+        views.append(LabelView(params[record.timestep], frame.camera, labels))
     return views

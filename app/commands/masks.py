@@ -1,0 +1,314 @@
+"""Label an avatar's Gaussians from a dataset (FCI), lift a mask onto them, or render a selection as masks.
+
+Actions:
+- label: vote the dataset's label maps (or a face parser's) onto the Gaussians, fuse them with the
+  triangle labels (engine.semantics.fci.identify) and save the avatar with the fused labels.
+- lift: lift a painted mask, or the dataset's label region of some components, at one frame onto the
+  avatar posed at that frame; unseen Gaussians take their component's weight (fill_unseen), seen ones
+  are fitted so the selection drawn at that view is the mask (fit_to_view); save the avatar and its
+  selection.npz (the GUI loads it with the avatar).
+- render: render a selection as binary mask PNGs ({timestep:05d}_{camera:02d}.png) at every frame of a
+  split; with --components, report the IoU against the dataset's label regions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from app.cli import CommandError
+
+if TYPE_CHECKING:
+    from engine.avatar.avatar import Avatar
+    from engine.data.vhap_format import AvatarDataset, FrameRecord
+
+
+def _action(actions: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], summary: str,
+            description: str) -> argparse.ArgumentParser:
+    """A sub-parser for one action, with the arguments every action takes (AVATAR, --flame, --dataset)."""
+    p = actions.add_parser(name, help=summary, description=description)
+    p.add_argument("avatar", metavar="AVATAR", help="avatar folder, point_cloud.ply, or 'demo'")
+    p.add_argument("--flame", default=None, help="FLAME model file/folder for a GaussianAvatars avatar")
+    p.add_argument("--dataset", required=True, metavar="DS", help="dataset folder (VHAP / GaussianAvatars layout)")
+    p.set_defaults(_action=run)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    label = _action(actions, "label", run_label, "vote component labels from the dataset onto the Gaussians (FCI)",
+                    "Vote the dataset's label maps (or a face parser's) onto the avatar's Gaussians, fuse them "
+                    "with the triangle labels, save the avatar.")
+    label.add_argument("--split", default="train", help="split whose frames vote (default train)")
+    label.add_argument("--stride", type=int, default=1, metavar="N", help="use every N-th frame (default 1)")
+    label.add_argument("--size", type=int, default=None, metavar="PX", help="vote at most PX pixels on a side")
+    label.add_argument("--parser", default=None, metavar="PATH",
+                       help="SegFormer face-parser checkpoint folder: parse the images instead of reading label maps")
+    label.add_argument("--out", required=True, help="folder to write the relabelled avatar to")
+
+    lift = _action(actions, "lift", run_lift, "lift a mask at one frame onto the Gaussians and save the selection",
+                   "Lift a painted mask or the dataset's label region of some components at one frame onto the "
+                   "avatar; save the avatar and OUT/selection.npz.")
+    lift.add_argument("--timestep", type=int, required=True, metavar="T", help="the frame's timestep index")
+    lift.add_argument("--camera", type=int, required=True, metavar="C", help="the frame's camera index")
+    what = lift.add_mutually_exclusive_group(required=True)
+    what.add_argument("--mask", metavar="PNG", help="painted mask the size of that camera's image (white = selected)")
+    what.add_argument("--components", nargs="+", metavar="NAME",
+                      help="take the dataset's label region of these components or groups (e.g. lips, eyes)")
+    lift.add_argument("--threshold", type=float, default=0.5, help="a Gaussian is selected from this weight (0..1)")
+    lift.add_argument("--fit-steps", type=int, default=None, metavar="N",
+                      help="steps fitting the weights so the selection drawn at this view is the mask "
+                           "(default: engine.semantics.lift.FIT_STEPS; 0: votes only)")
+    lift.add_argument("--out", required=True, help="folder to write the avatar and its selection.npz to")
+
+    render = _action(actions, "render", run_render, "render a selection as binary mask PNGs at every frame of a split",
+                     "Render a selection as binary mask PNGs at every frame of a split; with --components, print "
+                     "the IoU against the dataset's label regions.")
+    render.add_argument("--split", default="val", help="split to render (default val)")
+    render.add_argument("--selection", default=None, metavar="FILE",
+                        help="selection npz (default: selection.npz in the avatar's folder)")
+    render.add_argument("--components", nargs="+", default=None, metavar="NAME",
+                        help="compare with the dataset's label region of these components or groups (IoU)")
+    render.add_argument("--out", required=True, metavar="DIR", help="folder to write the mask PNGs into")
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._action(args) or 0)
+
+
+# ---- shared ---------------------------------------------------------------------------------------
+def _load_avatar(args: argparse.Namespace) -> Avatar:
+    from engine.avatar.demo import load_demo_avatar
+    from engine.avatar.files import load_avatar
+
+    return load_demo_avatar() if args.avatar == "demo" else load_avatar(args.avatar, head=args.flame)
+
+
+def _load_dataset(path: str) -> AvatarDataset:
+    from engine.data.vhap_format import read_dataset
+
+    return read_dataset(path)  # DatasetError (a ValueError) names the folder or file and the problem
+
+
+def _split(dataset: AvatarDataset, split: str) -> tuple[FrameRecord, ...]:
+    records = dataset.frames(split)
+    if not records:
+        raise CommandError(f"{dataset.root}: split {split!r} has no frames; splits: {', '.join(dataset.splits)}")
+    return records
+
+
+def _wanted(items: list[str]) -> tuple[str, list[int]]:
+    """('lips, eyes', label indices) from component or group names (comma or space separated)."""
+    from engine.head.components import labels_of
+
+    names = [n for item in items for n in item.split(",") if n]
+    try:
+        return ", ".join(names), labels_of(names)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _region(labels: Tensor, wanted: list[int]) -> Tensor:
+    """[H, W] bool: pixels of a label map [H, W] whose label is wanted."""
+    return torch.isin(labels, torch.tensor(wanted, dtype=labels.dtype))
+
+
+def _label_map(record: FrameRecord) -> Tensor:
+    """[H, W] long label map of a frame at the dataset's size."""
+    from engine.data.frames import load_labels
+
+    if record.label_path is None:
+        raise CommandError(f"{record.image_path}: the dataset has no label map for this frame")
+    return load_labels(record.label_path)
+
+
+def _listing(values: list[int]) -> str:
+    """'0-5, 8, 10-12' for sorted distinct ints."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _find_frame(dataset: AvatarDataset, timestep: int, camera: int) -> FrameRecord:
+    """The frame (of any split) at a timestep and camera; CommandError listing the valid ones."""
+    at_t = [r for records in dataset.splits.values() for r in records if r.timestep == timestep]
+    if not at_t:
+        raise CommandError(f"{dataset.root}: no timestep {timestep}; timesteps: {_listing(dataset.timesteps(None))}")
+    for r in at_t:
+        if r.camera_index == camera:
+            return r
+    cams = sorted({r.camera_index for r in at_t})
+    raise CommandError(f"{dataset.root}: no camera {camera} at timestep {timestep}; cameras: {_listing(cams)}")
+
+
+# ---- label ----------------------------------------------------------------------------------------
+def run_label(args: argparse.Namespace) -> int:
+    from app.progress import progress_bar
+    from engine.avatar.avatar import Avatar
+    from engine.avatar.files import save_avatar
+    from engine.semantics.fci import dataset_label_views, identify, triangle_labels, vote_labels
+
+    if args.stride < 1 or (args.size is not None and args.size < 1):
+        raise CommandError("--stride and --size must be positive")
+    dataset = _load_dataset(args.dataset)
+    _split(dataset, args.split)
+    parser = None
+    if args.parser:
+        from engine.semantics.face_parser import FaceParser
+
+        parser = FaceParser.from_path(args.parser)
+    avatar = _load_avatar(args)
+    start = time.perf_counter()
+    views = dataset_label_views(avatar, dataset, args.split, args.size, args.stride, parser)
+    cam = views[0].camera
+    source = f"face-parser maps ({args.parser})" if parser else "label maps"
+    print(f"voting {len(views)} {source} of split {args.split!r} ({cam.width}x{cam.height}) "
+          f"onto {avatar.gaussians.count:,} Gaussians")
+    with progress_bar("masks label") as progress:
+        votes = vote_labels(avatar, views, progress=progress, total=len(views))
+    print(f"voted {len(views)} frames in {time.perf_counter() - start:.1f} s")
+    tri = triangle_labels(avatar)
+    fused = identify(tri, votes)
+    before = avatar.gaussians.labels
+    out = save_avatar(Avatar(avatar.head, avatar.gaussians.replace(labels=fused.labels), avatar.params, avatar.name),
+                      args.out)
+    for line in label_summary(votes, tri, before, fused.labels, torch.sigmoid(avatar.gaussians.opacity_logit)):
+        print(line)
+    print(f"wrote {out}")
+    return 0
+
+
+def label_summary(votes: Tensor, tri: Tensor, before: Tensor, after: Tensor, opacity: Tensor) -> list[str]:
+    """Report lines: seen share, vote agreement, changed labels, per-component counts.
+
+    votes [N, L]; tri, before, after [N] long labels (triangle, the avatar's, fused); opacity [N].
+    """
+    from engine.head.components import COMPONENTS
+    from engine.semantics.fci import agreement, voted_labels
+
+    voted, seen = voted_labels(votes)
+    seen_share = float((opacity * seen).sum() / opacity.sum().clamp(min=1e-12))
+    lines = [
+        f"seen: {int(seen.sum()):,} of {seen.numel():,} Gaussians, {100 * seen_share:.1f}% of the opacity",
+        (f"voted labels agree with the triangle labels for {100 * agreement(voted, tri, opacity, seen):.1f}% "
+         f"of the seen Gaussians (by opacity)"),
+        f"changed label: {int((after != before).sum()):,} Gaussians",
+        f"{'component':16s} {'before':>8s} {'after':>8s}",
+    ]
+    n = len(COMPONENTS)
+    was, now = torch.bincount(before.clamp(0, n - 1), minlength=n), torch.bincount(after.clamp(0, n - 1), minlength=n)
+    lines += [f"{name:16s} {int(was[i]):8,d} {int(now[i]):8,d}"
+              for i, name in enumerate(COMPONENTS) if was[i] or now[i]]
+    return lines
+
+
+# ---- lift -----------------------------------------------------------------------------------------
+def run_lift(args: argparse.Namespace) -> int:
+    from engine.avatar.files import save_avatar
+    from engine.io.images import read_mask_png
+    from engine.semantics.fci import timestep_params
+    from engine.semantics.lift import FIT_STEPS, fill_unseen, fit_to_view, lift_mask
+    from engine.semantics.selection import SELECTION_FILE, Selection, save_selection
+
+    if not 0.0 <= args.threshold <= 1.0:
+        raise CommandError(f"--threshold must be in [0, 1], got {args.threshold}")
+    if args.fit_steps is not None and args.fit_steps < 0:
+        raise CommandError(f"--fit-steps must be 0 or more, got {args.fit_steps}")
+    wanted = _wanted(args.components) if args.components else None
+    dataset = _load_dataset(args.dataset)
+    record = _find_frame(dataset, args.timestep, args.camera)
+    w, h = record.camera.width, record.camera.height
+    where = f"timestep {record.timestep}, camera {record.camera_index}"
+    if wanted is None:
+        mask = read_mask_png(args.mask)
+        if tuple(mask.shape) != (h, w):
+            raise CommandError(f"{args.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, but the image at {where} "
+                               f"({record.image_path.name}) is {w}x{h}")
+        source = args.mask
+    else:
+        mask = _region(_label_map(record), wanted[1]).float()
+        if not bool(mask.any()):
+            raise CommandError(f"{record.label_path}: no pixel is labelled {wanted[0]}")
+        source = f"the {wanted[0]} region"
+    avatar = _load_avatar(args)
+    start = time.perf_counter()
+    with torch.no_grad():
+        splats = avatar.splats(timestep_params(avatar, dataset)[record.timestep])
+        rest = avatar.splats(avatar.head.neutral_params()).means  # [N, 3]: components stay apart at rest
+    lifted = lift_mask(splats, record.camera, mask)
+    weights = fill_unseen(lifted.weights, lifted.seen, rest, labels=avatar.gaussians.labels)
+    steps = FIT_STEPS if args.fit_steps is None else args.fit_steps
+    weights = fit_to_view(splats, record.camera, mask[None], weights[:, None], lifted.seen, steps)[:, 0]
+    selection = Selection(weights.detach().cpu().clamp(0.0, 1.0), args.threshold)
+    out = save_avatar(avatar, args.out)
+    save_selection(selection, out / SELECTION_FILE)
+    seen = int(lifted.seen.sum())
+    print(f"lifted {source} ({int((mask >= 0.5).sum()):,} px) at {where} ({w}x{h}) onto {avatar.gaussians.count:,} "
+          f"Gaussians: {seen:,} seen, {avatar.gaussians.count - seen:,} filled by component "
+          f"({1000 * (time.perf_counter() - start):.0f} ms)")
+    print(f"selected {int(selection.mask.sum()):,} Gaussians (weight >= {args.threshold:g})")
+    print(f"wrote {out} and {out / SELECTION_FILE}")
+    return 0
+
+
+# ---- render ---------------------------------------------------------------------------------------
+def _selection_file(args: argparse.Namespace) -> Path:
+    from engine.semantics.selection import SELECTION_FILE
+
+    if args.selection:
+        return Path(args.selection)
+    if args.avatar == "demo":
+        raise CommandError("the demo avatar has no folder to read selection.npz from: pass --selection FILE")
+    p = Path(args.avatar)
+    return (p if p.is_dir() else p.parent) / SELECTION_FILE
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from app.progress import progress_bar
+    from engine.io.images import save_png
+    from engine.semantics.fci import timestep_params
+    from engine.semantics.mask_render import render_mask
+    from engine.semantics.selection import load_selection
+
+    wanted = _wanted(args.components) if args.components else None
+    dataset = _load_dataset(args.dataset)
+    records = _split(dataset, args.split)
+    if wanted is not None and records[0].label_path is None:
+        raise CommandError(f"{dataset.root}: split {args.split!r} has no label maps to compare with")
+    selection_file = _selection_file(args)
+    avatar = _load_avatar(args)
+    selection = load_selection(selection_file, avatar.gaussians.count)  # FileFormatError on a count mismatch
+    params = timestep_params(avatar, dataset)
+    weights = selection.mask.float()  # [N]: render the selected set, as the GUI shows it
+    out = Path(args.out)
+    start = time.perf_counter()
+    inter = union = pixels = 0
+    splats, posed_at = None, None
+    with progress_bar("masks render") as progress:
+        for i, r in enumerate(records):
+            if posed_at != r.timestep:
+                with torch.no_grad():
+                    splats, posed_at = avatar.splats(params[r.timestep]), r.timestep
+            mask = render_mask(splats, r.camera, weights)  # [H, W] bool
+            save_png(out / f"{r.timestep:05d}_{r.camera_index:02d}.png", mask.to(torch.uint8) * 255)
+            pixels += int(mask.sum())
+            if wanted is not None:
+                gt = _region(_label_map(r), wanted[1])
+                inter, union = inter + int((mask & gt).sum()), union + int((mask | gt).sum())
+            progress((i + 1) / len(records), f"{i + 1}/{len(records)} masks")
+    print(f"wrote {len(records)} masks of split {args.split!r} to {out} ({int(selection.mask.sum()):,} Gaussians "
+          f"selected, {pixels / len(records):.0f} px per mask; {time.perf_counter() - start:.1f} s)")
+    if wanted is not None:
+        score = inter / union if union else 1.0
+        print(f"IoU {wanted[0]}: {score:.3f} (Σ intersection / Σ union over {len(records)} frames)")
+    return 0
