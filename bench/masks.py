@@ -49,7 +49,6 @@ from engine.data.vhap_format import AvatarDataset, read_dataset
 from engine.head.components import COMPONENTS, labels_of
 from engine.head.params import FlameParams
 from engine.render.camera import Camera
-from engine.render.rasterize import render
 from engine.render.splats import Splats
 from engine.semantics.fci import agreement, dataset_label_views, triangle_labels, vote_labels, voted_labels
 from engine.semantics.lift import fill_unseen, fit_to_view, lift_many
@@ -61,7 +60,7 @@ from engine.semantics.mapping_net import (
     predict_masks,
     train_mapping_net,
 )
-from engine.semantics.mask_render import MASK_LEVEL
+from engine.semantics.mask_render import MASK_LEVEL, render_label_map, render_weights
 
 GROUPS = ("lips", "eyes", "brows", "hair")
 NET_SIZE = 128  # resolution of the network's training samples
@@ -164,7 +163,6 @@ def evaluate(b: Bench, selected: torch.Tensor, voted: torch.Tensor, net: MaskMap
 
     selected, voted [N, G]: the exact method's selection with and without fit_to_view."""
     test_seq, test_ts, train_seq = b.ds.flame_params("test"), b.ds.timesteps("test"), b.ds.flame_params("train")
-    onehot = torch.nn.functional.one_hot(b.avatar.gaussians.labels, len(COMPONENTS)).float()
     acc: dict[str, dict] = {}
     times = {"exact": 0.0, "net": 0.0}
     for split, records in (("", held), ("expr_", expr)):
@@ -173,20 +171,14 @@ def evaluate(b: Bench, selected: torch.Tensor, voted: torch.Tensor, net: MaskMap
             gt = torch.stack([group_mask(f.labels, g) for g in GROUPS])
             s = b.splats_at(r.timestep)
             t3 = time.perf_counter()
-            with torch.no_grad():
-                exact = render(s, f.camera, (0.0, 0.0, 0.0), features=selected).features.permute(2, 0, 1) >= MASK_LEVEL
+            exact = render_weights(s, f.camera, selected).permute(2, 0, 1) >= MASK_LEVEL
             times["exact"] += time.perf_counter() - t3
-            with torch.no_grad():
-                votes_only = render(s, f.camera, (0.0, 0.0, 0.0), features=voted).features.permute(2, 0, 1)
-            votes_only = votes_only >= MASK_LEVEL
-            add(acc, split + "exact_votes_only", votes_only, gt)
+            add(acc, split + "exact_votes_only", render_weights(s, f.camera, voted).permute(2, 0, 1) >= MASK_LEVEL, gt)
             row = b.train_ts.index(r.timestep) if split == "" else nearest_time(train_seq, test_seq, test_ts.index(r.timestep))
             t4 = time.perf_counter()
             pred = predict_masks(net, b.m0, b.norm_t(row), b.norm_p(f.camera), gt.shape[1:]) >= 0.5
             times["net"] += time.perf_counter() - t4
-            with torch.no_grad():
-                res = render(s, f.camera, (0.0, 0.0, 0.0), features=onehot)
-            lm = torch.where(res.features.sum(-1) >= MASK_LEVEL, res.features.argmax(-1), torch.full_like(f.labels, -1))
+            lm = render_label_map(s, f.camera, b.avatar.gaussians.labels, len(COMPONENTS))
             add(acc, split + "exact", exact, gt)
             add(acc, split + "mapping_net", pred, gt)
             oracle = torch.stack([group_mask(lm, g) for g in GROUPS])
@@ -231,9 +223,9 @@ def main() -> None:
     iou, times = evaluate(b, selected, voted, net, held, expr)
     t5 = time.perf_counter()
     views = dataset_label_views(b.avatar, b.ds, "train", stride=3 if args.quick else 1)
-    voted, seen = voted_labels(vote_labels(b.avatar, views))
+    fci_labels, seen = voted_labels(vote_labels(b.avatar, views))
     opacity = torch.sigmoid(b.avatar.gaussians.opacity_logit)
-    vote_agree = agreement(voted, triangle_labels(b.avatar), opacity, seen)
+    vote_agree = agreement(fci_labels, triangle_labels(b.avatar), opacity, seen)
     seen_share = float((opacity * seen).sum() / opacity.sum())
     vote_s = time.perf_counter() - t5
     n = len(held) + len(expr)

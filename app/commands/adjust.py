@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from app.cli import CommandError
+from app.commands import component_names, load_avatar_arg
 
 if TYPE_CHECKING:
     from engine.edit.adjust import AdjustParams
@@ -82,15 +83,14 @@ def build_params(args: argparse.Namespace) -> AdjustParams:
 
 def run(args: argparse.Namespace) -> int:
     from engine.avatar.avatar import Avatar
-    from engine.avatar.demo import load_demo_avatar
-    from engine.avatar.files import load_avatar, save_avatar
+    from engine.avatar.files import save_avatar
     from engine.edit.adjust import adjust_layer, reference_frames, selection_from_components
     from engine.edit.layers import compose
 
     params = build_params(args)
-    names = [n for item in args.components for n in item.split(",") if n]
+    names = component_names(args.components)
     start = time.perf_counter()
-    avatar = load_demo_avatar() if args.avatar == "demo" else load_avatar(args.avatar, head=args.flame)
+    avatar = load_avatar_arg(args)
     try:
         selection = selection_from_components(avatar.gaussians, names)
     except ValueError as exc:

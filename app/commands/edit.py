@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from app.cli import CommandError
+from app.commands import component_names, load_avatar_arg
 
 BACKENDS = ("procedural", "instruct-pix2pix", "inpaint", "http")
 
@@ -29,13 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _load(args: argparse.Namespace):  # noqa: ANN202
-    from engine.avatar.demo import load_demo_avatar
-    from engine.avatar.files import load_avatar
-
-    return load_demo_avatar() if args.avatar == "demo" else load_avatar(args.avatar, head=args.flame)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -50,14 +44,14 @@ def run(args: argparse.Namespace) -> int:
     from engine.prompting import refine
 
     plan = refine(args.prompt, backend=args.refiner).plan
-    names = [n for item in (args.components or []) for n in item.split(",") if n]
+    names = component_names(args.components)
     try:
         if names:
             plan = plan.model_copy(update={"components": expand(names)})
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print(f"plan: {plan.refined_prompt} [{', '.join(k.value for k in plan.kinds)}; {', '.join(plan.components)}]")
-    avatar = _load(args)
+    avatar = load_avatar_arg(args)
     selection = torch.isin(avatar.gaussians.labels, torch.tensor(labels_of(list(plan.components)) or [-1]))
     dataset = None
     if args.dataset:

@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from app.cli import CommandError
+from app.commands import component_names, load_avatar_arg
 
 if TYPE_CHECKING:
-    from engine.avatar.avatar import Avatar
     from engine.data.vhap_format import AvatarDataset, FrameRecord
 
 
@@ -83,13 +83,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 # ---- shared ---------------------------------------------------------------------------------------
-def _load_avatar(args: argparse.Namespace) -> Avatar:
-    from engine.avatar.demo import load_demo_avatar
-    from engine.avatar.files import load_avatar
-
-    return load_demo_avatar() if args.avatar == "demo" else load_avatar(args.avatar, head=args.flame)
-
-
 def _load_dataset(path: str) -> AvatarDataset:
     from engine.data.vhap_format import read_dataset
 
@@ -107,7 +100,7 @@ def _wanted(items: list[str]) -> tuple[str, list[int]]:
     """('lips, eyes', label indices) from component or group names (comma or space separated)."""
     from engine.head.components import labels_of
 
-    names = [n for item in items for n in item.split(",") if n]
+    names = component_names(items)
     try:
         return ", ".join(names), labels_of(names)
     except ValueError as exc:
@@ -167,7 +160,7 @@ def run_label(args: argparse.Namespace) -> int:
         from engine.semantics.face_parser import FaceParser
 
         parser = FaceParser.from_path(args.parser)
-    avatar = _load_avatar(args)
+    avatar = load_avatar_arg(args)
     start = time.perf_counter()
     views = dataset_label_views(avatar, dataset, args.split, args.size, args.stride, parser)
     cam = views[0].camera
@@ -240,7 +233,7 @@ def run_lift(args: argparse.Namespace) -> int:
         if not bool(mask.any()):
             raise CommandError(f"{record.label_path}: no pixel is labelled {wanted[0]}")
         source = f"the {wanted[0]} region"
-    avatar = _load_avatar(args)
+    avatar = load_avatar_arg(args)
     start = time.perf_counter()
     with torch.no_grad():
         splats = avatar.splats(timestep_params(avatar, dataset)[record.timestep])
@@ -286,7 +279,7 @@ def run_render(args: argparse.Namespace) -> int:
     if wanted is not None and records[0].label_path is None:
         raise CommandError(f"{dataset.root}: split {args.split!r} has no label maps to compare with")
     selection_file = _selection_file(args)
-    avatar = _load_avatar(args)
+    avatar = load_avatar_arg(args)
     selection = load_selection(selection_file, avatar.gaussians.count)  # FileFormatError on a count mismatch
     params = timestep_params(avatar, dataset)
     weights = selection.mask.float()  # [N]: render the selected set, as the GUI shows it

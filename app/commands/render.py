@@ -8,6 +8,7 @@ import time
 import torch
 
 from app.cli import CommandError
+from app.commands import load_avatar_arg
 from engine.avatar.posing import Pose, apply_pose
 from engine.io.images import save_png
 from engine.render.camera import framing, orbit_camera
@@ -49,10 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.avatar.demo import load_demo_avatar
-    from engine.avatar.files import load_avatar
-
-    avatar = load_demo_avatar() if args.avatar == "demo" else load_avatar(args.avatar, head=args.flame)
+    avatar = load_avatar_arg(args)
     pose = Pose(
         expressions=parse_named_values(args.expr, "--expr"),
         jaw=args.jaw, yaw=args.yaw, pitch=args.pitch, roll=args.roll, gaze_x=args.gaze[0], gaze_y=args.gaze[1],
