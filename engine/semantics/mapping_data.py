@@ -3,8 +3,11 @@
 For one reference view (t0, p0) and S masks painted there: lift the masks onto the Gaussians
 (exact lifting, engine.semantics.lift), then at each of K sample views (frames of the training
 sequence × training cameras) render the lifted selections, the alpha, and the backward
-displacement to the reference view: every Gaussian carries its projected reference-view position
-as a feature, so the composited feature at a target pixel says where that surface was at (t0, p0).
+displacement to the reference view. Every Gaussian carries its own displacement (its centre
+projected at the reference view minus its centre projected at the sample view) as a feature, so the
+composited feature at a pixel is the displacement of the surface seen there. (Compositing the
+reference positions themselves would be off by the distance from the pixel to the centres of the
+Gaussians covering it: up to a footprint, even at the reference view.)
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from engine.render.camera import Camera
 from engine.render.rasterize import render
 from engine.render.splats import Splats
 from engine.semantics.lift import fill_unseen, lift_many
-from engine.semantics.mapping_net import MappingData, identity_grid
+from engine.semantics.mapping_net import MappingData
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,14 @@ class SampleView:
     p: float  # normalised camera azimuth in [0, 1]
 
 
-def reference_uv(splats: Splats, camera: Camera, backend: str = "auto") -> Tensor:
-    """[N, 2] each Gaussian's projected centre in the reference view, normalised to [-1, 1] (align_corners=False)."""
-    with torch.no_grad():
-        r = render(splats, camera, (0.0, 0.0, 0.0), backend=backend)
-    m = r.means2d.detach()
-    return torch.stack([m[:, 0] / camera.width * 2 - 1, m[:, 1] / camera.height * 2 - 1], dim=1)
+def project_uv(means: Tensor, camera: Camera) -> Tensor:
+    """[N, 2] centres means [N, 3] projected by camera, normalised to [-1, 1] (grid_sample, align_corners=False)."""
+    w2c = camera.world_to_cam.to(means)
+    p = means @ w2c[:3, :3].T + w2c[:3, 3]
+    z = p[:, 2].clamp(min=1e-6)
+    x = (camera.fx * p[:, 0] / z + camera.cx) / camera.width
+    y = (camera.fy * p[:, 1] / z + camera.cy) / camera.height
+    return torch.stack([x, y], dim=1) * 2 - 1
 
 
 def render_sample(
@@ -45,20 +50,23 @@ def render_sample(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(masks [S, H, W] coverage, alpha [H, W], flow [H, W, 2]) of one sample view.
 
-    flow is the backward displacement (reference position − pixel position, normalised units);
-    0 where nothing is rendered.
+    uv: the Gaussians' centres at the reference view (project_uv). flow is the backward
+    displacement of the surface seen at each pixel (reference position − position here,
+    normalised units), the alpha-weighted mean of the Gaussians' own displacements; 0 where
+    nothing is rendered.
     """
     assert weights.ndim == 2 and weights.shape[0] == splats.count, f"weights must be [N={splats.count}, S], got {tuple(weights.shape)}"
     assert uv.shape == (splats.count, 2), f"uv must be [N={splats.count}, 2], got {tuple(uv.shape)}"
     light = Splats(splats.means, splats.quats, splats.scales, splats.opacities, splats.sh[:, :1])
     with torch.no_grad():
-        r = render(light, camera, (0.0, 0.0, 0.0), features=torch.cat([weights, uv], 1).to(splats.means), backend=backend)
+        shift = uv.to(splats.means) - project_uv(splats.means, camera)
+        r = render(light, camera, (0.0, 0.0, 0.0), features=torch.cat([weights.to(splats.means), shift], 1), backend=backend)
     assert r.features is not None
     s = weights.shape[1]
     alpha = r.alpha
     has = alpha > 1e-3
-    pos = r.features[..., s:] / torch.where(has, alpha, torch.ones_like(alpha))[..., None]
-    flow = torch.where(has[..., None], pos - identity_grid(camera.height, camera.width, pos)[0], torch.zeros_like(pos))
+    flow = r.features[..., s:] / torch.where(has, alpha, torch.ones_like(alpha))[..., None]
+    flow = torch.where(has[..., None], flow, torch.zeros_like(flow))
     return r.features[..., :s].permute(2, 0, 1).clamp(0, 1), alpha, flow
 
 
@@ -80,7 +88,7 @@ def build_mapping_data(
     if rest_points is not None:
         weights = fill_unseen(weights, lifted.seen, rest_points, labels=labels)
     selected = (weights >= threshold).float()
-    uv = reference_uv(ref_splats, ref_camera, backend)
+    uv = project_uv(ref_splats.means, ref_camera)
     targets, alphas, flows = [], [], []
     for i, view in enumerate(samples):
         m, a, f = render_sample(view.splats, view.camera, selected, uv, backend)
