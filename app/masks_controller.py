@@ -5,6 +5,10 @@ a QUndoCommand on the model's undo stack (one stroke = one item; threshold drags
 selection is shown as overlay colours on the viewport (selected Gaussians tinted with their
 component's colour), so it follows every expression, pose, frame and camera the viewport renders.
 
+A stroke is lifted by votes at once; "Fit last stroke to its view" then refines its weights by least
+squares (engine.semantics.lift.fit_to_view) on a worker thread, and lands as its own undo step if
+the selection is still the one the stroke left.
+
 Install in the main window with one call after it is built: `install_masks(window)`.
 """
 
@@ -20,8 +24,11 @@ import torch
 from PySide6.QtCore import QObject, Signal
 
 from app.session import SessionModel, _ValueCommand  # the session's one undo-item type (private there; see report)
+from app.workers import Worker, start_worker
 from engine.head.components import COLOURS, COMPONENTS, LABEL
-from engine.semantics.lift import fill_unseen, lift_mask
+from engine.render.camera import Camera
+from engine.render.splats import Splats
+from engine.semantics.lift import fill_unseen, fit_to_view, lift_mask
 from engine.semantics.selection import SELECTION_FILE, Selection, knn_neighbours, load_selection, save_selection
 from widgets.mask_painter import MaskPainter, Stroke
 from widgets.masks_panel import MasksPanel
@@ -38,6 +45,28 @@ class MaskState:
     components: tuple[str, ...]  # ticked components
 
 
+@dataclass(frozen=True)
+class PaintedStroke:
+    """The last stroke, kept so that it can be fitted to the view it was painted on."""
+
+    splats: Splats  # the avatar as posed when it was painted
+    camera: Camera  # the view it was painted on
+    mask: torch.Tensor  # [H, W] the rasterised stroke in [0, 1]
+    weights: torch.Tensor  # [N] its lifted (and filled) weights
+    seen: torch.Tensor  # [N] bool: the Gaussians that view sees (the ones the fit may change)
+    tool: str  # brush, lasso or eraser
+    before: MaskState  # the state the stroke was applied to
+    after: MaskState  # the state the stroke left
+
+
+def fit_stroke(progress: Callable[[float, str], None], cancel: Callable[[], bool], stroke: PaintedStroke,
+               backend: str = "auto") -> torch.Tensor:
+    """[N] the stroke's weights fitted so the selection drawn at its view reproduces it (worker job)."""
+    fitted = fit_to_view(stroke.splats, stroke.camera, stroke.mask[None], stroke.weights[:, None], stroke.seen,
+                         backend=backend, progress=progress, cancel=cancel)
+    return fitted[:, 0].cpu()
+
+
 class MasksController(QObject):
     """Owns the current selection; applies panel requests and strokes as undoable commands."""
 
@@ -52,6 +81,9 @@ class MasksController(QObject):
         self.state: MaskState | None = None
         self._neighbours: torch.Tensor | None = None
         self._rest: torch.Tensor | None = None
+        self._stroke: PaintedStroke | None = None  # the last stroke (fit_last_stroke)
+        self._fitting: Worker | None = None
+        self._fitting_stroke: PaintedStroke | None = None  # the stroke that worker fits
         panel.componentsChanged.connect(self.set_components)
         panel.toolChanged.connect(painter.set_tool)
         panel.brushChanged.connect(painter.set_brush)
@@ -61,6 +93,7 @@ class MasksController(QObject):
         panel.growRequested.connect(lambda: self._edit("Grow selection", lambda s: s.grown(self.neighbours())))
         panel.shrinkRequested.connect(lambda: self._edit("Shrink selection", lambda s: s.shrunk(self.neighbours())))
         panel.clearRequested.connect(self.clear)
+        panel.refineRequested.connect(self.fit_last_stroke)
         painter.strokeFinished.connect(self.apply_stroke)
         model.avatarChanged.connect(self._on_avatar)
         model.selectionChanged.connect(self._on_model_selection)
@@ -93,7 +126,9 @@ class MasksController(QObject):
 
     def _on_avatar(self) -> None:
         avatar = self.model.avatar
-        self._neighbours = self._rest = None
+        self._neighbours = self._rest = self._stroke = None
+        if self._fitting is not None:
+            self._fitting.cancel()
         if avatar is None:
             self.state = None
             return
@@ -114,6 +149,7 @@ class MasksController(QObject):
         self.panel.set_threshold(state.selection.threshold)
         count = int(state.selection.mask.sum())
         self.panel.set_status(f"{count:,} Gaussians selected" if count else "No selection")
+        self._show_refine()
         self._show_overlay()
         # The session's selection (read by the adjust and edit panels) follows: selected weights, 0 elsewhere.
         sel = state.selection
@@ -181,10 +217,62 @@ class MasksController(QObject):
             splats = avatar.splats(self.model.current_params())
         lifted = lift_mask(splats, camera, mask, self.backend)
         weights = fill_unseen(lifted.weights, lifted.seen, self.rest_points(), labels=avatar.gaussians.labels).cpu()
-        sel = self.state.selection
-        sel = sel.subtract(weights) if stroke.tool == "eraser" else sel.union(weights)
-        self._push({"eraser": "Erase mask", "lasso": "Lasso mask"}.get(stroke.tool, "Paint mask"),
-                   MaskState(sel, self.state.components))
+        before = self.state
+        sel = before.selection.subtract(weights) if stroke.tool == "eraser" else before.selection.union(weights)
+        after = MaskState(sel, before.components)
+        self._stroke = PaintedStroke(splats, camera, mask.float(), weights, lifted.seen.cpu(), stroke.tool, before, after)
+        self._push({"eraser": "Erase mask", "lasso": "Lasso mask"}.get(stroke.tool, "Paint mask"), after)
+
+    # ---- fitting the last stroke to its view ----------------------------------------------------
+    def can_fit(self) -> bool:
+        """The selection is the one the last stroke left (so fitting that stroke replaces it)."""
+        return self._stroke is not None and self.state is self._stroke.after
+
+    def _show_refine(self, fraction: float = 0.0) -> None:
+        self.panel.set_refine(self.can_fit(), self._fitting is not None, fraction)
+
+    def fit_last_stroke(self) -> Worker | None:
+        """Fit the last stroke to its view on a worker (or cancel the fit running); returns the worker."""
+        if self._fitting is not None:
+            self._fitting.cancel()
+            return self._fitting
+        if not self.can_fit():
+            self.model.message.emit("Paint a stroke first: fitting refines the last stroke at the view it was painted on")
+            return None
+        stroke = self._stroke
+        assert stroke is not None
+        worker = start_worker(fit_stroke, stroke, name="fit stroke", backend=self.backend)
+        self._fitting, self._fitting_stroke = worker, stroke
+        # bound methods (not lambdas): Qt drops the connections if the controller goes before the worker ends
+        worker.progress.connect(self._fit_progress)
+        worker.finished.connect(self._fitted)
+        worker.errored.connect(self._fit_failed)
+        worker.cancelled.connect(self._fit_cancelled)
+        worker.done.connect(self._fit_done)
+        self._show_refine()
+        return worker
+
+    def _fit_progress(self, fraction: float, _text: str) -> None:
+        self._show_refine(fraction)
+
+    def _fitted(self, fitted: torch.Tensor) -> None:
+        stroke = self._fitting_stroke
+        if stroke is None or self.state is not stroke.after or fitted.shape != stroke.weights.shape:
+            self.model.message.emit("The selection changed while the stroke was being fitted; the fit was dropped")
+            return
+        base = stroke.before.selection
+        sel = base.subtract(fitted) if stroke.tool == "eraser" else base.union(fitted)
+        self._push("Fit stroke to its view", MaskState(sel, stroke.after.components))
+
+    def _fit_failed(self, message: str) -> None:
+        self.model.message.emit(f"Fitting the stroke failed: {message}")
+
+    def _fit_cancelled(self) -> None:
+        self.model.message.emit("Fitting cancelled; the stroke stays as painted")
+
+    def _fit_done(self) -> None:
+        self._fitting = self._fitting_stroke = None
+        self._show_refine()
 
     # ---- overlay and files ----------------------------------------------------------------------
     def _show_overlay(self) -> None:

@@ -15,6 +15,7 @@ from engine.avatar.demo import load_demo_avatar
 from engine.head.components import LABEL
 from engine.render.camera import Camera
 from engine.render.rasterize import render
+from engine.semantics.mask_render import iou, render_mask
 from widgets.mask_painter import MaskPainter
 from widgets.masks_panel import MasksPanel
 from widgets.viewport import Viewport
@@ -127,3 +128,59 @@ def test_masks_and_session_selection_stay_in_step(qtbot, rig):
     assert torch.equal(model.selection > 0.5, labels == LABEL["hair"])
     model.undo_stack.undo()  # back to nothing
     assert model.selection is None and not bool(ctrl.selection.mask.any())
+
+
+def _drawn_iou(model, ctrl) -> float:
+    """IoU of the selection drawn at the last stroke's view with the stroke itself."""
+    stroke = ctrl._stroke
+    sel = ctrl.selection
+    drawn = render_mask(stroke.splats, stroke.camera, sel.mask.float())
+    return iou(drawn, stroke.mask >= 0.5)
+
+
+def test_fit_last_stroke_runs_on_a_worker_and_undoes(qtbot, rig):
+    """The fit runs off the GUI thread with progress, lands as one undo step, and makes the selection drawn
+    at the painted view follow the stroke more closely than the votes alone."""
+    model, view, panel, painter, ctrl = rig
+    assert not panel.refine_button.isEnabled()
+    qtbot.mouseClick(panel.tool_buttons["brush"], Qt.MouseButton.LeftButton)
+    panel.size_slider.setValue(14)
+    panel.hardness_slider.setValue(100)
+    _drag(qtbot, painter, [(130, 150), (160, 156), (190, 150)])
+    voted = ctrl.selected_indices()
+    before = _drawn_iou(model, ctrl)
+    assert panel.refine_button.isEnabled()
+    seen: list[float] = []
+    qtbot.mouseClick(panel.refine_button, Qt.MouseButton.LeftButton)
+    worker = ctrl._fitting
+    assert worker is not None and panel.refine_button.text() == "Cancel fitting" and not panel.refine_progress.isHidden()
+    worker.progress.connect(lambda f, _t: seen.append(f))
+    qtbot.waitUntil(lambda: ctrl._fitting is None, timeout=120_000)
+    assert seen and seen[-1] == pytest.approx(1.0)
+    assert model.undo_stack.undoText() == "Fit stroke to its view"
+    after = _drawn_iou(model, ctrl)
+    print(f"drawn IoU at the painted view: votes {before:.3f}, fitted {after:.3f}")
+    assert after > before
+    assert not panel.refine_button.isEnabled() and panel.refine_progress.isHidden()
+    model.undo_stack.undo()  # back to the stroke as voted: fitting is offered again
+    np.testing.assert_array_equal(ctrl.selected_indices(), voted)
+    assert panel.refine_button.isEnabled()
+
+
+def test_fit_cancelled_or_overtaken_leaves_the_selection(qtbot, rig):
+    model, view, panel, painter, ctrl = rig
+    qtbot.mouseClick(panel.tool_buttons["brush"], Qt.MouseButton.LeftButton)
+    _drag(qtbot, painter, [(140, 120), (160, 121), (180, 120)])
+    voted, items = ctrl.selected_indices(), model.undo_stack.count()
+    messages: list[str] = []
+    model.message.connect(messages.append)
+    ctrl.fit_last_stroke()
+    ctrl.fit_last_stroke()  # the button's second press cancels
+    qtbot.waitUntil(lambda: ctrl._fitting is None, timeout=60_000)
+    assert model.undo_stack.count() == items and "cancelled" in messages[-1]
+    np.testing.assert_array_equal(ctrl.selected_indices(), voted)
+    # a selection change while fitting drops the fit (the stroke is no longer the last word)
+    ctrl.fit_last_stroke()
+    ctrl.set_components(["hair"])
+    qtbot.waitUntil(lambda: ctrl._fitting is None, timeout=60_000)
+    assert model.undo_stack.undoText() == "Select components" and "dropped" in messages[-1]

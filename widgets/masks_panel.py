@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget,
+    QProgressBar, QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
 from engine.head.components import COLOURS, COMPONENTS
@@ -36,6 +36,7 @@ class MasksPanel(QWidget):
     growRequested = Signal()
     shrinkRequested = Signal()
     clearRequested = Signal()
+    refineRequested = Signal()  # fit the last stroke to its view (or, while fitting, cancel)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -81,6 +82,17 @@ class MasksPanel(QWidget):
         outer = QVBoxLayout(box)
         outer.addLayout(grid)
         outer.addLayout(form)
+        self.refine_button = QPushButton("Fit last stroke to its view")
+        self.refine_button.setObjectName("op_refine")
+        self.refine_button.setToolTip("Refine the last stroke's Gaussians so the selection drawn at the view it was\n"
+                                      "painted on follows the stroke's outline exactly (a few seconds; undoable)")
+        self.refine_button.setEnabled(False)
+        self.refine_button.clicked.connect(self.refineRequested.emit)
+        self.refine_progress = QProgressBar()
+        self.refine_progress.setRange(0, 1000)
+        self.refine_progress.setVisible(False)
+        outer.addWidget(self.refine_button)
+        outer.addWidget(self.refine_progress)
         return box
 
     def _ops_box(self) -> QGroupBox:
@@ -134,6 +146,13 @@ class MasksPanel(QWidget):
 
     def set_status(self, text: str) -> None:
         self.status.setText(text)
+
+    def set_refine(self, available: bool, running: bool = False, fraction: float = 0.0) -> None:
+        """The fit button: enabled when there is a stroke to fit; a Cancel button with progress while fitting."""
+        self.refine_button.setEnabled(available or running)
+        self.refine_button.setText("Cancel fitting" if running else "Fit last stroke to its view")
+        self.refine_progress.setVisible(running)
+        self.refine_progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
 
     @property
     def brush(self) -> tuple[float, float]:

@@ -24,6 +24,7 @@ view reproduces the painted mask along thin parts' outlines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -160,6 +161,8 @@ def fit_to_view(
     steps: int = FIT_STEPS,
     backend: str = "auto",
     edge_px: int = EDGE_PX,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> Tensor:
     """[N, S] weights whose rendered coverage at this view reproduces the masks (least squares).
 
@@ -168,6 +171,8 @@ def fit_to_view(
     (Adam on their logits, from the voted values) to minimise Σ_p (Σ_i T_i·α_i·w_i − m_p)² over the
     voting pixels (the silhouette's edge excluded, as for the votes), so the selection drawn at the
     painted view is the painted mask, and other views inherit the corrected boundary.
+    progress(fraction, text) is told after each step; when cancel() turns true the fit stops and
+    returns the weights it has reached.
     """
     assert masks.ndim == 3 and masks.shape[1:] == (camera.height, camera.width), (
         f"masks must be [S, H, W] with H, W = {camera.height}, {camera.width}, got {tuple(masks.shape)}"
@@ -184,7 +189,9 @@ def fit_to_view(
     opt = torch.optim.Adam([logit], lr=FIT_LR)
     voting = None
     with torch.enable_grad():
-        for _ in range(steps):
+        for step in range(steps):
+            if cancel is not None and cancel():
+                break
             w = torch.where(free, torch.sigmoid(logit), weights)
             result = render(still, camera, (0.0, 0.0, 0.0), features=w, backend=backend)
             assert result.features is not None
@@ -194,6 +201,8 @@ def fit_to_view(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if progress is not None:
+                progress((step + 1) / steps, f"fitting to the view: step {step + 1}/{steps}")
     return torch.where(free, torch.sigmoid(logit), weights).detach()
 
 
