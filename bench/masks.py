@@ -47,12 +47,10 @@ from engine.data.frames import FrameLoader, LoadedFrame
 from engine.data.synth import SynthConfig, generate
 from engine.data.vhap_format import AvatarDataset, read_dataset
 from engine.head.components import COMPONENTS, labels_of
-from engine.head.params import FlameParams
-from engine.render.camera import Camera
 from engine.render.splats import Splats
 from engine.semantics.fci import agreement, dataset_label_views, triangle_labels, vote_labels, voted_labels
 from engine.semantics.lift import fill_unseen, fit_to_view, lift_many
-from engine.semantics.mapping_data import SampleView, build_mapping_data
+from engine.semantics.mapping_data import SampleView, TimePose, build_mapping_data, flame_keys
 from engine.semantics.mapping_net import (
     MappingNetConfig,
     MaskMappingNet,
@@ -80,13 +78,6 @@ def cached_dataset(cfg: SynthConfig, cache: Path) -> Path:
     if not (out / "transforms_train.json").is_file():
         generate(out, cfg)
     return out
-
-
-def nearest_time(seq: FlameParams, query: FlameParams, i: int) -> int:
-    """Row of seq whose expression, jaw, eyes and head pose are nearest to row i of query."""
-    def vec(p: FlameParams, rows: slice | int) -> torch.Tensor:
-        return torch.cat([p.expr[rows], p.jaw_pose[rows], p.eyes_pose[rows], p.rotation[rows]], dim=-1)
-    return int((vec(seq, slice(None)) - vec(query, i)).norm(dim=-1).argmin())
 
 
 def add(acc: dict, name: str, masks: torch.Tensor, gt: torch.Tensor) -> None:
@@ -119,9 +110,8 @@ class Bench:
         self.m0 = torch.stack([group_mask(self.ref.labels, g).float() for g in GROUPS])  # [G, H, W]
         with torch.no_grad():
             self.rest = self.avatar.splats(self.avatar.head.neutral_params()).means
-        azimuths = [camera_azimuth(r.camera) for r in train]
-        self.az_lo, self.az_hi = min(azimuths), max(azimuths)
-        self.net_rows = sorted(self.train_ts.index(t) for t in self.net_ts)
+        self.tp = TimePose.of(self.train_ts, flame_keys(self.ds.flame_params("train")), sorted(self.net_ts),
+                              [r.camera for r in train])
 
     def splats_at(self, t: int) -> Splats:
         if t not in self._splats:
@@ -129,21 +119,12 @@ class Bench:
                 self._splats[t] = self.avatar.splats(self.params.frame(self.ts.index(t)))
         return self._splats[t]
 
-    def norm_p(self, camera: Camera) -> float:
-        """Camera azimuth normalised over the training cameras (their azimuths fall on grid nodes)."""
-        return (camera_azimuth(camera) - self.az_lo) / max(1e-6, self.az_hi - self.az_lo)
-
-    def norm_t(self, row: int) -> float:
-        """Row of the training sequence normalised so that the network's training times fall on grid nodes."""
-        return (row - self.net_rows[0]) / max(1, self.net_rows[-1] - self.net_rows[0])
-
 
 def train_net(b: Bench, steps: int) -> tuple[MaskMappingNet, dict]:
     """The network, trained on every component region of the reference label map at net times x training cameras."""
     ref = b.ref
     comp = torch.stack([(ref.labels == c).float() for c in range(len(COMPONENTS)) if bool((ref.labels == c).any())])
-    samples = [SampleView(b.splats_at(r.timestep), r.camera.resized(NET_SIZE, NET_SIZE),
-                          b.norm_t(b.train_ts.index(r.timestep)), b.norm_p(r.camera))
+    samples = [SampleView(b.splats_at(r.timestep), r.camera.resized(NET_SIZE, NET_SIZE), b.tp.t(r.timestep), b.tp.p(r.camera))
                for r in b.ds.frames("train") if r.timestep in b.net_ts]
     t1 = time.perf_counter()
     data, _ = build_mapping_data(b.splats_at(ref.record.timestep), ref.camera, comp, samples, b.rest,
@@ -162,7 +143,7 @@ def evaluate(b: Bench, selected: torch.Tensor, voted: torch.Tensor, net: MaskMap
     """(IoU per method and frame kind, seconds per method) over held-out and held-out-expression frames.
 
     selected, voted [N, G]: the exact method's selection with and without fit_to_view."""
-    test_seq, test_ts, train_seq = b.ds.flame_params("test"), b.ds.timesteps("test"), b.ds.flame_params("train")
+    test_keys, test_ts = flame_keys(b.ds.flame_params("test")), b.ds.timesteps("test")
     acc: dict[str, dict] = {}
     times = {"exact": 0.0, "net": 0.0}
     for split, records in (("", held), ("expr_", expr)):
@@ -174,9 +155,9 @@ def evaluate(b: Bench, selected: torch.Tensor, voted: torch.Tensor, net: MaskMap
             exact = render_weights(s, f.camera, selected).permute(2, 0, 1) >= MASK_LEVEL
             times["exact"] += time.perf_counter() - t3
             add(acc, split + "exact_votes_only", render_weights(s, f.camera, voted).permute(2, 0, 1) >= MASK_LEVEL, gt)
-            row = b.train_ts.index(r.timestep) if split == "" else nearest_time(train_seq, test_seq, test_ts.index(r.timestep))
+            t = b.tp.t(r.timestep) if split == "" else b.tp.t(r.timestep, test_keys[test_ts.index(r.timestep)])
             t4 = time.perf_counter()
-            pred = predict_masks(net, b.m0, b.norm_t(row), b.norm_p(f.camera), gt.shape[1:]) >= 0.5
+            pred = predict_masks(net, b.m0, t, b.tp.p(f.camera), gt.shape[1:]) >= 0.5
             times["net"] += time.perf_counter() - t4
             lm = render_label_map(s, f.camera, b.avatar.gaussians.labels, len(COMPONENTS))
             add(acc, split + "exact", exact, gt)

@@ -8,12 +8,15 @@ Actions:
   are fitted so the selection drawn at that view is the mask (fit_to_view); save the avatar and its
   selection.npz (the GUI loads it with the avatar).
 - render: render a selection as binary mask PNGs ({timestep:05d}_{camera:02d}.png) at every frame of a
-  split; with --components, report the IoU against the dataset's label regions.
+  split; with --components, report the IoU against the dataset's label regions. --method net uses the
+  paper's mapping network instead of rendering the Gaussians: trained on exact renders of the
+  selection at the training frames, it warps the mask the selection was lifted from (saved by lift).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +29,9 @@ from app.cli import CommandError
 from app.commands import component_names, load_avatar_arg
 
 if TYPE_CHECKING:
+    from engine.avatar.avatar import Avatar
     from engine.data.vhap_format import AvatarDataset, FrameRecord
+    from engine.head.params import FlameParams
 
 
 def _action(actions: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], summary: str,
@@ -76,6 +81,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     render.add_argument("--components", nargs="+", default=None, metavar="NAME",
                         help="compare with the dataset's label region of these components or groups (IoU)")
     render.add_argument("--out", required=True, metavar="DIR", help="folder to write the mask PNGs into")
+    render.add_argument("--method", choices=("exact", "net"), default="exact",
+                        help="exact (default): render the selected Gaussians; net: the mapping network, trained "
+                             "here, warps the mask the selection was lifted from (a selection made by 'masks lift')")
+    render.add_argument("--net-steps", type=int, default=400, metavar="N",
+                        help="mapping-network training steps (--method net; default 400)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -244,7 +254,9 @@ def run_lift(args: argparse.Namespace) -> int:
     weights = fit_to_view(splats, record.camera, mask[None], weights[:, None], lifted.seen, steps)[:, 0]
     selection = Selection(weights.detach().cpu().clamp(0.0, 1.0), args.threshold)
     out = save_avatar(avatar, args.out)
-    save_selection(selection, out / SELECTION_FILE)
+    reference = {"reference_mask": mask.float(), "reference_timestep": torch.tensor(record.timestep),
+                 "reference_camera": torch.tensor(record.camera_index)}  # what `render --method net` warps
+    save_selection(selection, out / SELECTION_FILE, reference)
     seen = int(lifted.seen.sum())
     print(f"lifted {source} ({int((mask >= 0.5).sum()):,} px) at {where} ({w}x{h}) onto {avatar.gaussians.count:,} "
           f"Gaussians: {seen:,} seen, {avatar.gaussians.count - seen:,} filled by component "
@@ -283,25 +295,88 @@ def run_render(args: argparse.Namespace) -> int:
     selection = load_selection(selection_file, avatar.gaussians.count)  # FileFormatError on a count mismatch
     params = timestep_params(avatar, dataset)
     weights = selection.mask.float()  # [N]: render the selected set, as the GUI shows it
+    net = _mapping_net(args, avatar, dataset, params, selection_file, weights) if args.method == "net" else None
     out = Path(args.out)
     start = time.perf_counter()
     inter = union = pixels = 0
     splats, posed_at = None, None
     with progress_bar("masks render") as progress:
         for i, r in enumerate(records):
-            if posed_at != r.timestep:
-                with torch.no_grad():
-                    splats, posed_at = avatar.splats(params[r.timestep]), r.timestep
-            mask = render_mask(splats, r.camera, weights)  # [H, W] bool
+            if net is not None:
+                mask = net(r)
+            else:
+                if posed_at != r.timestep:
+                    with torch.no_grad():
+                        splats, posed_at = avatar.splats(params[r.timestep]), r.timestep
+                mask = render_mask(splats, r.camera, weights)  # [H, W] bool
             save_png(out / f"{r.timestep:05d}_{r.camera_index:02d}.png", mask.to(torch.uint8) * 255)
             pixels += int(mask.sum())
             if wanted is not None:
                 gt = _region(_label_map(r), wanted[1])
                 inter, union = inter + int((mask & gt).sum()), union + int((mask | gt).sum())
             progress((i + 1) / len(records), f"{i + 1}/{len(records)} masks")
-    print(f"wrote {len(records)} masks of split {args.split!r} to {out} ({int(selection.mask.sum()):,} Gaussians "
-          f"selected, {pixels / len(records):.0f} px per mask; {time.perf_counter() - start:.1f} s)")
+    how = "by the mapping network" if net is not None else f"of {int(selection.mask.sum()):,} selected Gaussians"
+    print(f"wrote {len(records)} masks of split {args.split!r} to {out} ({how}, {pixels / len(records):.0f} px per mask; "
+          f"{time.perf_counter() - start:.1f} s)")
     if wanted is not None:
         score = inter / union if union else 1.0
         print(f"IoU {wanted[0]}: {score:.3f} (Σ intersection / Σ union over {len(records)} frames)")
     return 0
+
+
+NET_SAMPLES = 96  # at most this many training frames train the mapping network (every k-th frame)
+NET_SIZE = 128  # resolution of its training samples
+
+
+def _mapping_net(args: argparse.Namespace, avatar: Avatar, dataset: AvatarDataset, params: dict[int, FlameParams],
+                 selection_file: Path, selected: Tensor) -> Callable[[FrameRecord], Tensor]:
+    """Train the mapping network on the selection (selected [N]) and return frame -> [H, W] bool mask."""
+    from app.progress import progress_bar
+    from engine.render.splats import Splats
+    from engine.semantics.mapping_data import SampleView, TimePose, build_mapping_data, flame_keys
+    from engine.semantics.mapping_net import MappingNetConfig, predict_masks, train_mapping_net
+    from engine.semantics.selection import load_selection_extras
+
+    if args.net_steps < 1:
+        raise CommandError(f"--net-steps must be 1 or more, got {args.net_steps}")
+    extras = load_selection_extras(selection_file)
+    if "reference_mask" not in extras:
+        raise CommandError(f"{selection_file}: no reference mask to warp (the mapping network carries the mask a "
+                           "selection was lifted from: make it with 'dynamicavatars masks lift', or use --method exact)")
+    m0 = torch.from_numpy(extras["reference_mask"]).float()
+    ref = _find_frame(dataset, int(extras["reference_timestep"]), int(extras["reference_camera"]))
+    if tuple(m0.shape) != (ref.camera.height, ref.camera.width):
+        raise CommandError(f"{selection_file}: reference mask is {m0.shape[-1]}x{m0.shape[0]}, the image of timestep "
+                           f"{ref.timestep}, camera {ref.camera_index} is {ref.camera.width}x{ref.camera.height}")
+    train = _split(dataset, "train")
+    used = train[:: max(1, math.ceil(len(train) / NET_SAMPLES))]
+    trained = sorted({r.timestep for r in used})
+    tp = TimePose.of(dataset.timesteps("train"), flame_keys(dataset.flame_params("train")), trained,
+                     [r.camera for r in train])
+    posed: dict[int, Splats] = {}
+
+    def splats_at(t: int) -> Splats:
+        if t not in posed:
+            with torch.no_grad():
+                s = avatar.splats(params[t])
+            posed[t] = Splats(s.means, s.quats, s.scales, s.opacities, s.sh[:, :1])  # colour unused: degree 0
+        return posed[t]
+
+    start = time.perf_counter()
+    samples = [SampleView(splats_at(r.timestep), r.camera.resized(NET_SIZE, NET_SIZE), tp.t(r.timestep), tp.p(r.camera))
+               for r in used]
+    cameras = len({r.camera_index for r in train})
+    config = MappingNetConfig(grid_t=min(16, len(trained)), grid_p=min(8, cameras), steps=args.net_steps)
+    with progress_bar("mapping network") as progress:
+        data, _ = build_mapping_data(splats_at(ref.timestep), ref.camera, m0[None], samples, selected=selected[:, None],
+                                     progress=lambda f, text: progress(0.2 * f, text))
+        net, losses = train_mapping_net(data, config, progress=lambda f, text: progress(0.2 + 0.8 * f, text))
+    print(f"mapping network: trained on {len(samples)} frames of split 'train' ({config.steps} steps, final loss "
+          f"{losses[-1]:.4f}; {time.perf_counter() - start:.1f} s)")
+    keys, every = flame_keys(dataset.flame_params(None)), dataset.timesteps(None)
+
+    def predict(r: FrameRecord) -> Tensor:
+        t = tp.t(r.timestep) if r.timestep in tp.sequence else tp.t(r.timestep, keys[every.index(r.timestep)])
+        return predict_masks(net, m0[None], t, tp.p(r.camera), (r.camera.height, r.camera.width))[0] >= 0.5
+
+    return predict

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from engine.head.params import FlameParams
 from engine.render.camera import Camera
 from engine.render.rasterize import render
 from engine.render.splats import Splats
 from engine.semantics.lift import fill_unseen, lift_many
-from engine.semantics.mapping_net import MappingData
+from engine.semantics.mapping_net import MappingData, camera_azimuth
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,50 @@ class SampleView:
     camera: Camera  # the view (rendered at the data size, see build_mapping_data)
     t: float  # normalised time in [0, 1]
     p: float  # normalised camera azimuth in [0, 1]
+
+
+def flame_keys(params: FlameParams) -> Tensor:
+    """[T, D] what tells frames apart for the mapping network: expression, jaw, eyes and head rotation."""
+    return torch.cat([params.expr, params.jaw_pose, params.eyes_pose, params.rotation], dim=-1).float()
+
+
+@dataclass(frozen=True)
+class TimePose:
+    """Where a frame falls on the mapping network's time–pose plane (t and p in [0, 1]).
+
+    Time is the frame's place in the training sequence, scaled so the first and last timesteps the
+    network trains on are 0 and 1 (frames in between interpolate the grid). A frame of another
+    sequence (held-out expressions) takes the place of the training frame whose FLAME parameters are
+    nearest. Pose is the camera azimuth, scaled over the training cameras' range.
+    """
+
+    sequence: tuple[int, ...]  # the training sequence's timesteps, in order
+    keys: Tensor  # [T, D] their flame_keys
+    lo: int  # row of the first trained timestep in sequence
+    hi: int  # row of the last trained timestep
+    az_lo: float  # degrees: azimuth of the training cameras, lowest
+    az_hi: float  # highest
+
+    @staticmethod
+    def of(sequence: list[int], keys: Tensor, trained: list[int], cameras: list[Camera]) -> TimePose:
+        """From the sequence's timesteps and flame_keys [T, D], the trained timesteps and the training cameras."""
+        assert keys.shape[0] == len(sequence), f"keys must be [T={len(sequence)}, D], got {tuple(keys.shape)}"
+        rows = [sequence.index(t) for t in trained]
+        azimuths = [camera_azimuth(c) for c in cameras]
+        return TimePose(tuple(sequence), keys, min(rows), max(rows), min(azimuths), max(azimuths))
+
+    def t(self, timestep: int, key: Tensor | None = None) -> float:
+        """Normalised time of a timestep of the sequence, or of another frame by its flame_keys row key [D]."""
+        if timestep in self.sequence and key is None:
+            row = self.sequence.index(timestep)
+        else:
+            assert key is not None, f"timestep {timestep} is not in the training sequence: give its FLAME key"
+            row = int((self.keys - key.to(self.keys)).norm(dim=-1).argmin())
+        return min(1.0, max(0.0, (row - self.lo) / max(1, self.hi - self.lo)))
+
+    def p(self, camera: Camera) -> float:
+        """Normalised azimuth of a camera (clamped to the training cameras' range)."""
+        return min(1.0, max(0.0, (camera_azimuth(camera) - self.az_lo) / max(1e-6, self.az_hi - self.az_lo)))
 
 
 def project_uv(means: Tensor, camera: Camera) -> Tensor:
@@ -80,14 +125,18 @@ def build_mapping_data(
     threshold: float = 0.5,  # lifted weight at which a Gaussian is selected
     backend: str = "auto",
     progress: Callable[[float, str], None] | None = None,
+    selected: Tensor | None = None,  # [N, S] the masks' selections when already lifted (then no lifting here)
 ) -> tuple[MappingData, Tensor]:
     """(MappingData with targets at the samples' camera size, selected [N, S] float)."""
     assert samples, "build_mapping_data needs at least one sample view"
-    lifted = lift_many(ref_splats, ref_camera, masks, backend)
-    weights = lifted.weights
-    if rest_points is not None:
-        weights = fill_unseen(weights, lifted.seen, rest_points, labels=labels)
-    selected = (weights >= threshold).float()
+    if selected is None:
+        lifted = lift_many(ref_splats, ref_camera, masks, backend)
+        weights = lifted.weights
+        if rest_points is not None:
+            weights = fill_unseen(weights, lifted.seen, rest_points, labels=labels)
+        selected = (weights >= threshold).float()
+    assert selected.shape == (ref_splats.count, masks.shape[0]), (
+        f"selected must be [N={ref_splats.count}, S={masks.shape[0]}], got {tuple(selected.shape)}")
     uv = project_uv(ref_splats.means, ref_camera)
     targets, alphas, flows = [], [], []
     for i, view in enumerate(samples):

@@ -140,3 +140,11 @@ def load_selection(path: str | os.PathLike, count: int | None = None) -> Selecti
     if count is not None and weights.shape[0] != count:
         raise FileFormatError(p, f"selection has {weights.shape[0]} Gaussians, the avatar has {count}")
     return Selection(weights, threshold)
+
+
+def load_selection_extras(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The named extra arrays save_selection wrote beside a selection ({} when there are none)."""
+    p = Path(path)
+    load_selection(p)  # the same checks and errors as the selection itself
+    with np.load(p, allow_pickle=False) as data:
+        return {k.removeprefix("extra_"): np.asarray(data[k]) for k in data.files if k.startswith("extra_")}
