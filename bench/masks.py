@@ -49,7 +49,7 @@ from engine.data.vhap_format import AvatarDataset, read_dataset
 from engine.head.components import COMPONENTS, labels_of
 from engine.render.splats import Splats
 from engine.semantics.fci import agreement, dataset_label_views, triangle_labels, vote_labels, voted_labels
-from engine.semantics.lift import fill_unseen, fit_to_view, lift_many
+from engine.semantics.lift import MaskView, fill_unseen, fit_to_view, fit_to_views, lift_many
 from engine.semantics.mapping_data import SampleView, TimePose, build_mapping_data, flame_keys
 from engine.semantics.mapping_net import (
     MappingNetConfig,
@@ -138,11 +138,25 @@ def train_net(b: Bench, steps: int) -> tuple[MaskMappingNet, dict]:
     return net, info
 
 
+def multiview_fit(b: Bench, start: torch.Tensor, count: int, steps: int) -> torch.Tensor:
+    """[N, G] the weights start [N, G] fitted to the groups' label regions at `count` training frames at once."""
+    train = list(b.ds.frames("train"))
+    views = []
+    for r in train[:: max(1, len(train) // count)][:count]:
+        f = b.loader.load(r)
+        views.append(MaskView(b.splats_at(r.timestep), f.camera, torch.stack([group_mask(f.labels, g).float() for g in GROUPS])))
+    seen = torch.zeros(start.shape[0], dtype=torch.bool)
+    for v in views:
+        seen |= lift_many(v.splats, v.camera, v.masks).seen.any(dim=1)
+    return fit_to_views(views, start, seen, steps)
+
+
 def evaluate(b: Bench, selected: torch.Tensor, voted: torch.Tensor, net: MaskMappingNet, held: list,
-             expr: list) -> tuple[dict, dict]:
+             expr: list, extra: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     """(IoU per method and frame kind, seconds per method) over held-out and held-out-expression frames.
 
-    selected, voted [N, G]: the exact method's selection with and without fit_to_view."""
+    selected, voted [N, G]: the exact method's selection with and without fit_to_view; extra: more
+    per-Gaussian weights [N, G] to render and score by name."""
     test_keys, test_ts = flame_keys(b.ds.flame_params("test")), b.ds.timesteps("test")
     acc: dict[str, dict] = {}
     times = {"exact": 0.0, "net": 0.0}
@@ -155,6 +169,8 @@ def evaluate(b: Bench, selected: torch.Tensor, voted: torch.Tensor, net: MaskMap
             exact = render_weights(s, f.camera, selected).permute(2, 0, 1) >= MASK_LEVEL
             times["exact"] += time.perf_counter() - t3
             add(acc, split + "exact_votes_only", render_weights(s, f.camera, voted).permute(2, 0, 1) >= MASK_LEVEL, gt)
+            for name, w in extra.items():
+                add(acc, split + name, render_weights(s, f.camera, w).permute(2, 0, 1) >= MASK_LEVEL, gt)
             t = b.tp.t(r.timestep) if split == "" else b.tp.t(r.timestep, test_keys[test_ts.index(r.timestep)])
             t4 = time.perf_counter()
             pred = predict_masks(net, b.m0, t, b.tp.p(f.camera), gt.shape[1:]) >= 0.5
@@ -196,12 +212,17 @@ def main() -> None:
     fitted = fit_to_view(b.splats_at(b.ref.record.timestep), b.ref.camera, b.m0, filled, lifted.seen)
     fit_ms = 1000 * (time.perf_counter() - t0) - lift_ms
     selected, voted = (fitted >= 0.5).float(), (filled >= 0.5).float()
+    t_mv = time.perf_counter()
+    many = multiview_fit(b, fitted, 8 if args.quick else 24, 20 if args.quick else 30)
+    multiview_s = time.perf_counter() - t_mv
+    extra = {"exact_soft": fitted * (fitted >= 0.5), "components_multiview": many * (many >= 0.5),
+             "components_multiview_binary": (many >= 0.5).float()}
     net, info = train_net(b, 150 if args.quick else 1500)
     held = [r for r in b.ds.frames("train") if r.timestep not in b.net_ts] + list(b.ds.frames("val"))
     expr = list(b.ds.frames("test"))
     if args.quick:
         held, expr = held[::2], expr[::3]
-    iou, times = evaluate(b, selected, voted, net, held, expr)
+    iou, times = evaluate(b, selected, voted, net, held, expr, extra)
     t5 = time.perf_counter()
     views = dataset_label_views(b.avatar, b.ds, "train", stride=3 if args.quick else 1)
     fci_labels, seen = voted_labels(vote_labels(b.avatar, views))
@@ -235,6 +256,7 @@ def main() -> None:
         "mapping_net_ms_per_frame": round(1000 * times["net"] / n, 2),
         "lift_ms": round(lift_ms, 1),
         "fit_ms": round(fit_ms, 1),
+        "components_multiview_s": round(multiview_s, 1),
         "mapping_net_train_s": round(info["train_s"], 2),
         "mapping_net_samples": info["samples"],
         "size": cfg.size,

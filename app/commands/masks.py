@@ -5,7 +5,8 @@ Actions:
   triangle labels (engine.semantics.fci.identify) and save the avatar with the fused labels.
 - lift: lift a painted mask, or the dataset's label region of some components, at one frame onto the
   avatar posed at that frame; unseen Gaussians take their component's weight (fill_unseen), seen ones
-  are fitted so the selection drawn at that view is the mask (fit_to_view); save the avatar and its
+  are fitted so the selection drawn at that view is the mask (fit_to_view; with --fit-frames, drawn at
+  more training frames too is their label region: fit_to_views); save the avatar and its
   selection.npz (the GUI loads it with the avatar).
 - render: render a selection as binary mask PNGs ({timestep:05d}_{camera:02d}.png) at every frame of a
   split; with --components, report the IoU against the dataset's label regions. --method net uses the
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from engine.avatar.avatar import Avatar
     from engine.data.vhap_format import AvatarDataset, FrameRecord
     from engine.head.params import FlameParams
+    from engine.semantics.lift import MaskView
 
 
 def _action(actions: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], summary: str,
@@ -70,6 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lift.add_argument("--fit-steps", type=int, default=None, metavar="N",
                       help="steps fitting the weights so the selection drawn at this view is the mask "
                            "(default: engine.semantics.lift.FIT_STEPS; 0: votes only)")
+    lift.add_argument("--fit-frames", type=int, default=0, metavar="N",
+                      help="with --components: also fit to the components' label regions at N training frames at "
+                           "once (multi-view least squares; sharper outlines everywhere, slower)")
     lift.add_argument("--out", required=True, help="folder to write the avatar and its selection.npz to")
 
     render = _action(actions, "render", run_render, "render a selection as binary mask PNGs at every frame of a split",
@@ -220,13 +225,17 @@ def run_lift(args: argparse.Namespace) -> int:
     from engine.avatar.files import save_avatar
     from engine.io.images import read_mask_png
     from engine.semantics.fci import timestep_params
-    from engine.semantics.lift import FIT_STEPS, fill_unseen, fit_to_view, lift_mask
+    from app.progress import progress_bar
+    from engine.semantics.lift import FIT_STEPS, MaskView, fill_unseen, fit_to_views, lift_mask
     from engine.semantics.selection import SELECTION_FILE, Selection, save_selection
 
     if not 0.0 <= args.threshold <= 1.0:
         raise CommandError(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.fit_steps is not None and args.fit_steps < 0:
         raise CommandError(f"--fit-steps must be 0 or more, got {args.fit_steps}")
+    if args.fit_frames < 0 or (args.fit_frames and not args.components):
+        raise CommandError("--fit-frames needs --components (the other frames' masks are the dataset's label regions)"
+                           if args.fit_frames > 0 else f"--fit-frames must be 0 or more, got {args.fit_frames}")
     wanted = _wanted(args.components) if args.components else None
     dataset = _load_dataset(args.dataset)
     record = _find_frame(dataset, args.timestep, args.camera)
@@ -245,13 +254,20 @@ def run_lift(args: argparse.Namespace) -> int:
         source = f"the {wanted[0]} region"
     avatar = load_avatar_arg(args)
     start = time.perf_counter()
+    params = timestep_params(avatar, dataset)
     with torch.no_grad():
-        splats = avatar.splats(timestep_params(avatar, dataset)[record.timestep])
+        splats = avatar.splats(params[record.timestep])
         rest = avatar.splats(avatar.head.neutral_params()).means  # [N, 3]: components stay apart at rest
     lifted = lift_mask(splats, record.camera, mask)
     weights = fill_unseen(lifted.weights, lifted.seen, rest, labels=avatar.gaussians.labels)
     steps = FIT_STEPS if args.fit_steps is None else args.fit_steps
-    weights = fit_to_view(splats, record.camera, mask[None], weights[:, None], lifted.seen, steps)[:, 0]
+    views, free = [MaskView(splats, record.camera, mask[None])], lifted.seen
+    if args.fit_frames:
+        assert wanted is not None
+        more, seen_there = _region_views(avatar, dataset, params, wanted[1], args.fit_frames, record)
+        views, free = views + more, free | seen_there
+    with progress_bar("masks lift") as progress:
+        weights = fit_to_views(views, weights[:, None], free, steps, progress=progress)[:, 0]
     selection = Selection(weights.detach().cpu().clamp(0.0, 1.0), args.threshold)
     out = save_avatar(avatar, args.out)
     reference = {"reference_mask": mask.float(), "reference_timestep": torch.tensor(record.timestep),
@@ -259,11 +275,31 @@ def run_lift(args: argparse.Namespace) -> int:
     save_selection(selection, out / SELECTION_FILE, reference)
     seen = int(lifted.seen.sum())
     print(f"lifted {source} ({int((mask >= 0.5).sum()):,} px) at {where} ({w}x{h}) onto {avatar.gaussians.count:,} "
-          f"Gaussians: {seen:,} seen, {avatar.gaussians.count - seen:,} filled by component "
-          f"({1000 * (time.perf_counter() - start):.0f} ms)")
+          f"Gaussians: {seen:,} seen, {avatar.gaussians.count - seen:,} filled by component; fitted at "
+          f"{len(views)} view{'s' if len(views) > 1 else ''} ({1000 * (time.perf_counter() - start):.0f} ms)")
     print(f"selected {int(selection.mask.sum()):,} Gaussians (weight >= {args.threshold:g})")
     print(f"wrote {out} and {out / SELECTION_FILE}")
     return 0
+
+
+def _region_views(avatar: Avatar, dataset: AvatarDataset, params: dict[int, FlameParams], wanted: list[int],
+                  count: int, skip: FrameRecord) -> tuple[list[MaskView], Tensor]:
+    """(the label region of `wanted` at `count` training frames spread over the split (but skip), [N] bool
+    the Gaussians they see)."""
+    from engine.semantics.lift import MaskView, lift_mask
+
+    train = _split(dataset, "train")
+    views: list[MaskView] = []
+    seen = torch.zeros(avatar.gaussians.count, dtype=torch.bool)
+    for r in train[:: max(1, len(train) // count)][:count]:
+        if (r.timestep, r.camera_index) == (skip.timestep, skip.camera_index):
+            continue
+        with torch.no_grad():
+            posed = avatar.splats(params[r.timestep])
+        region = _region(_label_map(r), wanted).float()
+        views.append(MaskView(posed, r.camera, region[None]))
+        seen |= lift_mask(posed, r.camera, region).seen.cpu()
+    return views, seen
 
 
 # ---- render ---------------------------------------------------------------------------------------

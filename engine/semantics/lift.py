@@ -24,7 +24,7 @@ view reproduces the painted mask along thin parts' outlines.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -152,6 +152,15 @@ def lift_many(
                       level=SEEN_SHARE * camera.height * camera.width)
 
 
+@dataclass(frozen=True)
+class MaskView:
+    """Masks as they should look at one view: the avatar posed there, the camera, the masks."""
+
+    splats: Splats
+    camera: Camera
+    masks: Tensor  # [S, H, W] float in [0, 1] (or bool), H, W = the camera's size
+
+
 def fit_to_view(
     splats: Splats,
     camera: Camera,
@@ -174,35 +183,50 @@ def fit_to_view(
     progress(fraction, text) is told after each step; when cancel() turns true the fit stops and
     returns the weights it has reached.
     """
-    assert masks.ndim == 3 and masks.shape[1:] == (camera.height, camera.width), (
-        f"masks must be [S, H, W] with H, W = {camera.height}, {camera.width}, got {tuple(masks.shape)}"
-    )
-    assert weights.shape == (splats.count, masks.shape[0]), (
-        f"weights must be [N, S] = [{splats.count}, {masks.shape[0]}], got {tuple(weights.shape)}"
-    )
+    return fit_to_views([MaskView(splats, camera, masks)], weights, free, steps, backend, edge_px, progress, cancel)
+
+
+def fit_to_views(
+    views: Sequence[MaskView],
+    weights: Tensor,  # [N, S] starting weights in [0, 1]
+    free: Tensor,  # [N] or [N, S] bool: weights the fit may change (Gaussians the views see)
+    steps: int = FIT_STEPS,
+    backend: str = "auto",
+    edge_px: int = EDGE_PX,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Tensor:
+    """[N, S] weights whose rendered coverage reproduces the masks at every view (fit_to_view's least
+    squares summed over the views, one Adam step per pass over all of them)."""
+    assert views, "fit_to_views needs at least one view"
+    for v in views:
+        assert v.masks.ndim == 3 and v.masks.shape == (weights.shape[1], v.camera.height, v.camera.width), (
+            f"masks must be [S, H, W] = [{weights.shape[1]}, {v.camera.height}, {v.camera.width}], got {tuple(v.masks.shape)}"
+        )
+        assert weights.shape[0] == v.splats.count, f"weights must be [N={v.splats.count}, S], got {tuple(weights.shape)}"
     free = (free[:, None] if free.ndim == 1 else free).expand_as(weights)
     if steps <= 0 or not bool(free.any()):
         return weights
-    still = _detached(splats)
-    target = masks.to(weights).clamp(0.0, 1.0).permute(1, 2, 0)  # [H, W, S]
+    still = [_detached(v.splats) for v in views]
+    targets = [v.masks.to(weights).clamp(0.0, 1.0).permute(1, 2, 0) for v in views]  # [H, W, S] each
+    voting: list[Tensor] = []  # [H, W, 1] per view, from its first render
     logit = torch.logit(weights.detach().clamp(FIT_CLAMP, 1.0 - FIT_CLAMP)).requires_grad_(True)
     opt = torch.optim.Adam([logit], lr=FIT_LR)
-    voting = None
     with torch.enable_grad():
         for step in range(steps):
             if cancel is not None and cancel():
                 break
-            w = torch.where(free, torch.sigmoid(logit), weights)
-            result = render(still, camera, (0.0, 0.0, 0.0), features=w, backend=backend)
-            assert result.features is not None
-            if voting is None:
-                voting = interior(result.alpha.detach(), edge_px)[..., None]  # [H, W, 1]
-            loss = (((result.features - target) * voting) ** 2).sum()
             opt.zero_grad()
-            loss.backward()
+            for i, (splats, view, target) in enumerate(zip(still, views, targets)):
+                w = torch.where(free, torch.sigmoid(logit), weights)
+                result = render(splats, view.camera, (0.0, 0.0, 0.0), features=w, backend=backend)
+                assert result.features is not None
+                if len(voting) == i:
+                    voting.append(interior(result.alpha.detach(), edge_px)[..., None])
+                (((result.features - target) * voting[i]) ** 2).sum().div(len(views)).backward()
             opt.step()
             if progress is not None:
-                progress((step + 1) / steps, f"fitting to the view: step {step + 1}/{steps}")
+                progress((step + 1) / steps, f"fitting to the view{'s' if len(views) > 1 else ''}: step {step + 1}/{steps}")
     return torch.where(free, torch.sigmoid(logit), weights).detach()
 
 
