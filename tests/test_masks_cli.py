@@ -18,7 +18,7 @@ from engine.data.synth import SynthConfig, generate
 from engine.data.vhap_format import read_dataset
 from engine.head.components import labels_of
 from engine.semantics.fci import triangle_labels
-from engine.semantics.selection import SELECTION_FILE, Selection, load_selection, load_selection_extras, save_selection
+from engine.semantics.selection import SELECTION_FILE, Selection, load_selection, read_selection, save_selection
 
 LIFT_AT = ["--timestep", "0", "--camera", "2"]  # a training frame seen by the frontal camera (yaw 0)
 NET_STEPS = "150"
@@ -128,7 +128,7 @@ def test_render_by_the_mapping_network(dataset: Path, lips_lifted: Path, tmp_pat
                                        capsys: pytest.CaptureFixture) -> None:
     """The network the user can pick instead of the exact renders: trained on the lifted lips, it warps the
     lips mask saved with the selection to the held-out cameras and the held-out expressions."""
-    extras = load_selection_extras(lips_lifted / SELECTION_FILE)
+    _, extras = read_selection(lips_lifted / SELECTION_FILE)
     assert (int(extras["reference_timestep"]), int(extras["reference_camera"])) == (0, 2)
     assert extras["reference_mask"].shape == (128, 128)
     capsys.readouterr()

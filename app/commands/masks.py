@@ -30,6 +30,8 @@ from app.cli import CommandError
 from app.commands import component_names, load_avatar_arg
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from engine.avatar.avatar import Avatar
     from engine.data.vhap_format import AvatarDataset, FrameRecord
     from engine.head.params import FlameParams
@@ -319,7 +321,7 @@ def run_render(args: argparse.Namespace) -> int:
     from engine.io.images import save_png
     from engine.semantics.fci import timestep_params
     from engine.semantics.mask_render import render_mask
-    from engine.semantics.selection import load_selection
+    from engine.semantics.selection import read_selection
 
     wanted = _wanted(args.components) if args.components else None
     dataset = _load_dataset(args.dataset)
@@ -328,10 +330,10 @@ def run_render(args: argparse.Namespace) -> int:
         raise CommandError(f"{dataset.root}: split {args.split!r} has no label maps to compare with")
     selection_file = _selection_file(args)
     avatar = load_avatar_arg(args)
-    selection = load_selection(selection_file, avatar.gaussians.count)  # FileFormatError on a count mismatch
+    selection, extras = read_selection(selection_file, avatar.gaussians.count)  # FileFormatError on a count mismatch
     params = timestep_params(avatar, dataset)
     weights = selection.mask.float()  # [N]: render the selected set, as the GUI shows it
-    net = _mapping_net(args, avatar, dataset, params, selection_file, weights) if args.method == "net" else None
+    net = _mapping_net(args, avatar, dataset, params, selection_file, extras, weights) if args.method == "net" else None
     out = Path(args.out)
     start = time.perf_counter()
     inter = union = pixels = 0
@@ -365,17 +367,16 @@ NET_SIZE = 128  # resolution of its training samples
 
 
 def _mapping_net(args: argparse.Namespace, avatar: Avatar, dataset: AvatarDataset, params: dict[int, FlameParams],
-                 selection_file: Path, selected: Tensor) -> Callable[[FrameRecord], Tensor]:
-    """Train the mapping network on the selection (selected [N]) and return frame -> [H, W] bool mask."""
+                 selection_file: Path, extras: dict[str, np.ndarray], selected: Tensor) -> Callable[[FrameRecord], Tensor]:
+    """Train the mapping network on the selection (selected [N]; extras: those saved with it) and return
+    frame -> [H, W] bool mask."""
     from app.progress import progress_bar
     from engine.render.splats import Splats
     from engine.semantics.mapping_data import SampleView, TimePose, build_mapping_data, flame_keys
     from engine.semantics.mapping_net import MappingNetConfig, predict_masks, train_mapping_net
-    from engine.semantics.selection import load_selection_extras
 
     if args.net_steps < 1:
         raise CommandError(f"--net-steps must be 1 or more, got {args.net_steps}")
-    extras = load_selection_extras(selection_file)
     if "reference_mask" not in extras:
         raise CommandError(f"{selection_file}: no reference mask to warp (the mapping network carries the mask a "
                            "selection was lifted from: make it with 'dynamicavatars masks lift', or use --method exact)")

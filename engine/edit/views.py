@@ -23,12 +23,11 @@ def dilate(mask: Tensor, radius: int) -> Tensor:
 def crop_camera(camera: Camera, points: Tensor, size: int, margin: float = 0.35, min_fraction: float = 0.3) -> Camera:
     """A size × size camera looking at the square around points [P, 3] (projected through camera),
     enlarged by margin on each side and at least min_fraction of the image's shorter side."""
-    p = points.float() @ camera.world_to_cam[:3, :3].float().T + camera.world_to_cam[:3, 3].float()
-    p = p[p[:, 2] > camera.near]
-    if p.shape[0] == 0:
+    pixels, depth = camera.project_points(points.float())
+    pixels = pixels[depth > camera.near]
+    if pixels.shape[0] == 0:
         return camera.resized(size, size)
-    u = camera.fx * p[:, 0] / p[:, 2] + camera.cx
-    v = camera.fy * p[:, 1] / p[:, 2] + camera.cy
+    u, v = pixels[:, 0], pixels[:, 1]
     u0, u1 = float(u.quantile(0.01)), float(u.quantile(0.99))
     v0, v1 = float(v.quantile(0.01)), float(v.quantile(0.99))
     side = max(u1 - u0, v1 - v0) * (1 + 2 * margin)

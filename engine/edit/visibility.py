@@ -93,13 +93,11 @@ def measure_visibility(avatar: Avatar, views: list[View], selection: Tensor, siz
         images.append(result.rgb)
         masks.append(mask)
         area[i] = mask.sum() / float(size * size)
-        p = means @ cam.world_to_cam[:3, :3].float().T + cam.world_to_cam[:3, 3].float()
-        z = p[:, 2].clamp_min(1e-6)
-        u, v = cam.fx * p[:, 0] / z + cam.cx, cam.fy * p[:, 1] / z + cam.cy
-        inside = (p[:, 2] > cam.near) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
-        q = means @ crop.world_to_cam[:3, :3].float().T + crop.world_to_cam[:3, 3].float()
-        qz = q[:, 2].clamp_min(1e-6)
-        cu, cv = crop.fx * q[:, 0] / qz + crop.cx, crop.fy * q[:, 1] / qz + crop.cy
+        pixels, z = cam.project_points(means)
+        u, v = pixels[:, 0], pixels[:, 1]
+        inside = (z > cam.near) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+        crop_pixels, qz = crop.project_points(means)
+        cu, cv, qz = crop_pixels[:, 0], crop_pixels[:, 1], qz.clamp_min(1e-6)
         mask_at, valid = _sample(mask, cu, cv)
         depth_at, _ = _sample(torch.where(result.alpha > 0.05, result.depth, torch.full_like(mask, 1e9)), cu, cv)
         tolerance = 2.0 * splats.scales[idx].max(1).values + 0.005 * qz

@@ -51,6 +51,16 @@ class Camera:
         """[3] camera centre in world coordinates."""
         return self.cam_to_world[:3, 3]
 
+    def project_points(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """(pixel positions [N, 2] as (u, v), depths [N]) of world points [N, 3], in points' dtype.
+
+        Pixel centres sit at +0.5 (module docstring); a point at depth ≤ 1e-6 divides by 1e-6.
+        """
+        w2c = self.world_to_cam.to(points)
+        p = points @ w2c[:3, :3].T + w2c[:3, 3]
+        z = p[:, 2].clamp(min=1e-6)
+        return torch.stack([self.fx * p[:, 0] / z + self.cx, self.fy * p[:, 1] / z + self.cy], dim=1), p[:, 2]
+
     def resized(self, width: int, height: int) -> "Camera":
         """The same view at another image size (intrinsics scaled)."""
         sx, sy = width / self.width, height / self.height

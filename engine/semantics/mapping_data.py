@@ -82,12 +82,8 @@ class TimePose:
 
 def project_uv(means: Tensor, camera: Camera) -> Tensor:
     """[N, 2] centres means [N, 3] projected by camera, normalised to [-1, 1] (grid_sample, align_corners=False)."""
-    w2c = camera.world_to_cam.to(means)
-    p = means @ w2c[:3, :3].T + w2c[:3, 3]
-    z = p[:, 2].clamp(min=1e-6)
-    x = (camera.fx * p[:, 0] / z + camera.cx) / camera.width
-    y = (camera.fy * p[:, 1] / z + camera.cy) / camera.height
-    return torch.stack([x, y], dim=1) * 2 - 1
+    pixels, _ = camera.project_points(means)
+    return pixels / torch.tensor([camera.width, camera.height]).to(pixels) * 2 - 1
 
 
 def render_sample(

@@ -119,6 +119,12 @@ def save_selection(selection: Selection, path: str | os.PathLike, names: dict[st
 
 def load_selection(path: str | os.PathLike, count: int | None = None) -> Selection:
     """Read a selection npz; count (the avatar's Gaussian count) is checked when given."""
+    return read_selection(path, count)[0]
+
+
+def read_selection(path: str | os.PathLike, count: int | None = None) -> tuple[Selection, dict[str, np.ndarray]]:
+    """(the selection, the named extra arrays save_selection wrote beside it) from one read of the npz;
+    count (the avatar's Gaussian count) is checked when given."""
     p = Path(path)
     if not p.is_file():
         raise FileFormatError(p, "selection file not found")
@@ -131,6 +137,7 @@ def load_selection(path: str | os.PathLike, count: int | None = None) -> Selecti
                 raise FileFormatError(p, f"selection format {int(data['version'])} is newer than this program's")
             weights = torch.from_numpy(np.asarray(data["weights"], dtype=np.float32))
             threshold = float(data["threshold"])
+            extras = {k.removeprefix("extra_"): np.asarray(data[k]) for k in data.files if k.startswith("extra_")}
     except (OSError, ValueError, KeyError) as exc:
         if isinstance(exc, FileFormatError):
             raise
@@ -139,12 +146,4 @@ def load_selection(path: str | os.PathLike, count: int | None = None) -> Selecti
         raise FileFormatError(p, "weights must be a 1-D array of values in [0, 1]")
     if count is not None and weights.shape[0] != count:
         raise FileFormatError(p, f"selection has {weights.shape[0]} Gaussians, the avatar has {count}")
-    return Selection(weights, threshold)
-
-
-def load_selection_extras(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The named extra arrays save_selection wrote beside a selection ({} when there are none)."""
-    p = Path(path)
-    load_selection(p)  # the same checks and errors as the selection itself
-    with np.load(p, allow_pickle=False) as data:
-        return {k.removeprefix("extra_"): np.asarray(data[k]) for k in data.files if k.startswith("extra_")}
+    return Selection(weights, threshold), extras

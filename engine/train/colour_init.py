@@ -17,14 +17,11 @@ def colours_from_views(points: Tensor, normals: Tensor, frames: list[LoadedFrame
     colour = torch.full((points.shape[0], 3), 0.5)
     for frame in frames:
         cam = frame.camera
-        w2c = cam.world_to_cam.to(points.dtype)
-        pc = points @ w2c[:3, :3].T + w2c[:3, 3]
-        z = pc[:, 2].clamp(min=1e-6)
-        u = cam.fx * pc[:, 0] / z + cam.cx
-        v = cam.fy * pc[:, 1] / z + cam.cy
+        pixels, depth = cam.project_points(points)
+        u, v = pixels[:, 0], pixels[:, 1]
         to_cam = F.normalize(cam.position.to(points.dtype) - points, dim=-1)
         facing = (normals * to_cam).sum(-1)
-        inside = (pc[:, 2] > cam.near) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+        inside = (depth > cam.near) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
         better = inside & (facing > best)
         if not better.any():
             continue
