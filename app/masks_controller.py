@@ -7,7 +7,9 @@ component's colour), so it follows every expression, pose, frame and camera the 
 
 A stroke is lifted by votes at once; "Fit last stroke to its view" then refines its weights by least
 squares (engine.semantics.lift.fit_to_view) on a worker thread, and lands as its own undo step if
-the selection is still the one the stroke left.
+the selection is still the one the stroke left. "Fit ticked components to a dataset" likewise fits
+the selection to the ticked components' label regions at several of a dataset's training frames
+(engine.semantics.region_fit.fit_to_dataset).
 
 Install in the main window with one call after it is built: `install_masks(window)`.
 """
@@ -25,15 +27,19 @@ from PySide6.QtCore import QObject, Signal
 
 from app.session import SessionModel, _ValueCommand  # the session's one undo-item type (private there; see report)
 from app.workers import Worker, start_worker
+from engine.avatar.avatar import Avatar
+from engine.data.vhap_format import read_dataset
 from engine.head.components import COLOURS, COMPONENTS, LABEL
 from engine.render.camera import Camera
 from engine.render.splats import Splats
 from engine.semantics.lift import fill_unseen, fit_to_view, lift_mask
+from engine.semantics.region_fit import fit_to_dataset
 from engine.semantics.selection import SELECTION_FILE, Selection, knn_neighbours, load_selection, save_selection
 from widgets.mask_painter import MaskPainter, Stroke
 from widgets.masks_panel import MasksPanel
 
 TINT = 0.4  # weight of the component colour on selected Gaussians
+DATASET_FIT_SIZE = 256  # the dataset's label maps are fitted to at most this many pixels on a side (speed)
 COMPONENT_RGB = torch.tensor([COLOURS[c] for c in COMPONENTS], dtype=torch.float32) / 255.0
 
 
@@ -67,6 +73,14 @@ def fit_stroke(progress: Callable[[float, str], None], cancel: Callable[[], bool
     return fitted[:, 0].cpu()
 
 
+def fit_components(progress: Callable[[float, str], None], cancel: Callable[[], bool], avatar: Avatar, folder: str,
+                   wanted: list[int], weights: torch.Tensor, frames: int, size: int = DATASET_FIT_SIZE) -> torch.Tensor:
+    """[N] weights fitted to the `wanted` labels' regions at `frames` training frames of the dataset (worker job)."""
+    progress(0.0, f"reading {folder}")
+    dataset = read_dataset(folder)
+    return fit_to_dataset(avatar, dataset, wanted, weights, frames, size=size, progress=progress, cancel=cancel).cpu()
+
+
 class MasksController(QObject):
     """Owns the current selection; applies panel requests and strokes as undoable commands."""
 
@@ -84,6 +98,8 @@ class MasksController(QObject):
         self._stroke: PaintedStroke | None = None  # the last stroke (fit_last_stroke)
         self._fitting: Worker | None = None
         self._fitting_stroke: PaintedStroke | None = None  # the stroke that worker fits
+        self._dataset_fit: Worker | None = None
+        self._dataset_from: MaskState | None = None  # the state the dataset fit started from
         panel.componentsChanged.connect(self.set_components)
         panel.toolChanged.connect(painter.set_tool)
         panel.brushChanged.connect(painter.set_brush)
@@ -94,6 +110,8 @@ class MasksController(QObject):
         panel.shrinkRequested.connect(lambda: self._edit("Shrink selection", lambda s: s.shrunk(self.neighbours())))
         panel.clearRequested.connect(self.clear)
         panel.refineRequested.connect(self.fit_last_stroke)
+        panel.datasetFitRequested.connect(self.fit_to_dataset)
+        panel.datasetFitCancelled.connect(self.cancel_dataset_fit)
         painter.strokeFinished.connect(self.apply_stroke)
         model.avatarChanged.connect(self._on_avatar)
         model.selectionChanged.connect(self._on_model_selection)
@@ -127,8 +145,9 @@ class MasksController(QObject):
     def _on_avatar(self) -> None:
         avatar = self.model.avatar
         self._neighbours = self._rest = self._stroke = None
-        if self._fitting is not None:
-            self._fitting.cancel()
+        for job in (self._fitting, self._dataset_fit):
+            if job is not None:
+                job.cancel()
         if avatar is None:
             self.state = None
             return
@@ -150,6 +169,7 @@ class MasksController(QObject):
         count = int(state.selection.mask.sum())
         self.panel.set_status(f"{count:,} Gaussians selected" if count else "No selection")
         self._show_refine()
+        self._show_dataset_fit()
         self._show_overlay()
         # The session's selection (read by the adjust and edit panels) follows: selected weights, 0 elsewhere.
         sel = state.selection
@@ -273,6 +293,60 @@ class MasksController(QObject):
     def _fit_done(self) -> None:
         self._fitting = self._fitting_stroke = None
         self._show_refine()
+
+    # ---- fitting the ticked components to a dataset's label maps -----------------------------------
+    def _show_dataset_fit(self, fraction: float = 0.0, text: str = "") -> None:
+        available = self.state is not None and bool(self.state.components)
+        self.panel.set_dataset_fit(available, self._dataset_fit is not None, fraction, text)
+
+    def fit_to_dataset(self, folder: str, frames: int = 8) -> Worker | None:
+        """Fit the selection to the ticked components' label regions at `frames` training frames of the
+        dataset in `folder`, on a worker; lands as one undo step if the selection is unchanged by then."""
+        if self._dataset_fit is not None:
+            self.model.message.emit("Already fitting to a dataset")
+            return None
+        avatar = self.model.avatar
+        if self.state is None or avatar is None or not self.state.components:
+            self.model.message.emit("Tick the components to fit first: their labelled regions in the dataset are the target")
+            return None
+        state = self.state
+        wanted = [LABEL[n] for n in state.components]
+        worker = start_worker(fit_components, avatar, folder, wanted, state.selection.weights.clone(), frames,
+                              name="fit components to dataset")
+        self._dataset_fit, self._dataset_from = worker, state
+        worker.progress.connect(self._dataset_progress)
+        worker.finished.connect(self._dataset_fitted)
+        worker.errored.connect(self._dataset_failed)
+        worker.cancelled.connect(self._dataset_cancelled)
+        worker.done.connect(self._dataset_done)
+        self._show_dataset_fit(0.0, "reading the dataset…")
+        return worker
+
+    def cancel_dataset_fit(self) -> None:
+        if self._dataset_fit is not None:
+            self._dataset_fit.cancel()
+
+    def _dataset_progress(self, fraction: float, text: str) -> None:
+        self._show_dataset_fit(fraction, text)
+
+    def _dataset_fitted(self, fitted: torch.Tensor) -> None:
+        start = self._dataset_from
+        if start is None or self.state is not start or fitted.shape != start.selection.weights.shape:
+            self.model.message.emit("The selection changed while it was being fitted to the dataset; the fit was dropped")
+            return
+        sel = Selection(fitted.clamp(0.0, 1.0), start.selection.threshold)
+        self._push("Fit components to dataset", MaskState(sel, start.components))
+        self.model.message.emit(f"Fitted to the dataset: {int(sel.mask.sum()):,} Gaussians selected")
+
+    def _dataset_failed(self, message: str) -> None:
+        self.model.message.emit(f"Fitting to the dataset failed: {message}")
+
+    def _dataset_cancelled(self) -> None:
+        self.model.message.emit("Fitting to the dataset cancelled; the selection is unchanged")
+
+    def _dataset_done(self) -> None:
+        self._dataset_fit = self._dataset_from = None
+        self._show_dataset_fit()
 
     # ---- overlay and files ----------------------------------------------------------------------
     def _show_overlay(self) -> None:

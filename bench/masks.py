@@ -12,6 +12,11 @@ the frontal training camera is the painted mask M0.
 - Components, multi-view (`components_multiview`): the exact selection fitted further to the groups'
   label regions at 24 training frames (8 with --quick) at once (fit_to_views, as `masks lift
   --fit-frames`): what a component selection reaches when the dataset's label maps are at hand.
+- Selection upper bound (`selection_upper_bound`): the exact selection fitted to the groups' label
+  regions at 24 (--quick: 6) of the evaluated frames themselves and scored on those frames: about
+  the best any per-Gaussian selection of this avatar draws there (the avatar's Gaussians, not the
+  way the selection was made, set this limit; with --quick's 15 fitting steps it is only a rough
+  figure). `exact_at_upper_bound_frames`: the exact selection scored on those same frames.
 - Mapping network: trained on exact lift-and-render masks of every component region of the
   reference label map, at the network-training samples = every other frame of the training
   sequence (interleaved) x the training cameras (at 128 px), then asked for the evaluated frames.
@@ -142,17 +147,34 @@ def train_net(b: Bench, steps: int) -> tuple[MaskMappingNet, dict]:
     return net, info
 
 
-def multiview_fit(b: Bench, start: torch.Tensor, count: int, steps: int) -> torch.Tensor:
-    """[N, G] the weights start [N, G] fitted to the groups' label regions at `count` training frames at once."""
-    train = list(b.ds.frames("train"))
+def spread(records: list, count: int) -> list:
+    """`count` of the records, evenly spread."""
+    return records[:: max(1, len(records) // count)][:count]
+
+
+def label_views(b: Bench, records: list) -> list[MaskView]:
+    """The groups' label regions at these frames, as views to fit to (or score on)."""
     views = []
-    for r in train[:: max(1, len(train) // count)][:count]:
+    for r in records:
         f = b.loader.load(r)
         views.append(MaskView(b.splats_at(r.timestep), f.camera, torch.stack([group_mask(f.labels, g).float() for g in GROUPS])))
+    return views
+
+
+def fit_to_frames(views: list[MaskView], start: torch.Tensor, steps: int) -> torch.Tensor:
+    """[N, G] the weights start [N, G] fitted to the views' masks at once."""
     seen = torch.zeros(start.shape[0], dtype=torch.bool)
     for v in views:
         seen |= lift_many(v.splats, v.camera, v.masks).seen.any(dim=1)
     return fit_to_views(views, start, seen, steps)
+
+
+def score_views(views: list[MaskView], weights: torch.Tensor) -> dict[str, float]:
+    """IoU per group of the binary selection weights >= 0.5 rendered at the views, against their masks."""
+    acc: dict = {}
+    for v in views:
+        add(acc, "s", render_weights(v.splats, v.camera, (weights >= 0.5).float()).permute(2, 0, 1) >= MASK_LEVEL, v.masks.bool())
+    return scores(acc)["s"]
 
 
 def evaluate(b: Bench, selected: torch.Tensor, voted: torch.Tensor, net: MaskMappingNet, held: list,
@@ -217,7 +239,8 @@ def main() -> None:
     fit_ms = 1000 * (time.perf_counter() - t0) - lift_ms
     selected, voted = (fitted >= 0.5).float(), (filled >= 0.5).float()
     t_mv = time.perf_counter()
-    many = multiview_fit(b, fitted, 8 if args.quick else 24, 15 if args.quick else 30)
+    count, steps = (8, 15) if args.quick else (24, 30)
+    many = fit_to_frames(label_views(b, spread(list(b.ds.frames("train")), count)), fitted, steps)
     multiview_s = time.perf_counter() - t_mv
     extra = {"components_multiview": (many >= 0.5).float()}
     net, info = train_net(b, 150 if args.quick else 1500)
@@ -226,6 +249,11 @@ def main() -> None:
     if args.quick:
         held, expr = held[::2], expr[::3]
     iou, times = evaluate(b, selected, voted, net, held, expr, extra)
+    t_up = time.perf_counter()
+    own = label_views(b, spread(held, 6 if args.quick else 24))
+    iou["selection_upper_bound"] = score_views(own, fit_to_frames(own, fitted, 15 if args.quick else 40))
+    iou["exact_at_upper_bound_frames"] = score_views(own, selected)
+    upper_s = time.perf_counter() - t_up
     t5 = time.perf_counter()
     views = dataset_label_views(b.avatar, b.ds, "train", stride=3 if args.quick else 1)
     fci_labels, seen = voted_labels(vote_labels(b.avatar, views))
@@ -238,7 +266,8 @@ def main() -> None:
           f"{len(held)} held-out frames + {len(expr)} held-out-expression frames, {b.avatar.gaussians.count} Gaussians")
     for k in iou:
         print(f"IoU {k:26s} " + "  ".join(f"{g} {iou[k][g]:.3f}" for g in GROUPS))
-    print(f"components fitted at {8 if args.quick else 24} training frames: {multiview_s:.1f} s")
+    print(f"components fitted at {count} training frames: {multiview_s:.1f} s; upper bound (fitted to and scored at "
+          f"{len(own)} held-out frames): {upper_s:.1f} s")
     print(f"exact: lift {lift_ms:.0f} ms (4 masks, one render), fit to the painted view {fit_ms:.0f} ms, "
           f"render {1000 * times['exact'] / n:.1f} ms per frame (4 masks)")
     print(f"mapping net: {info['samples']} training samples ({info['data_s']:.1f} s to render), {info['masks']} masks each; "
@@ -254,6 +283,7 @@ def main() -> None:
         "iou_oracle_min": round(min(iou["oracle"].values()), 4),
         "iou_exact_expr_min": round(min(iou["expr_exact"].values()), 4),
         "iou_components_multiview_min": round(min(iou["components_multiview"].values()), 4),
+        "iou_selection_upper_bound_min": round(min(iou["selection_upper_bound"].values()), 4),
         "iou_mapping_net_expr_min": round(min(iou["expr_mapping_net"].values()), 4),
         **{f"iou_{k}_{g}": round(iou[k][g], 4) for k in iou for g in GROUPS},
         "avatar": str(args.avatar) if args.avatar else "demo",

@@ -9,8 +9,22 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QButtonGroup, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QProgressBar, QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget,
+    QButtonGroup,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from engine.head.components import COLOURS, COMPONENTS
@@ -37,6 +51,8 @@ class MasksPanel(QWidget):
     shrinkRequested = Signal()
     clearRequested = Signal()
     refineRequested = Signal()  # fit the last stroke to its view (or, while fitting, cancel)
+    datasetFitRequested = Signal(str, int)  # fit the ticked components to a dataset folder's label maps at N frames
+    datasetFitCancelled = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,10 +68,46 @@ class MasksPanel(QWidget):
         self.components.itemChanged.connect(self._on_item)
         inner = QVBoxLayout(box)
         inner.addWidget(self.components)
+        inner.addLayout(self._dataset_fit_row())
         layout.addWidget(box)
         layout.addWidget(self._tools_box())
         layout.addWidget(self._ops_box())
         layout.addStretch(1)
+
+    def _dataset_fit_row(self) -> QVBoxLayout:
+        self.dataset_folder = ""  # the last dataset folder chosen (the dialog starts there)
+        self.fit_dataset_button = QPushButton("Fit ticked components to a dataset…")
+        self.fit_dataset_button.setObjectName("op_fit_dataset")
+        self.fit_dataset_button.setToolTip(
+            "Pick a dataset folder with label maps (e.g. the one the avatar was trained on): the selection is\n"
+            "fitted so that, drawn at that many training frames, it is the ticked components' labelled region\n"
+            "(sharper outlines at every view; a minute or so; undoable)")
+        self.fit_dataset_button.setEnabled(False)
+        self.fit_dataset_button.clicked.connect(self._on_fit_dataset)
+        self.fit_frames = QSpinBox()
+        self.fit_frames.setRange(1, 64)
+        self.fit_frames.setValue(8)
+        self.fit_frames.setSuffix(" frames")
+        self.fit_frames.setToolTip("How many training frames to fit to at once (more: sharper and slower)")
+        self.fit_dataset_progress = QProgressBar()
+        self.fit_dataset_progress.setRange(0, 1000)
+        self.fit_dataset_progress.setVisible(False)
+        row = QHBoxLayout()
+        row.addWidget(self.fit_dataset_button, 1)
+        row.addWidget(self.fit_frames)
+        column = QVBoxLayout()
+        column.addLayout(row)
+        column.addWidget(self.fit_dataset_progress)
+        return column
+
+    def _on_fit_dataset(self) -> None:
+        if self.fit_dataset_progress.isVisible():  # running: the button cancels
+            self.datasetFitCancelled.emit()
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Dataset with label maps", self.dataset_folder)
+        if folder:
+            self.dataset_folder = folder
+            self.datasetFitRequested.emit(folder, self.fit_frames.value())
 
     def _tools_box(self) -> QGroupBox:
         box = QGroupBox("Paint on the viewport")
@@ -153,6 +205,15 @@ class MasksPanel(QWidget):
         self.refine_button.setText("Cancel fitting" if running else "Fit last stroke to its view")
         self.refine_progress.setVisible(running)
         self.refine_progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
+
+    def set_dataset_fit(self, available: bool, running: bool = False, fraction: float = 0.0, text: str = "") -> None:
+        """The dataset-fit button: enabled when components are ticked; a Cancel button with progress while fitting."""
+        self.fit_dataset_button.setEnabled(available or running)
+        self.fit_dataset_button.setText("Cancel fitting to the dataset" if running else "Fit ticked components to a dataset…")
+        self.fit_frames.setEnabled(not running)
+        self.fit_dataset_progress.setVisible(running)
+        self.fit_dataset_progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
+        self.fit_dataset_progress.setFormat(text or "%p%")
 
     @property
     def brush(self) -> tuple[float, float]:

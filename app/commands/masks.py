@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from engine.avatar.avatar import Avatar
     from engine.data.vhap_format import AvatarDataset, FrameRecord
     from engine.head.params import FlameParams
-    from engine.semantics.lift import MaskView
 
 
 def _action(actions: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], summary: str,
@@ -224,11 +223,12 @@ def label_summary(votes: Tensor, tri: Tensor, before: Tensor, after: Tensor, opa
 
 # ---- lift -----------------------------------------------------------------------------------------
 def run_lift(args: argparse.Namespace) -> int:
+    from app.progress import progress_bar
     from engine.avatar.files import save_avatar
     from engine.io.images import read_mask_png
     from engine.semantics.fci import timestep_params
-    from app.progress import progress_bar
     from engine.semantics.lift import FIT_STEPS, MaskView, fill_unseen, fit_to_views, lift_mask
+    from engine.semantics.region_fit import region_views
     from engine.semantics.selection import SELECTION_FILE, Selection, save_selection
 
     if not 0.0 <= args.threshold <= 1.0:
@@ -266,7 +266,8 @@ def run_lift(args: argparse.Namespace) -> int:
     views, free = [MaskView(splats, record.camera, mask[None])], lifted.seen
     if args.fit_frames:
         assert wanted is not None
-        more, seen_there = _region_views(avatar, dataset, params, wanted[1], args.fit_frames, record)
+        more, seen_there = region_views(avatar, dataset, wanted[1], args.fit_frames,
+                                        skip=(record.timestep, record.camera_index), params=params)
         views, free = views + more, free | seen_there
     with progress_bar("masks lift") as progress:
         weights = fit_to_views(views, weights[:, None], free, steps, progress=progress)[:, 0]
@@ -282,26 +283,6 @@ def run_lift(args: argparse.Namespace) -> int:
     print(f"selected {int(selection.mask.sum()):,} Gaussians (weight >= {args.threshold:g})")
     print(f"wrote {out} and {out / SELECTION_FILE}")
     return 0
-
-
-def _region_views(avatar: Avatar, dataset: AvatarDataset, params: dict[int, FlameParams], wanted: list[int],
-                  count: int, skip: FrameRecord) -> tuple[list[MaskView], Tensor]:
-    """(the label region of `wanted` at `count` training frames spread over the split (but skip), [N] bool
-    the Gaussians they see)."""
-    from engine.semantics.lift import MaskView, lift_mask
-
-    train = _split(dataset, "train")
-    views: list[MaskView] = []
-    seen = torch.zeros(avatar.gaussians.count, dtype=torch.bool)
-    for r in train[:: max(1, len(train) // count)][:count]:
-        if (r.timestep, r.camera_index) == (skip.timestep, skip.camera_index):
-            continue
-        with torch.no_grad():
-            posed = avatar.splats(params[r.timestep])
-        region = _region(_label_map(r), wanted).float()
-        views.append(MaskView(posed, r.camera, region[None]))
-        seen |= lift_mask(posed, r.camera, region).seen.cpu()
-    return views, seen
 
 
 # ---- render ---------------------------------------------------------------------------------------
