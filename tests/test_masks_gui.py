@@ -251,7 +251,7 @@ def test_fit_to_a_dataset_bad_folder_or_cancel_leaves_the_selection(qtbot, rig, 
     qtbot.waitUntil(lambda: ctrl._dataset_fit is None, timeout=60_000)
     assert "failed" in messages[-1] and str(tmp_path / "missing") in messages[-1]
     ctrl.fit_to_dataset(str(label_dataset), 6)
-    ctrl.cancel_dataset_fit()
+    qtbot.mouseClick(panel.fit_dataset_button, Qt.MouseButton.LeftButton)  # while fitting, the button cancels
     qtbot.waitUntil(lambda: ctrl._dataset_fit is None, timeout=60_000)
     assert "cancelled" in messages[-1]
     assert model.undo_stack.count() == items and torch.equal(ctrl.selection.weights, weights)

@@ -9,22 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QButtonGroup,
-    QFileDialog,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QProgressBar,
-    QPushButton,
-    QSlider,
-    QSpinBox,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
+    QButtonGroup, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+    QListWidgetItem, QProgressBar, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from engine.head.components import COLOURS, COMPONENTS
@@ -76,6 +62,7 @@ class MasksPanel(QWidget):
 
     def _dataset_fit_row(self) -> QVBoxLayout:
         self.dataset_folder = ""  # the last dataset folder chosen (the dialog starts there)
+        self._dataset_running = False
         self.fit_dataset_button = QPushButton("Fit ticked components to a dataset…")
         self.fit_dataset_button.setObjectName("op_fit_dataset")
         self.fit_dataset_button.setToolTip(
@@ -101,7 +88,7 @@ class MasksPanel(QWidget):
         return column
 
     def _on_fit_dataset(self) -> None:
-        if self.fit_dataset_progress.isVisible():  # running: the button cancels
+        if self._dataset_running:  # the button cancels
             self.datasetFitCancelled.emit()
             return
         folder = QFileDialog.getExistingDirectory(self, "Dataset with label maps", self.dataset_folder)
@@ -208,6 +195,7 @@ class MasksPanel(QWidget):
 
     def set_dataset_fit(self, available: bool, running: bool = False, fraction: float = 0.0, text: str = "") -> None:
         """The dataset-fit button: enabled when components are ticked; a Cancel button with progress while fitting."""
+        self._dataset_running = running
         self.fit_dataset_button.setEnabled(available or running)
         self.fit_dataset_button.setText("Cancel fitting to the dataset" if running else "Fit ticked components to a dataset…")
         self.fit_frames.setEnabled(not running)
