@@ -69,6 +69,7 @@ from engine.semantics.mapping_net import (
     train_mapping_net,
 )
 from engine.semantics.mask_render import MASK_LEVEL, render_label_map, render_weights
+from engine.semantics.region_fit import label_region, spread
 
 GROUPS = ("lips", "eyes", "brows", "hair")
 NET_SIZE = 128  # resolution of the network's training samples
@@ -76,7 +77,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def group_mask(labels: torch.Tensor, group: str) -> torch.Tensor:
-    return torch.isin(labels, torch.tensor(labels_of([group])))
+    return label_region(labels, labels_of([group]))
 
 
 def cached_dataset(cfg: SynthConfig, cache: Path) -> Path:
@@ -146,11 +147,6 @@ def train_net(b: Bench, steps: int) -> tuple[MaskMappingNet, dict]:
     info = {"samples": len(samples), "masks": comp.shape[0], "data_s": data_s, "train_s": time.perf_counter() - t2,
             "steps": steps, "loss": losses[-1]}
     return net, info
-
-
-def spread(records: list, count: int) -> list:
-    """`count` of the records, evenly spread."""
-    return records[:: max(1, len(records) // count)][:count]
 
 
 def label_views(b: Bench, records: list) -> list[MaskView]:
@@ -241,7 +237,7 @@ def main() -> None:
     selected, voted = (fitted >= 0.5).float(), (filled >= 0.5).float()
     t_mv = time.perf_counter()
     count, steps = (8, 15) if args.quick else (24, 30)
-    many = fit_to_frames(label_views(b, spread(list(b.ds.frames("train")), count)), fitted, steps)
+    many = fit_to_frames(label_views(b, spread(b.ds.frames("train"), count)), fitted, steps)
     multiview_s = time.perf_counter() - t_mv
     extra = {"components_multiview": (many >= 0.5).float()}
     net, info = train_net(b, 150 if args.quick else 1500)

@@ -123,11 +123,6 @@ def _wanted(items: list[str]) -> tuple[str, list[int]]:
         raise CommandError(str(exc)) from None
 
 
-def _region(labels: Tensor, wanted: list[int]) -> Tensor:
-    """[H, W] bool: pixels of a label map [H, W] whose label is wanted."""
-    return torch.isin(labels, torch.tensor(wanted, dtype=labels.dtype))
-
-
 def _label_map(record: FrameRecord) -> Tensor:
     """[H, W] long label map of a frame at the dataset's size."""
     from engine.data.frames import load_labels
@@ -228,7 +223,7 @@ def run_lift(args: argparse.Namespace) -> int:
     from engine.io.images import read_mask_png
     from engine.semantics.fci import timestep_params
     from engine.semantics.lift import FIT_STEPS, MaskView, fill_unseen, fit_to_views, lift_mask
-    from engine.semantics.region_fit import region_views
+    from engine.semantics.region_fit import label_region, region_views
     from engine.semantics.selection import SELECTION_FILE, Selection, save_selection
 
     if not 0.0 <= args.threshold <= 1.0:
@@ -250,7 +245,7 @@ def run_lift(args: argparse.Namespace) -> int:
                                f"({record.image_path.name}) is {w}x{h}")
         source = args.mask
     else:
-        mask = _region(_label_map(record), wanted[1]).float()
+        mask = label_region(_label_map(record), wanted[1]).float()
         if not bool(mask.any()):
             raise CommandError(f"{record.label_path}: no pixel is labelled {wanted[0]}")
         source = f"the {wanted[0]} region"
@@ -302,6 +297,7 @@ def run_render(args: argparse.Namespace) -> int:
     from engine.io.images import save_png
     from engine.semantics.fci import timestep_params
     from engine.semantics.mask_render import render_mask
+    from engine.semantics.region_fit import label_region
     from engine.semantics.selection import read_selection
 
     wanted = _wanted(args.components) if args.components else None
@@ -331,7 +327,7 @@ def run_render(args: argparse.Namespace) -> int:
             save_png(out / f"{r.timestep:05d}_{r.camera_index:02d}.png", mask.to(torch.uint8) * 255)
             pixels += int(mask.sum())
             if wanted is not None:
-                gt = _region(_label_map(r), wanted[1])
+                gt = label_region(_label_map(r), wanted[1])
                 inter, union = inter + int((mask & gt).sum()), union + int((mask | gt).sum())
             progress((i + 1) / len(records), f"{i + 1}/{len(records)} masks")
     how = "by the mapping network" if net is not None else f"of {int(selection.mask.sum()):,} selected Gaussians"

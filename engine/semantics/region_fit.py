@@ -11,6 +11,7 @@ every other view too (bench/masks.py: `components_multiview`). Used by `dynamica
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -23,6 +24,17 @@ from engine.semantics.fci import timestep_params
 from engine.semantics.lift import FIT_STEPS, MaskView, fit_to_views, lift_mask
 
 Progress = Callable[[float, str], None]
+T = TypeVar("T")
+
+
+def label_region(labels: Tensor, wanted: Sequence[int]) -> Tensor:
+    """[H, W] bool: pixels of a label map [H, W] whose label is one of `wanted`."""
+    return torch.isin(labels, torch.tensor(list(wanted), dtype=labels.dtype, device=labels.device))
+
+
+def spread(records: Sequence[T], count: int) -> list[T]:
+    """At most `count` of the records, evenly spread over them (every k-th from the first)."""
+    return list(records[:: max(1, len(records) // count)][:count])
 
 
 def region_views(
@@ -44,7 +56,7 @@ def region_views(
         raise DatasetError(dataset.root, "the train split has no frames")
     params = timestep_params(avatar, dataset) if params is None else params
     loader = FrameLoader(capacity=0)
-    picked = [r for r in train[:: max(1, len(train) // count)][:count] if (r.timestep, r.camera_index) != skip]
+    picked = [r for r in spread(train, count) if (r.timestep, r.camera_index) != skip]
     views: list[MaskView] = []
     seen = torch.zeros(avatar.gaussians.count, dtype=torch.bool)
     for i, record in enumerate(picked):
@@ -55,7 +67,7 @@ def region_views(
         w, h = (record.camera.width, record.camera.height) if size is None else fit_size(record.camera.width, record.camera.height, size)
         frame = loader.load(record, (w, h))
         assert frame.labels is not None
-        region = torch.isin(frame.labels, torch.tensor(list(wanted), dtype=frame.labels.dtype)).float()  # [H, W]
+        region = label_region(frame.labels, wanted).float()  # [H, W]
         with torch.no_grad():
             posed = avatar.splats(params[record.timestep])
         views.append(MaskView(posed, frame.camera, region[None]))
