@@ -20,7 +20,9 @@ the frontal training camera is the painted mask M0.
   and `components_multiview_at_upper_bound_frames`: those selections scored on the same frames.
 - Mapping network: trained on exact lift-and-render masks of every component region of the
   reference label map, at the network-training samples = every other frame of the training
-  sequence (interleaved) x the training cameras (at 128 px), then asked for the evaluated frames.
+  sequence (interleaved) x a lattice of camera poses every 10° of azimuth and elevation over the
+  training cameras' range (15° with --quick; TimePose.lattice; at 128 px), then asked for the
+  evaluated frames.
 - Oracle: the avatar's own triangle labels rendered directly (what ticking the components draws;
   fitted selections can beat it, since they may take in the Gaussians of neighbouring triangles
   that draw a part's outline). `exact_vs_oracle` compares the exact masks with it instead of
@@ -60,7 +62,7 @@ from engine.head.components import COMPONENTS, labels_of
 from engine.render.splats import Splats
 from engine.semantics.fci import agreement, dataset_label_views, triangle_labels, vote_labels, voted_labels
 from engine.semantics.lift import MaskView, fill_unseen, fit_to_view, fit_to_views, lift_many
-from engine.semantics.mapping_data import SampleView, TimePose, build_mapping_data, flame_keys
+from engine.semantics.mapping_data import LATTICE_STEP_DEG, SampleView, TimePose, build_mapping_data, flame_keys
 from engine.semantics.mapping_net import (
     MappingNetConfig,
     MaskMappingNet,
@@ -131,17 +133,19 @@ class Bench:
         return self._splats[t]
 
 
-def train_net(b: Bench, steps: int) -> tuple[MaskMappingNet, dict]:
-    """The network, trained on every component region of the reference label map at net times x training cameras."""
+def train_net(b: Bench, steps: int, step_deg: float = LATTICE_STEP_DEG) -> tuple[MaskMappingNet, dict]:
+    """The network, trained on every component region of the reference label map at net times x a lattice
+    of poses over the training cameras' range (TimePose.lattice)."""
     ref = b.ref
     comp = torch.stack([(ref.labels == c).float() for c in range(len(COMPONENTS)) if bool((ref.labels == c).any())])
-    samples = [SampleView(b.splats_at(r.timestep), r.camera.resized(NET_SIZE, NET_SIZE), b.tp.t(r.timestep), b.tp.p(r.camera))
-               for r in b.ds.frames("train") if r.timestep in b.net_ts]
+    azimuths, elevations = b.tp.lattice_size(step_deg)
+    poses = b.tp.lattice(ref.camera.resized(NET_SIZE, NET_SIZE), azimuths, elevations)
+    samples = [SampleView(b.splats_at(t), cam, b.tp.t(t), p, e) for t in sorted(b.net_ts) for cam, p, e in poses]
     t1 = time.perf_counter()
     data, _ = build_mapping_data(b.splats_at(ref.record.timestep), ref.camera, comp, samples, b.rest,
                                  labels=b.avatar.gaussians.labels)
     data_s = time.perf_counter() - t1
-    cfg = MappingNetConfig(grid_t=len(b.net_ts), grid_p=len(b.train_cams), steps=steps)
+    cfg = MappingNetConfig(grid_t=len(b.net_ts), grid_p=azimuths, grid_e=elevations, steps=steps)
     t2 = time.perf_counter()
     net, losses = train_mapping_net(data, cfg)
     info = {"samples": len(samples), "masks": comp.shape[0], "data_s": data_s, "train_s": time.perf_counter() - t2,
@@ -196,7 +200,8 @@ def evaluate(b: Bench, selected: torch.Tensor, voted: torch.Tensor, net: MaskMap
                 add(acc, split + name, render_weights(s, f.camera, w).permute(2, 0, 1) >= MASK_LEVEL, gt)
             t = b.tp.t(r.timestep) if split == "" else b.tp.t(r.timestep, test_keys[test_ts.index(r.timestep)])
             t4 = time.perf_counter()
-            pred = predict_masks(net, b.m0, t, b.tp.p(f.camera), gt.shape[1:]) >= 0.5
+            p, e = b.tp.pe(f.camera)
+            pred = predict_masks(net, b.m0, t, p, e, gt.shape[1:]) >= 0.5
             times["net"] += time.perf_counter() - t4
             lm = render_label_map(s, f.camera, b.avatar.gaussians.labels, len(COMPONENTS))
             add(acc, split + "exact", exact, gt)
@@ -240,7 +245,7 @@ def main() -> None:
     many = fit_to_frames(label_views(b, spread(b.ds.frames("train"), count)), fitted, steps)
     multiview_s = time.perf_counter() - t_mv
     extra = {"components_multiview": (many >= 0.5).float()}
-    net, info = train_net(b, 150 if args.quick else 1500)
+    net, info = train_net(b, *((80, 15.0) if args.quick else (1500, LATTICE_STEP_DEG)))
     held = [r for r in b.ds.frames("train") if r.timestep not in b.net_ts] + list(b.ds.frames("val"))
     expr = list(b.ds.frames("test"))
     if args.quick:

@@ -139,18 +139,19 @@ def test_render_by_the_mapping_network(dataset: Path, lips_lifted: Path, tmp_pat
         assert main(["masks", "render", str(lips_lifted), "--dataset", str(dataset), "--split", split,
                      "--components", "lips", "--method", "net", "--net-steps", NET_STEPS, "--out", str(out)]) == 0
         text = capsys.readouterr().out
-        assert "by the mapping network" in text and "mapping network: trained on 30 frames" in text
+        assert "by the mapping network" in text and "mapping network: trained on 6 timesteps of split 'train' x 45 poses" in text
         scores[split] = _number(r"IoU lips: ([\d.]+)", text)
         records = read_dataset(dataset).frames(split)
         assert sorted(p.name for p in out.iterdir()) == sorted(f"{r.timestep:05d}_{r.camera_index:02d}.png" for r in records)
         gts = [torch.isin(load_labels(r.label_path), torch.tensor(labels_of(["lips"]))).numpy() for r in records]
         still[split] = sum(int((g & m0).sum()) for g in gts) / sum(int((g | m0).sum()) for g in gts)
     print(scores, still)
-    # measured (150-400 steps): val 0.13-0.16, test 0.17-0.25; the mask left in place: val 0.11, test 0.02; the exact
-    # renders: val 0.655. The held-out camera sits between the training cameras' two heights, and the network's
-    # pose axis is the azimuth only: its lips land a few pixels high there.
+    # measured (150 steps): val 0.69, test 0.15; the mask left in place: val 0.11, test 0.02; the exact renders:
+    # val 0.655. The held-out camera sits between the training cameras' two heights: the network trains on a
+    # lattice of azimuths and elevations over their range (before, on the dataset's cameras with azimuth alone:
+    # val 0.13-0.16). The held-out expressions are read at the time of the nearest training frame: far weaker.
     assert scores["test"] >= still["test"] + 0.1
-    assert scores["val"] >= 0.1
+    assert scores["val"] >= 0.5
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -339,7 +339,7 @@ def run_render(args: argparse.Namespace) -> int:
     return 0
 
 
-NET_SAMPLES = 96  # at most this many training frames train the mapping network (every k-th frame)
+NET_TIMES = 16  # at most this many timesteps of the training sequence train the mapping network (every k-th)
 NET_SIZE = 128  # resolution of its training samples
 
 
@@ -363,10 +363,9 @@ def _mapping_net(args: argparse.Namespace, avatar: Avatar, dataset: AvatarDatase
         raise CommandError(f"{selection_file}: reference mask is {m0.shape[-1]}x{m0.shape[0]}, the image of timestep "
                            f"{ref.timestep}, camera {ref.camera_index} is {ref.camera.width}x{ref.camera.height}")
     train = _split(dataset, "train")
-    used = train[:: max(1, math.ceil(len(train) / NET_SAMPLES))]
-    trained = sorted({r.timestep for r in used})
-    tp = TimePose.of(dataset.timesteps("train"), flame_keys(dataset.flame_params("train")), trained,
-                     [r.camera for r in train])
+    sequence = dataset.timesteps("train")
+    trained = sorted(set(sequence[:: max(1, math.ceil(len(sequence) / NET_TIMES))]))
+    tp = TimePose.of(sequence, flame_keys(dataset.flame_params("train")), trained, [r.camera for r in train])
     posed: dict[int, Splats] = {}
 
     def splats_at(t: int) -> Splats:
@@ -377,20 +376,22 @@ def _mapping_net(args: argparse.Namespace, avatar: Avatar, dataset: AvatarDatase
         return posed[t]
 
     start = time.perf_counter()
-    samples = [SampleView(splats_at(r.timestep), r.camera.resized(NET_SIZE, NET_SIZE), tp.t(r.timestep), tp.p(r.camera))
-               for r in used]
-    cameras = len({r.camera_index for r in train})
-    config = MappingNetConfig(grid_t=min(16, len(trained)), grid_p=min(8, cameras), steps=args.net_steps)
+    azimuths, elevations = tp.lattice_size()
+    poses = tp.lattice(ref.camera.resized(NET_SIZE, NET_SIZE), azimuths, elevations)
+    samples = [SampleView(splats_at(t), cam, tp.t(t), p, e) for t in trained for cam, p, e in poses]
+    config = MappingNetConfig(grid_t=len(trained), grid_p=azimuths, grid_e=elevations, steps=args.net_steps)
     with progress_bar("mapping network") as progress:
         data, _ = build_mapping_data(splats_at(ref.timestep), ref.camera, m0[None], samples, selected=selected[:, None],
                                      progress=lambda f, text: progress(0.2 * f, text))
         net, losses = train_mapping_net(data, config, progress=lambda f, text: progress(0.2 + 0.8 * f, text))
-    print(f"mapping network: trained on {len(samples)} frames of split 'train' ({config.steps} steps, final loss "
+    print(f"mapping network: trained on {len(trained)} timesteps of split 'train' x {len(poses)} poses "
+          f"({config.steps} steps, final loss "
           f"{losses[-1]:.4f}; {time.perf_counter() - start:.1f} s)")
     keys, every = flame_keys(dataset.flame_params(None)), dataset.timesteps(None)
 
     def predict(r: FrameRecord) -> Tensor:
         t = tp.t(r.timestep) if r.timestep in tp.sequence else tp.t(r.timestep, keys[every.index(r.timestep)])
-        return predict_masks(net, m0[None], t, tp.p(r.camera), (r.camera.height, r.camera.width))[0] >= 0.5
+        p, e = tp.pe(r.camera)
+        return predict_masks(net, m0[None], t, p, e, (r.camera.height, r.camera.width))[0] >= 0.5
 
     return predict

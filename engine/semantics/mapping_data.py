@@ -12,18 +12,19 @@ Gaussians covering it: up to a footprint, even at the reference view.)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
 from engine.head.params import FlameParams
-from engine.render.camera import Camera
+from engine.render.camera import Camera, look_at
 from engine.render.rasterize import render
 from engine.render.splats import Splats
 from engine.semantics.lift import fill_unseen, lift_many
-from engine.semantics.mapping_net import MappingData, camera_azimuth
+from engine.semantics.mapping_net import MappingData
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class SampleView:
     camera: Camera  # the view (rendered at the data size, see build_mapping_data)
     t: float  # normalised time in [0, 1]
     p: float  # normalised camera azimuth in [0, 1]
+    e: float = 0.0  # normalised camera elevation in [0, 1]
 
 
 def flame_keys(params: FlameParams) -> Tensor:
@@ -41,30 +43,58 @@ def flame_keys(params: FlameParams) -> Tensor:
     return torch.cat([params.expr, params.jaw_pose, params.eyes_pose, params.rotation], dim=-1).float()
 
 
+LATTICE_STEP_DEG = 10.0  # spacing of the poses the network trains at: flows interpolate well over ~10°
+
+
+def rig_centre(cameras: Sequence[Camera]) -> Tensor:
+    """[3] the point the cameras look at: least-squares meeting point of their optical axes
+    (the origin when they are all parallel, e.g. a single camera)."""
+    a, b = torch.zeros(3, 3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    for c in cameras:
+        axis = c.cam_to_world[:3, 2].double()
+        off_axis = torch.eye(3, dtype=torch.float64) - torch.outer(axis, axis) / axis.dot(axis)
+        a, b = a + off_axis, b + off_axis @ c.position.double()
+    if torch.linalg.matrix_rank(a) < 3:
+        return torch.zeros(3, dtype=torch.float64)
+    return torch.linalg.solve(a, b)
+
+
+def camera_orbit(camera: Camera, centre: Tensor) -> tuple[float, float, float]:
+    """(azimuth, elevation in degrees, distance) of a camera around centre [3] (azimuth 0 = on +z, world +y up)."""
+    v = camera.position.double() - centre.double()
+    r = float(v.norm())
+    return math.degrees(math.atan2(float(v[0]), float(v[2]))), math.degrees(math.asin(float(v[1]) / max(r, 1e-12))), r
+
+
 @dataclass(frozen=True)
 class TimePose:
-    """Where a frame falls on the mapping network's time–pose plane (t and p in [0, 1]).
+    """Where a frame falls on the mapping network's time–pose grid (t, p, e in [0, 1]).
 
     Time is the frame's place in the training sequence, scaled so the first and last timesteps the
     network trains on are 0 and 1 (frames in between interpolate the grid). A frame of another
     sequence (held-out expressions) takes the place of the training frame whose FLAME parameters are
-    nearest. Pose is the camera azimuth, scaled over the training cameras' range.
+    nearest. Pose is the camera's azimuth p and elevation e around the point the training cameras
+    look at, each scaled over the training cameras' range.
     """
 
     sequence: tuple[int, ...]  # the training sequence's timesteps, in order
     keys: Tensor  # [T, D] their flame_keys
     lo: int  # row of the first trained timestep in sequence
     hi: int  # row of the last trained timestep
-    az_lo: float  # degrees: azimuth of the training cameras, lowest
-    az_hi: float  # highest
+    centre: Tensor  # [3] the point the training cameras look at (rig_centre)
+    az: tuple[float, float]  # degrees: lowest and highest azimuth of the training cameras
+    el: tuple[float, float]  # degrees: lowest and highest elevation
+    distance: float  # mean distance of the training cameras from the centre
 
     @staticmethod
     def of(sequence: list[int], keys: Tensor, trained: list[int], cameras: list[Camera]) -> TimePose:
         """From the sequence's timesteps and flame_keys [T, D], the trained timesteps and the training cameras."""
         assert keys.shape[0] == len(sequence), f"keys must be [T={len(sequence)}, D], got {tuple(keys.shape)}"
         rows = [sequence.index(t) for t in trained]
-        azimuths = [camera_azimuth(c) for c in cameras]
-        return TimePose(tuple(sequence), keys, min(rows), max(rows), min(azimuths), max(azimuths))
+        centre = rig_centre(cameras)
+        az, el, dist = zip(*(camera_orbit(c, centre) for c in cameras))
+        return TimePose(tuple(sequence), keys, min(rows), max(rows), centre, (min(az), max(az)), (min(el), max(el)),
+                        sum(dist) / len(dist))
 
     def t(self, timestep: int, key: Tensor | None = None) -> float:
         """Normalised time of a timestep of the sequence, or of another frame by its flame_keys row key [D]."""
@@ -75,9 +105,35 @@ class TimePose:
             row = int((self.keys - key.to(self.keys)).norm(dim=-1).argmin())
         return min(1.0, max(0.0, (row - self.lo) / max(1, self.hi - self.lo)))
 
+    def pe(self, camera: Camera) -> tuple[float, float]:
+        """Normalised (azimuth, elevation) of a camera, each clamped to the training cameras' range."""
+        az, el, _ = camera_orbit(camera, self.centre)
+        return tuple(min(1.0, max(0.0, (x - lo) / max(1e-6, hi - lo))) for x, (lo, hi) in ((az, self.az), (el, self.el)))  # type: ignore[return-value]
+
     def p(self, camera: Camera) -> float:
         """Normalised azimuth of a camera (clamped to the training cameras' range)."""
-        return min(1.0, max(0.0, (camera_azimuth(camera) - self.az_lo) / max(1e-6, self.az_hi - self.az_lo)))
+        return self.pe(camera)[0]
+
+    def lattice_size(self, step_deg: float = LATTICE_STEP_DEG) -> tuple[int, int]:
+        """(azimuths, elevations): nodes that split the training cameras' range into steps of at most step_deg."""
+        return tuple(1 + math.ceil((hi - lo) / step_deg - 1e-6) for lo, hi in (self.az, self.el))  # type: ignore[return-value]
+
+    def lattice(self, like: Camera, azimuths: int, elevations: int) -> list[tuple[Camera, float, float]]:
+        """(camera, p, e) at every node of an azimuths x elevations lattice over the training cameras'
+        range, at their mean distance from the centre, with like's intrinsics and image size: the
+        poses the network trains at (the modeling stage renders any pose, not only the dataset's)."""
+        out = []
+        for i in range(elevations):
+            e = i / max(1, elevations - 1)
+            el = math.radians(self.el[0] + e * (self.el[1] - self.el[0]))
+            for j in range(azimuths):
+                p = j / max(1, azimuths - 1)
+                az = math.radians(self.az[0] + p * (self.az[1] - self.az[0]))
+                eye = self.centre.double() + self.distance * torch.tensor(
+                    [math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)], dtype=torch.float64)
+                w2c = look_at(eye.float(), self.centre.float(), torch.tensor([0.0, 1.0, 0.0]))
+                out.append((replace(like, world_to_cam=w2c.to(like.world_to_cam)), p, e))
+        return out
 
 
 def project_uv(means: Tensor, camera: Camera) -> Tensor:
@@ -145,5 +201,6 @@ def build_mapping_data(
     data = MappingData(
         m0=masks.float(), targets=torch.stack(targets), foreground=torch.stack(alphas), flow=torch.stack(flows),
         t=torch.tensor([v.t for v in samples], dtype=torch.float32), p=torch.tensor([v.p for v in samples], dtype=torch.float32),
+        e=torch.tensor([v.e for v in samples], dtype=torch.float32),
     )
     return data, selected

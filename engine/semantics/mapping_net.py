@@ -1,8 +1,9 @@
 """The paper's mask-mapping network M(t, p, M0) -> M(t, p), as a learned warp.
 
-A learned feature grid on the time–pose plane (t, p both normalised to [0, 1]; p is the camera's
-azimuth around the head; every grid node holds a small feature map, code x f x f) is read by
-bilinear interpolation into z(t, p). A small conv decoder turns z into fields over the target image: a dense backward displacement (where
+A learned feature grid on the time–pose plane (t, p both normalised to [0, 1]; the pose p is the
+camera's azimuth around the head, with an optional second pose axis e, its elevation; every grid
+node holds a small feature map, code x f' x f') is read by bilinear (with e: trilinear)
+interpolation into z(t, p, e). A small conv decoder turns z into fields over the target image: a dense backward displacement (where
 each target pixel was in the reference view at (t0, p0)), a foreground logit (is there head at
 this pixel at all) and a residual logit. The reference mask M0 is warped by the displacement with
 bilinear sampling at the output resolution, so thin parts (eyes, brows, lips) keep their shape;
@@ -13,10 +14,14 @@ added to the decoder's output and started at the mean of the training samples ne
 so training starts from the exact warps at the nodes and learns the rest.
 
 Training data come from the modeling stage (engine.semantics.mapping_data): masks lifted at the
-reference view and rendered exactly at many (t, p), plus the exact backward displacement (the
-reference-view position of the Gaussians seen at each target pixel). Loss: Dice + BCE on masks,
-BCE on the foreground, L1 on the displacement where the target shows the head, and a
-total-variation term on the grid so unvisited cells interpolate their neighbours.
+reference view and rendered exactly at many (t, p, e), plus the exact backward displacement (the
+reference-view position of the Gaussians seen at each target pixel). The modeling stage renders any
+pose, so the samples sit on a lattice of poses ~10° apart over the training cameras' range
+(mapping_data.TimePose.lattice): 2D warps interpolate well over 10°, not over the 30°+ between a
+rig's cameras. Loss: Dice + BCE on masks, BCE on the foreground, L1 on the displacement where the
+target shows the head, and a total-variation term on the grid so unvisited cells interpolate their
+neighbours. The node fields learn at a far lower rate than the rest: they start at the exact warps,
+which a few hundred steps of Adam would otherwise blur (measured: held-out-camera lips 0.60 -> 0.35).
 """
 
 from __future__ import annotations
@@ -40,11 +45,14 @@ class MappingNetConfig:
     field_size: int = 64  # resolution of each grid node's feature map and of the decoded fields
     grid_t: int = 8  # feature-grid nodes along time
     grid_p: int = 6  # feature-grid nodes along camera azimuth
+    grid_e: int = 1  # feature-grid nodes along camera elevation (1: the time–azimuth plane alone)
     code: int = 8  # channels of each grid node's feature map
+    code_size: int = 32  # resolution of each node's feature map (the decoder works at field_size)
     channels: int = 32  # decoder channels
     steps: int = 400  # optimiser steps
     batch: int = 8  # (t, p) samples per step (all masks of a sample are used)
     lr: float = 1e-2  # Adam learning rate (cosine-annealed to 0)
+    base_lr: float = 1e-4  # learning rate of the node fields, which start at the exact fields of the samples
     tv_weight: float = 1e-3  # total-variation weight on the feature grid
     flow_weight: float = 10.0  # weight of the L1 displacement loss (normalised image units)
     fg_weight: float = 0.5  # weight of the foreground BCE
@@ -68,17 +76,18 @@ def identity_grid(height: int, width: int, like: Tensor) -> Tensor:
 
 
 class MaskMappingNet(nn.Module):
-    """M(t, p, M0): reference masks [B, S, h, w] + (t, p) [B] in [0, 1] -> mask probabilities [B, S, H, W]."""
+    """M(t, p, M0): reference masks [B, S, h, w] + (t, p, e) [B] in [0, 1] -> mask probabilities [B, S, H, W]."""
 
     def __init__(self, config: MappingNetConfig = MappingNetConfig()) -> None:
         super().__init__()
         self.config = config
-        c, f = config.channels, config.field_size
+        c, f, fc = config.channels, config.field_size, config.code_size
         gen = torch.Generator().manual_seed(config.seed)
-        # one low-resolution feature map per grid node: [grid_p, grid_t, code, f, f]
-        self.grid = nn.Parameter(0.1 * torch.randn(config.grid_p, config.grid_t, config.code, f, f, generator=gen))
+        nodes = (config.grid_e, config.grid_p, config.grid_t)
+        # one low-resolution feature map per grid node: [grid_e, grid_p, grid_t, code, f', f']
+        self.grid = nn.Parameter(0.1 * torch.randn(*nodes, config.code, fc, fc, generator=gen))
         # per node, the fields themselves (displacement x, y and foreground logit): the decoder adds to them
-        self.base = nn.Parameter(torch.zeros(config.grid_p, config.grid_t, 3, f, f))
+        self.base = nn.Parameter(torch.zeros(*nodes, 3, f, f))
         self.dec = nn.Sequential(
             nn.Conv2d(config.code, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
             nn.Conv2d(c, 5, 3, padding=1),  # flow (2), foreground, residual bias, residual gain
@@ -87,51 +96,49 @@ class MaskMappingNet(nn.Module):
         nn.init.zeros_(self.dec[-1].bias)
         self.gain = nn.Parameter(torch.tensor(6.0))  # logit scale of the warped mask
 
-    def _read(self, g: Tensor, t: Tensor, p: Tensor) -> Tensor:
-        """[B, C, f, f] bilinear read of a node tensor g [grid_p, grid_t, C, f, f] at t [B], p [B] in [0, 1]."""
-        cfg = self.config
+    def _read(self, g: Tensor, t: Tensor, p: Tensor, e: Tensor) -> Tensor:
+        """[B, C, f, f] interpolated read of a node tensor g [grid_e, grid_p, grid_t, C, f, f] at t, p, e [B] in [0, 1]."""
 
         def corners(x: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
             pos = x.clamp(0, 1).to(g) * (n - 1)
             i0 = pos.floor().long().clamp(max=max(0, n - 2))
-            return i0, (i0 + 1).clamp(max=n - 1), (pos - i0).clamp(0, 1)
+            return i0, (i0 + 1).clamp(max=n - 1), (pos - i0).clamp(0, 1)[:, None, None, None]
 
-        t0, t1, wt = corners(t, cfg.grid_t)
-        p0, p1, wp = corners(p, cfg.grid_p)
-        wt, wp = wt[:, None, None, None], wp[:, None, None, None]
-        return ((1 - wp) * ((1 - wt) * g[p0, t0] + wt * g[p0, t1]) + wp * ((1 - wt) * g[p1, t0] + wt * g[p1, t1]))
+        (t0, t1, wt), (p0, p1, wp), (e0, e1, we) = (corners(x, n) for x, n in zip((t, p, e), g.shape[2::-1]))
 
-    def code_at(self, t: Tensor, p: Tensor) -> Tensor:
-        """[B, code, f, f] bilinear read of the feature grid at t [B], p [B] in [0, 1]."""
-        return self._read(self.grid, t, p)
+        def plane(ei: Tensor) -> Tensor:
+            return (1 - wp) * ((1 - wt) * g[ei, p0, t0] + wt * g[ei, p0, t1]) + wp * ((1 - wt) * g[ei, p1, t0] + wt * g[ei, p1, t1])
 
-    def fields(self, t: Tensor, p: Tensor) -> Tensor:
-        """[B, 5, f, f] fields at (t, p): displacement x, y (normalised units), foreground logit,
+        return plane(e0) if g.shape[0] == 1 else (1 - we) * plane(e0) + we * plane(e1)
+
+    def fields(self, t: Tensor, p: Tensor, e: Tensor) -> Tensor:
+        """[B, 5, f, f] fields at (t, p, e): displacement x, y (normalised units), foreground logit,
         residual bias and residual gain of the mask logit (the node fields plus the decoded code)."""
-        base = self._read(self.base, t, p)
-        return self.dec(self.code_at(t, p)) + F.pad(base, (0, 0, 0, 0, 0, 2))
+        f = self.config.field_size
+        code = F.interpolate(self._read(self.grid, t, p, e), size=(f, f), mode="bilinear", align_corners=False)
+        return self.dec(code) + F.pad(self._read(self.base, t, p, e), (0, 0, 0, 0, 0, 2))
 
     @torch.no_grad()
-    def init_fields(self, t: Tensor, p: Tensor, flow: Tensor, foreground: Tensor) -> None:
+    def init_fields(self, t: Tensor, p: Tensor, e: Tensor, flow: Tensor, foreground: Tensor) -> None:
         """Start each grid node's fields at the mean of the samples nearest to it.
 
-        t, p [K] in [0, 1]; flow [K, H, W, 2] backward displacement; foreground [K, H, W] alpha.
+        t, p, e [K] in [0, 1]; flow [K, H, W, 2] backward displacement; foreground [K, H, W] alpha.
         Nodes no sample is nearest to keep zero fields (the grid smoothness term fills them in).
         """
         cfg, f = self.config, self.config.field_size
         fl = F.interpolate(flow.permute(0, 3, 1, 2), size=(f, f), mode="area")
         fg = F.interpolate(foreground[:, None], size=(f, f), mode="area").clamp(0.02, 0.98)
         target = torch.cat([fl, torch.logit(fg)], dim=1)  # [K, 3, f, f]
-        ti = (t.clamp(0, 1) * (cfg.grid_t - 1)).round().long()
-        pi = (p.clamp(0, 1) * (cfg.grid_p - 1)).round().long()
-        node = pi * cfg.grid_t + ti  # [K] flat index into (grid_p, grid_t)
-        nodes = cfg.grid_p * cfg.grid_t
+        ti, pi, ei = ((x.clamp(0, 1) * (n - 1)).round().long() for x, n in ((t, cfg.grid_t), (p, cfg.grid_p), (e, cfg.grid_e)))
+        node = (ei * cfg.grid_p + pi) * cfg.grid_t + ti  # [K] flat index into (grid_e, grid_p, grid_t)
+        nodes = cfg.grid_e * cfg.grid_p * cfg.grid_t
         total = torch.zeros(nodes, *target.shape[1:]).index_add_(0, node, target)
         count = torch.bincount(node, minlength=nodes).clamp(min=1)
         self.base.copy_((total / count[:, None, None, None]).view_as(self.base))
 
-    def forward(self, m0: Tensor, t: Tensor, p: Tensor, size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """m0 [B, S, h, w] in [0, 1], t [B], p [B] -> (mask probs [B, S, H, W], fg logits [B, H, W], flow [B, H, W, 2]).
+    def forward(self, m0: Tensor, t: Tensor, p: Tensor, e: Tensor | None = None,
+                size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """m0 [B, S, h, w] in [0, 1], t, p, e [B] (e default 0) -> (mask probs [B, S, H, W], fg logits [B, H, W], flow [B, H, W, 2]).
 
         (H, W) = size, default (config.size, config.size). M0 is sampled at its own resolution.
         Mask logit = (gain + residual gain)·(2·warped − 1) + residual bias, times the foreground
@@ -140,7 +147,8 @@ class MaskMappingNet(nn.Module):
         """
         assert m0.ndim == 4, f"m0 must be [B, S, h, w], got {tuple(m0.shape)}"
         h, w = size or (self.config.size, self.config.size)
-        f = F.interpolate(self.fields(t, p), size=(h, w), mode="bilinear", align_corners=False)  # [B, 5, H, W]
+        e = torch.zeros_like(t) if e is None else e
+        f = F.interpolate(self.fields(t, p, e), size=(h, w), mode="bilinear", align_corners=False)  # [B, 5, H, W]
         flow = f[:, :2].permute(0, 2, 3, 1)  # [B, H, W, 2]
         where = identity_grid(h, w, m0) + flow
         warped = F.grid_sample(m0.to(flow), where, mode="bilinear", padding_mode="zeros", align_corners=False)  # [B, S, H, W]
@@ -149,13 +157,12 @@ class MaskMappingNet(nn.Module):
         return probs, f[:, 2], flow
 
     def grid_tv(self) -> Tensor:
-        """Mean squared difference between neighbouring grid nodes along time and along pose."""
+        """Mean squared difference between neighbouring grid nodes along time and along each pose axis."""
         tv = self.grid.new_zeros(())
         for g in (self.grid, self.base):
-            if g.shape[0] > 1:
-                tv = tv + (g[1:] - g[:-1]).pow(2).mean()
-            if g.shape[1] > 1:
-                tv = tv + (g[:, 1:] - g[:, :-1]).pow(2).mean()
+            for axis in range(3):
+                if g.shape[axis] > 1:
+                    tv = tv + g.diff(dim=axis).pow(2).mean()
         return tv
 
 
@@ -184,6 +191,7 @@ class MappingData:
     flow: Tensor  # [K, h, w, 2] backward displacement to the reference view (normalised units)
     t: Tensor  # [K] normalised time in [0, 1]
     p: Tensor  # [K] normalised camera azimuth in [0, 1]
+    e: Tensor  # [K] normalised camera elevation in [0, 1]
 
     def __post_init__(self) -> None:
         k, s = self.targets.shape[:2]
@@ -191,7 +199,7 @@ class MappingData:
         assert self.foreground.shape[0] == k and self.flow.shape[:3] == (k, *self.targets.shape[2:]), (
             f"foreground [K, h, w] / flow [K, h, w, 2] must match targets {tuple(self.targets.shape)}"
         )
-        assert self.t.shape == (k,) and self.p.shape == (k,), f"t and p must be [K={k}]"
+        assert self.t.shape == self.p.shape == self.e.shape == (k,), f"t, p and e must be [K={k}]"
 
 
 def _mask_loss(probs: Tensor, target: Tensor) -> Tensor:
@@ -213,8 +221,9 @@ def train_mapping_net(
     k = data.targets.shape[0]
     gen = torch.Generator().manual_seed(config.seed)
     net = MaskMappingNet(config)
-    net.init_fields(data.t, data.p, data.flow, data.foreground)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    net.init_fields(data.t, data.p, data.e, data.flow, data.foreground)
+    rest = [q for name, q in net.named_parameters() if name != "base"]
+    opt = torch.optim.Adam([{"params": rest}, {"params": [net.base], "lr": config.base_lr}], lr=config.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, config.steps))
     size = config.size
     m0 = resize_masks(data.m0, size)[None]  # [1, S, size, size]
@@ -227,7 +236,7 @@ def train_mapping_net(
         if cancel is not None and cancel():
             break
         ki = torch.randint(0, k, (min(config.batch, k),), generator=gen)
-        probs, fg_logit, pred_flow = net(m0.expand(len(ki), -1, -1, -1), data.t[ki], data.p[ki])
+        probs, fg_logit, pred_flow = net(m0.expand(len(ki), -1, -1, -1), data.t[ki], data.p[ki], data.e[ki])
         flow_err = ((pred_flow - flow[ki]).abs().sum(-1) * solid[ki]).sum() / solid[ki].sum().clamp(min=1)
         loss = (_mask_loss(probs, targets[ki]) + config.fg_weight * F.binary_cross_entropy_with_logits(fg_logit, solid[ki])
                 + config.flow_weight * flow_err + config.tv_weight * net.grid_tv())
@@ -242,13 +251,13 @@ def train_mapping_net(
     return net, losses
 
 
-def predict_masks(net: MaskMappingNet, m0: Tensor, t: float, p: float, out_size: tuple[int, int]) -> Tensor:
-    """[S, H, W] probabilities of S masks at (t, p) from reference masks m0 [S, h, w], at out_size (H, W).
+def predict_masks(net: MaskMappingNet, m0: Tensor, t: float, p: float, e: float, out_size: tuple[int, int]) -> Tensor:
+    """[S, H, W] probabilities of S masks at (t, p, e) from reference masks m0 [S, h, w], at out_size (H, W).
 
     The reference masks are warped at their own resolution into the output grid (give them at the
     output resolution or finer for the sharpest result).
     """
     assert m0.ndim == 3, f"m0 must be [S, h, w], got {tuple(m0.shape)}"
     with torch.no_grad():
-        probs, _, _ = net(m0.float()[None], torch.tensor([float(t)]), torch.tensor([float(p)]), out_size)
+        probs, _, _ = net(m0.float()[None], *(torch.tensor([float(x)]) for x in (t, p, e)), size=out_size)
     return probs[0]
