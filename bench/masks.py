@@ -20,9 +20,9 @@ the frontal training camera is the painted mask M0.
   and `components_multiview_at_upper_bound_frames`: those selections scored on the same frames.
 - Mapping network: trained on exact lift-and-render masks of every component region of the
   reference label map, at the network-training samples = every other frame of the training
-  sequence (interleaved) x a lattice of camera poses every 10° of azimuth and elevation over the
-  training cameras' range (15° with --quick; TimePose.lattice; at 128 px), then asked for the
-  evaluated frames.
+  sequence (interleaved) x a lattice of camera poses every 10° of azimuth and elevation around the
+  head over the training cameras' range, seen from the head's frame (15° with --quick;
+  mapping_data.lattice_samples; at 128 px), then asked for the evaluated frames.
 - Oracle: the avatar's own triangle labels rendered directly (what ticking the components draws;
   fitted selections can beat it, since they may take in the Gaussians of neighbouring triangles
   that draw a part's outline). `exact_vs_oracle` compares the exact masks with it instead of
@@ -32,7 +32,7 @@ Evaluated frames (all at the dataset's resolution: 512 px, 256 px with --quick):
 training-sequence frames the network never saw (odd frames x training cameras; every frame x the
 held-out cameras); reported separately: the held-out-expression sequence (test split), whose frames
 the network reads at the time of the training-sequence frame with the nearest FLAME parameters
-(expression, jaw, eyes, head pose). IoU per group is Σ intersection / Σ union over frames. Also
+(expression, jaw, eyes; the head's pose is on the network's pose axes). IoU per group is Σ intersection / Σ union over frames. Also
 prints the FCI figure: how far component labels voted from the training label maps agree with the
 triangle labels (by opacity weight). Ends with one JSON line.
 """
@@ -62,12 +62,19 @@ from engine.head.components import COMPONENTS, labels_of
 from engine.render.splats import Splats
 from engine.semantics.fci import agreement, dataset_label_views, triangle_labels, vote_labels, voted_labels
 from engine.semantics.lift import MaskView, fill_unseen, fit_to_view, fit_to_views, lift_many
-from engine.semantics.mapping_data import LATTICE_STEP_DEG, SampleView, TimePose, build_mapping_data, flame_keys
+from engine.semantics.mapping_data import (
+    LATTICE_STEP_DEG,
+    StillHeads,
+    TimePose,
+    build_mapping_data,
+    flame_keys,
+    lattice_samples,
+    predict_at,
+)
 from engine.semantics.mapping_net import (
     MappingNetConfig,
     MaskMappingNet,
     camera_azimuth,
-    predict_masks,
     train_mapping_net,
 )
 from engine.semantics.mask_render import MASK_LEVEL, render_label_map, render_weights
@@ -123,8 +130,9 @@ class Bench:
         self.m0 = torch.stack([group_mask(self.ref.labels, g).float() for g in GROUPS])  # [G, H, W]
         with torch.no_grad():
             self.rest = self.avatar.splats(self.avatar.head.neutral_params()).means
+        self.heads = StillHeads(self.avatar, lambda t: self.params.frame(self.ts.index(t)))
         self.tp = TimePose.of(self.train_ts, flame_keys(self.ds.flame_params("train")), sorted(self.net_ts),
-                              [r.camera for r in train])
+                              [self.heads.relative(r.camera, r.timestep) for r in train])
 
     def splats_at(self, t: int) -> Splats:
         if t not in self._splats:
@@ -138,9 +146,8 @@ def train_net(b: Bench, steps: int, step_deg: float = LATTICE_STEP_DEG) -> tuple
     of poses over the training cameras' range (TimePose.lattice)."""
     ref = b.ref
     comp = torch.stack([(ref.labels == c).float() for c in range(len(COMPONENTS)) if bool((ref.labels == c).any())])
-    azimuths, elevations = b.tp.lattice_size(step_deg)
-    poses = b.tp.lattice(ref.camera.resized(NET_SIZE, NET_SIZE), azimuths, elevations)
-    samples = [SampleView(b.splats_at(t), cam, b.tp.t(t), p, e) for t in sorted(b.net_ts) for cam, p, e in poses]
+    samples, azimuths, elevations = lattice_samples(b.tp, b.heads, sorted(b.net_ts), ref.camera.resized(NET_SIZE, NET_SIZE),
+                                                    step_deg)
     t1 = time.perf_counter()
     data, _ = build_mapping_data(b.splats_at(ref.record.timestep), ref.camera, comp, samples, b.rest,
                                  labels=b.avatar.gaussians.labels)
@@ -200,8 +207,8 @@ def evaluate(b: Bench, selected: torch.Tensor, voted: torch.Tensor, net: MaskMap
                 add(acc, split + name, render_weights(s, f.camera, w).permute(2, 0, 1) >= MASK_LEVEL, gt)
             t = b.tp.t(r.timestep) if split == "" else b.tp.t(r.timestep, test_keys[test_ts.index(r.timestep)])
             t4 = time.perf_counter()
-            p, e = b.tp.pe(f.camera)
-            pred = predict_masks(net, b.m0, t, p, e, gt.shape[1:]) >= 0.5
+            like = b.ref.camera.resized(f.camera.width, f.camera.height)
+            pred = predict_at(net, b.tp, b.m0, t, b.heads.relative(f.camera, r.timestep), like) >= 0.5
             times["net"] += time.perf_counter() - t4
             lm = render_label_map(s, f.camera, b.avatar.gaussians.labels, len(COMPONENTS))
             add(acc, split + "exact", exact, gt)

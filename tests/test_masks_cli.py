@@ -137,20 +137,21 @@ def test_render_by_the_mapping_network(dataset: Path, lips_lifted: Path, tmp_pat
     for split in ("val", "test"):
         out = tmp_path / split
         assert main(["masks", "render", str(lips_lifted), "--dataset", str(dataset), "--split", split,
-                     "--components", "lips", "--method", "net", "--net-steps", NET_STEPS, "--out", str(out)]) == 0
+                     "--components", "lips", "--method", "net", "--net-steps", NET_STEPS, "--net-pose-step", "20",
+                     "--out", str(out)]) == 0
         text = capsys.readouterr().out
-        assert "by the mapping network" in text and "mapping network: trained on 6 timesteps of split 'train' x 45 poses" in text
+        assert "by the mapping network" in text and "mapping network: trained on 6 timesteps of split 'train' x 30 poses" in text
         scores[split] = _number(r"IoU lips: ([\d.]+)", text)
         records = read_dataset(dataset).frames(split)
         assert sorted(p.name for p in out.iterdir()) == sorted(f"{r.timestep:05d}_{r.camera_index:02d}.png" for r in records)
         gts = [torch.isin(load_labels(r.label_path), torch.tensor(labels_of(["lips"]))).numpy() for r in records]
         still[split] = sum(int((g & m0).sum()) for g in gts) / sum(int((g | m0).sum()) for g in gts)
     print(scores, still)
-    # measured (150 steps): val 0.69, test 0.15; the mask left in place: val 0.11, test 0.02; the exact renders:
-    # val 0.655. The held-out camera sits between the training cameras' two heights: the network trains on a
-    # lattice of azimuths and elevations over their range (before, on the dataset's cameras with azimuth alone:
-    # val 0.13-0.16). The held-out expressions are read at the time of the nearest training frame: far weaker.
-    assert scores["test"] >= still["test"] + 0.1
+    # measured (150 steps, poses 20° apart): val 0.61, test 0.30; the mask left in place: val 0.11, test 0.02; the
+    # exact renders: val 0.655. The held-out camera sits between the training cameras' two heights: the network
+    # trains on a lattice of azimuths and elevations around the head, and a head that turned is that lattice seen
+    # from the head's frame (before, on the dataset's cameras with azimuth alone: val 0.13-0.16, test 0.17-0.25).
+    assert scores["test"] >= still["test"] + 0.2
     assert scores["val"] >= 0.5
 
 
@@ -165,6 +166,8 @@ def test_render_by_the_mapping_network(dataset: Path, lips_lifted: Path, tmp_pat
      "selection has 4 Gaussians, the avatar has"),
     (["label", "demo", "--dataset", "{missing}"], "dataset folder does not exist"),
     (["render", "demo", "--selection", "{plain}", "--method", "net"], "no reference mask to warp"),
+    (["render", "demo", "--selection", "{plain}", "--method", "net", "--net-pose-step", "0"],
+     "--net-pose-step must be between 1 and 90 degrees, got 0"),
     (["lift", "demo", *LIFT_AT, "--mask", "{small}", "--fit-frames", "4"], "--fit-frames needs --components"),
 ])
 def test_bad_input_is_a_clear_error(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture,

@@ -13,10 +13,20 @@ from engine.data.synth import SynthConfig, generate
 from engine.data.vhap_format import read_dataset
 from engine.head.components import labels_of
 from engine.render.camera import orbit_camera
+from engine.render.rasterize import render
 from engine.render.splats import Splats
 from engine.semantics.lift import contributions, fill_unseen, fit_to_view, interior, lift_many, lift_mask
-from engine.semantics.mapping_data import SampleView, TimePose, build_mapping_data, project_uv, render_sample
-from engine.semantics.mapping_net import MappingNetConfig, camera_azimuth, predict_masks, train_mapping_net
+from engine.semantics.mapping_data import (
+    SampleView,
+    TimePose,
+    build_mapping_data,
+    camera_orbit,
+    head_frame,
+    head_relative,
+    project_uv,
+    render_sample,
+)
+from engine.semantics.mapping_net import MappingNetConfig, camera_azimuth, identity_grid, predict_masks, train_mapping_net
 from engine.semantics.mask_render import iou, render_label_map, render_mask, render_weights
 
 GROUPS = ("lips", "eyes", "brows", "hair")
@@ -44,7 +54,6 @@ def test_contributions_match_torch_reference():
     assert ((lifted.weights >= 0) & (lifted.weights <= 1)).all()
     # the sum of contributions over all pixels equals the rendered alpha summed over the image
     total = contributions(splats, cam, torch.ones(32, 40, 1), backend="torch")[:, 0].sum()
-    from engine.render.rasterize import render
     assert float(total) == pytest.approx(float(render(splats, cam, backend="torch").alpha.sum()), rel=1e-4)
 
 
@@ -192,6 +201,45 @@ def test_time_pose_lattice_spans_the_training_cameras():
     torch.testing.assert_close(lattice[0][0].world_to_cam, cams[0].world_to_cam, atol=1e-5, rtol=0)
     assert tp.pe(cams[1]) == pytest.approx((0.5, 1.0), abs=1e-4)
     assert tp.pe(orbit_camera(80, -20, 0.6, centre, 24.0, 64, 48)) == pytest.approx((1.0, 0.0))  # clamped to the range
+
+
+def test_a_turned_head_is_the_still_head_seen_from_a_turned_camera():
+    """head_frame takes the head's rotation and translation out of a frame; the camera seen from the
+    head's frame draws the still head as the camera draws the turned one; to_lattice finds, for each
+    pixel of that camera (which no longer looks at the centre), its place in the lattice camera's image."""
+    avatar = load_demo_avatar()
+    params = avatar.frame_params(0).with_values(rotation=torch.tensor([[0.12, 0.3, -0.05]]),
+                                                translation=torch.tensor([[0.01, -0.02, 0.03]]))
+    still, head_to_world = head_frame(avatar, params)
+    assert not bool(still.rotation.any()) and not bool(still.translation.any())
+    moved, rest = avatar.posed_vertices(params), avatar.posed_vertices(still)
+    torch.testing.assert_close(rest @ head_to_world[:3, :3].T + head_to_world[:3, 3], moved, atol=1e-5, rtol=0)
+    size = 96
+    cam = orbit_camera(15.0, 5.0, 0.6, (0.0, 0.0, 0.0), 24.0, size, size)
+    seen = head_relative(cam, head_to_world)
+    with torch.no_grad():
+        a = render(avatar.splats(params), cam, (0.0, 0.0, 0.0)).alpha
+        b = render(avatar.splats(still), seen, (0.0, 0.0, 0.0)).alpha
+    assert (a - b).abs().max().item() < 1e-3 and a.sum().item() > 500
+    tp = TimePose.of([0], torch.zeros(1, 1), [0], [orbit_camera(y, 0.0, 0.6, (0.0, 0.0, 0.0), 24.0, size, size)
+                                                   for y in (-40.0, 40.0)])
+    az, el, dist = camera_orbit(seen, tp.centre)
+    assert abs(dist - 0.6) > 0.005  # the turned head moved toward or away from the camera: a zoom too
+    p, e, where = tp.to_lattice(seen, cam)
+    assert (p, e) == pytest.approx(tp.pe(seen))
+    lattice_cam = tp.orbit(cam, az, el)
+    with torch.no_grad():
+        points = avatar.splats(still).means[::50]
+    px, depth = seen.project_points(points)
+    expected, _ = lattice_cam.project_points(points)
+    inside = (px >= 0).all(1) & (px < size).all(1) & (depth > 0)
+    ij = px[inside].floor().long()
+    got = (where[0, ij[:, 1], ij[:, 0]] + 1) / 2 * size  # lattice-image pixel of each point's pixel
+    err = (got - expected[inside]).norm(dim=1) - (px[inside] - ij - 0.5).norm(dim=1) * 1.2  # less the in-pixel offset
+    # measured: at most 0.58 px (the zoom is exact at the centre's depth only), mostly within the pixel
+    assert inside.sum() > 100 and err.max().item() < 1.0 and err.mean().item() < 0.1, (err.max(), err.mean())
+    _, _, same = tp.to_lattice(tp.orbit(cam, 10.0, -3.0), cam)
+    torch.testing.assert_close(same, identity_grid(size, size, same), atol=1e-4, rtol=0)  # a lattice camera: no warp
 
 
 def test_mapping_net_warps_thin_parts_to_unseen_views():

@@ -92,6 +92,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                              "here, warps the mask the selection was lifted from (a selection made by 'masks lift')")
     render.add_argument("--net-steps", type=int, default=400, metavar="N",
                         help="mapping-network training steps (--method net; default 400)")
+    render.add_argument("--net-pose-step", type=float, default=None, metavar="DEG",
+                        help="spacing of the poses the mapping network trains at, in degrees of azimuth and "
+                             "elevation around the head (--method net; default 10; coarser is faster)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -348,12 +351,22 @@ def _mapping_net(args: argparse.Namespace, avatar: Avatar, dataset: AvatarDatase
     """Train the mapping network on the selection (selected [N]; extras: those saved with it) and return
     frame -> [H, W] bool mask."""
     from app.progress import progress_bar
-    from engine.render.splats import Splats
-    from engine.semantics.mapping_data import SampleView, TimePose, build_mapping_data, flame_keys
-    from engine.semantics.mapping_net import MappingNetConfig, predict_masks, train_mapping_net
+    from engine.semantics.mapping_data import (
+        LATTICE_STEP_DEG,
+        StillHeads,
+        TimePose,
+        build_mapping_data,
+        flame_keys,
+        lattice_samples,
+        predict_at,
+    )
+    from engine.semantics.mapping_net import MappingNetConfig, train_mapping_net
 
     if args.net_steps < 1:
         raise CommandError(f"--net-steps must be 1 or more, got {args.net_steps}")
+    step = LATTICE_STEP_DEG if args.net_pose_step is None else args.net_pose_step
+    if not 1.0 <= step <= 90.0:
+        raise CommandError(f"--net-pose-step must be between 1 and 90 degrees, got {step:g}")
     if "reference_mask" not in extras:
         raise CommandError(f"{selection_file}: no reference mask to warp (the mapping network carries the mask a "
                            "selection was lifted from: make it with 'dynamicavatars masks lift', or use --method exact)")
@@ -365,33 +378,26 @@ def _mapping_net(args: argparse.Namespace, avatar: Avatar, dataset: AvatarDatase
     train = _split(dataset, "train")
     sequence = dataset.timesteps("train")
     trained = sorted(set(sequence[:: max(1, math.ceil(len(sequence) / NET_TIMES))]))
-    tp = TimePose.of(sequence, flame_keys(dataset.flame_params("train")), trained, [r.camera for r in train])
-    posed: dict[int, Splats] = {}
-
-    def splats_at(t: int) -> Splats:
-        if t not in posed:
-            with torch.no_grad():
-                s = avatar.splats(params[t])
-            posed[t] = Splats(s.means, s.quats, s.scales, s.opacities, s.sh[:, :1])  # colour unused: degree 0
-        return posed[t]
-
+    heads = StillHeads(avatar, params.__getitem__)
+    tp = TimePose.of(sequence, flame_keys(dataset.flame_params("train")), trained,
+                     [heads.relative(r.camera, r.timestep) for r in train])
     start = time.perf_counter()
-    azimuths, elevations = tp.lattice_size()
-    poses = tp.lattice(ref.camera.resized(NET_SIZE, NET_SIZE), azimuths, elevations)
-    samples = [SampleView(splats_at(t), cam, tp.t(t), p, e) for t in trained for cam, p, e in poses]
+    samples, azimuths, elevations = lattice_samples(tp, heads, trained, ref.camera.resized(NET_SIZE, NET_SIZE),
+                                                    step)
     config = MappingNetConfig(grid_t=len(trained), grid_p=azimuths, grid_e=elevations, steps=args.net_steps)
+    with torch.no_grad():
+        posed = avatar.splats(params[ref.timestep])
     with progress_bar("mapping network") as progress:
-        data, _ = build_mapping_data(splats_at(ref.timestep), ref.camera, m0[None], samples, selected=selected[:, None],
+        data, _ = build_mapping_data(posed, ref.camera, m0[None], samples, selected=selected[:, None],
                                      progress=lambda f, text: progress(0.2 * f, text))
         net, losses = train_mapping_net(data, config, progress=lambda f, text: progress(0.2 + 0.8 * f, text))
-    print(f"mapping network: trained on {len(trained)} timesteps of split 'train' x {len(poses)} poses "
-          f"({config.steps} steps, final loss "
-          f"{losses[-1]:.4f}; {time.perf_counter() - start:.1f} s)")
+    print(f"mapping network: trained on {len(trained)} timesteps of split 'train' x {azimuths * elevations} poses "
+          f"({config.steps} steps, final loss {losses[-1]:.4f}; {time.perf_counter() - start:.1f} s)")
     keys, every = flame_keys(dataset.flame_params(None)), dataset.timesteps(None)
 
     def predict(r: FrameRecord) -> Tensor:
         t = tp.t(r.timestep) if r.timestep in tp.sequence else tp.t(r.timestep, keys[every.index(r.timestep)])
-        p, e = tp.pe(r.camera)
-        return predict_masks(net, m0[None], t, p, e, (r.camera.height, r.camera.width))[0] >= 0.5
+        like = ref.camera.resized(r.camera.width, r.camera.height)
+        return predict_at(net, tp, m0[None], t, heads.relative(r.camera, r.timestep), like)[0] >= 0.5
 
     return predict

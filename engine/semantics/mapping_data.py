@@ -1,9 +1,15 @@
 """Training data for the mask-mapping network, rendered from the modeling stage.
 
 For one reference view (t0, p0) and S masks painted there: lift the masks onto the Gaussians
-(exact lifting, engine.semantics.lift), then at each of K sample views (frames of the training
-sequence × training cameras) render the lifted selections, the alpha, and the backward
-displacement to the reference view. Every Gaussian carries its own displacement (its centre
+(exact lifting, engine.semantics.lift), then at each of K sample views (timesteps of the training
+sequence × a lattice of camera poses around the head, lattice_samples) render the lifted
+selections, the alpha, and the backward displacement to the reference view.
+
+Poses are taken in the head's frame: a frame's head rotation and translation are taken out of the
+avatar (head_frame) and put on the camera (head_relative), so the time axis carries expressions
+only and a head turn the network never saw is a pose between lattice nodes. A camera that, seen
+from the head, does not look at the lattice's centre is read through the lattice camera at its
+place (TimePose.to_lattice, predict_at). Every Gaussian carries its own displacement (its centre
 projected at the reference view minus its centre projected at the sample view) as a feature, so the
 composited feature at a pixel is the displacement of the surface seen there. (Compositing the
 reference positions themselves would be off by the distance from the pixel to the centres of the
@@ -17,14 +23,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from engine.avatar.avatar import Avatar
 from engine.head.params import FlameParams
 from engine.render.camera import Camera, look_at
 from engine.render.rasterize import render
 from engine.render.splats import Splats
 from engine.semantics.lift import fill_unseen, lift_many
-from engine.semantics.mapping_net import MappingData
+from engine.semantics.mapping_net import MappingData, MaskMappingNet, predict_masks
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,57 @@ class SampleView:
 
 
 def flame_keys(params: FlameParams) -> Tensor:
-    """[T, D] what tells frames apart for the mapping network: expression, jaw, eyes and head rotation."""
-    return torch.cat([params.expr, params.jaw_pose, params.eyes_pose, params.rotation], dim=-1).float()
+    """[T, D] what tells frames apart for the mapping network's time axis: expression, jaw and eyes
+    (the head's own rotation is on the pose axes: see head_frame)."""
+    return torch.cat([params.expr, params.jaw_pose, params.eyes_pose], dim=-1).float()
+
+
+def head_frame(avatar: Avatar, params: FlameParams) -> tuple[FlameParams, Tensor]:
+    """(params without the global head rotation and translation, head_to_world [4, 4]) of one frame [T=1].
+
+    The network's pose axes are the camera's pose relative to the head: a frame whose head turned
+    is the still head seen from a turned camera, so the lattice of poses covers head turns too and
+    a new head pose needs no new time. head_to_world is the rigid motion between the mesh posed
+    without and with the rotation and translation (Kabsch fit: FLAME applies them rigidly).
+    """
+    still = params.with_values(rotation=torch.zeros_like(params.rotation), translation=torch.zeros_like(params.translation))
+    with torch.no_grad():
+        a, b = avatar.posed_vertices(still).double(), avatar.posed_vertices(params).double()
+    ca, cb = a.mean(0), b.mean(0)
+    u, _, vt = torch.linalg.svd((a - ca).T @ (b - cb))
+    flip = torch.diag(torch.tensor([1.0, 1.0, float(torch.sign(torch.det(vt.T @ u.T)))], dtype=torch.float64))
+    rot = vt.T @ flip @ u.T
+    head_to_world = torch.eye(4, dtype=torch.float64)
+    head_to_world[:3, :3], head_to_world[:3, 3] = rot, cb - rot @ ca
+    return still, head_to_world.float()
+
+
+def head_relative(camera: Camera, head_to_world: Tensor) -> Camera:
+    """The camera as seen from the head's frame (head_to_world [4, 4], head_frame): it draws the still
+    head as camera draws the moved one."""
+    return replace(camera, world_to_cam=camera.world_to_cam @ head_to_world.to(camera.world_to_cam))
+
+
+class StillHeads:
+    """The avatar at each timestep without its head's rotation and translation (degree-0 colours: the
+    network needs no colour), with the head_to_world of each; cached."""
+
+    def __init__(self, avatar: Avatar, params_of: Callable[[int], FlameParams]) -> None:
+        self.avatar, self.params_of = avatar, params_of  # params_of: timestep -> its FLAME parameters [T=1]
+        self._cache: dict[int, tuple[Splats, Tensor]] = {}
+
+    def __call__(self, timestep: int) -> tuple[Splats, Tensor]:
+        """(still splats, head_to_world [4, 4]) at a timestep."""
+        if timestep not in self._cache:
+            still, head_to_world = head_frame(self.avatar, self.params_of(timestep))
+            with torch.no_grad():
+                s = self.avatar.splats(still)
+            self._cache[timestep] = Splats(s.means, s.quats, s.scales, s.opacities, s.sh[:, :1]), head_to_world
+        return self._cache[timestep]
+
+    def relative(self, camera: Camera, timestep: int) -> Camera:
+        """camera as seen from the head's frame at a timestep (the network's pose)."""
+        return head_relative(camera, self(timestep)[1])
 
 
 LATTICE_STEP_DEG = 10.0  # spacing of the poses the network trains at: flows interpolate well over ~10°
@@ -118,6 +175,15 @@ class TimePose:
         """(azimuths, elevations): nodes that split the training cameras' range into steps of at most step_deg."""
         return tuple(1 + math.ceil((hi - lo) / step_deg - 1e-6) for lo, hi in (self.az, self.el))  # type: ignore[return-value]
 
+    def orbit(self, like: Camera, azimuth: float, elevation: float, distance: float | None = None) -> Camera:
+        """A camera with like's intrinsics at (azimuth, elevation in degrees, distance: default the
+        lattice's) around the centre, looking at it, world +y up."""
+        az, el = math.radians(azimuth), math.radians(elevation)
+        eye = self.centre.double() + (distance or self.distance) * torch.tensor(
+            [math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)], dtype=torch.float64)
+        w2c = look_at(eye.float(), self.centre.float(), torch.tensor([0.0, 1.0, 0.0]))
+        return replace(like, world_to_cam=w2c.to(like.world_to_cam))
+
     def lattice(self, like: Camera, azimuths: int, elevations: int) -> list[tuple[Camera, float, float]]:
         """(camera, p, e) at every node of an azimuths x elevations lattice over the training cameras'
         range, at their mean distance from the centre, with like's intrinsics and image size: the
@@ -125,15 +191,52 @@ class TimePose:
         out = []
         for i in range(elevations):
             e = i / max(1, elevations - 1)
-            el = math.radians(self.el[0] + e * (self.el[1] - self.el[0]))
             for j in range(azimuths):
                 p = j / max(1, azimuths - 1)
-                az = math.radians(self.az[0] + p * (self.az[1] - self.az[0]))
-                eye = self.centre.double() + self.distance * torch.tensor(
-                    [math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)], dtype=torch.float64)
-                w2c = look_at(eye.float(), self.centre.float(), torch.tensor([0.0, 1.0, 0.0]))
-                out.append((replace(like, world_to_cam=w2c.to(like.world_to_cam)), p, e))
+                out.append((self.orbit(like, self.az[0] + p * (self.az[1] - self.az[0]), self.el[0] + e * (self.el[1] - self.el[0])), p, e))
         return out
+
+    def to_lattice(self, camera: Camera, like: Camera) -> tuple[float, float, Tensor]:
+        """(p, e, where [1, H, W, 2]) for a camera of H x W pixels: its pose on the lattice, and where
+        each of its pixels falls in the lattice camera's image there (like: the lattice's intrinsics,
+        at the size the network is asked for; normalised coordinates for grid_sample).
+
+        A camera that does not look at the centre (a head that turned about the neck, seen from the
+        head's frame, head_relative) is the orbit camera at its own place turned about its centre: a
+        homography of the orbit camera's image; its distance from the centre differs from the
+        lattice's by a zoom about the image of the centre.
+        """
+        az, el, dist = camera_orbit(camera, self.centre)
+        p, e = self.pe(camera)
+        lat = self.orbit(like, az, el, dist)
+        ys, xs = torch.meshgrid(torch.arange(camera.height, dtype=torch.float64) + 0.5,
+                                torch.arange(camera.width, dtype=torch.float64) + 0.5, indexing="ij")
+        rays = torch.stack([(xs - camera.cx) / camera.fx, (ys - camera.cy) / camera.fy, torch.ones_like(xs)], -1)  # [H, W, 3]
+        turn = lat.world_to_cam[:3, :3].double() @ camera.cam_to_world[:3, :3].double()  # camera axes -> lattice camera axes
+        r = rays @ turn.T
+        zoom = dist / self.distance
+        u = lat.cx + zoom * lat.fx * r[..., 0] / r[..., 2]
+        v = lat.cy + zoom * lat.fy * r[..., 1] / r[..., 2]
+        where = torch.stack([u / lat.width * 2 - 1, v / lat.height * 2 - 1], -1)
+        where = torch.where(r[..., 2:] > 0, where, torch.full_like(where, 2.0))  # behind the lattice camera: outside
+        return p, e, where[None].float()
+
+
+def lattice_samples(tp: TimePose, heads: StillHeads, timesteps: Sequence[int], like: Camera,
+                    step_deg: float = LATTICE_STEP_DEG) -> tuple[list[SampleView], int, int]:
+    """(samples, azimuths, elevations): the still head at each timestep x every pose of the lattice
+    (TimePose.lattice_size(step_deg); like: the samples' intrinsics and size)."""
+    azimuths, elevations = tp.lattice_size(step_deg)
+    poses = tp.lattice(like, azimuths, elevations)
+    return [SampleView(heads(t)[0], cam, tp.t(t), p, e) for t in timesteps for cam, p, e in poses], azimuths, elevations
+
+
+def predict_at(net: MaskMappingNet, tp: TimePose, m0: Tensor, t: float, camera: Camera, like: Camera) -> Tensor:
+    """[S, H, W] probabilities of the masks m0 [S, h, w] at normalised time t seen by camera (in the
+    head's frame, head_relative; H x W its size); like: the lattice's intrinsics at that size."""
+    p, e, where = tp.to_lattice(camera, like)
+    probs = predict_masks(net, m0, t, p, e, (like.height, like.width))
+    return F.grid_sample(probs[None], where, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
 
 
 def project_uv(means: Tensor, camera: Camera) -> Tensor:

@@ -1,27 +1,27 @@
 """The paper's mask-mapping network M(t, p, M0) -> M(t, p), as a learned warp.
 
 A learned feature grid on the time–pose plane (t, p both normalised to [0, 1]; the pose p is the
-camera's azimuth around the head, with an optional second pose axis e, its elevation; every grid
-node holds a small feature map, code x f' x f') is read by bilinear (with e: trilinear)
-interpolation into z(t, p, e). A small conv decoder turns z into fields over the target image: a dense backward displacement (where
+camera's azimuth around the head, in the head's frame (mapping_data.head_frame), with an optional
+second pose axis e, its elevation; every grid node holds a small feature map, code x f' x f') is
+read by bilinear (with e: trilinear) interpolation into z(t, p, e). A small conv decoder turns z
+into fields over the target image: a dense backward displacement (where
 each target pixel was in the reference view at (t0, p0)), a foreground logit (is there head at
 this pixel at all) and a residual logit. The reference mask M0 is warped by the displacement with
 bilinear sampling at the output resolution, so thin parts (eyes, brows, lips) keep their shape;
 residual fields adjust the warped mask's logit (occlusion, parts the reference did not see).
 Every mask painted at the same reference view shares the same warp, so one network carries any
 mask drawn there. Each grid node also holds the fields themselves (displacement and foreground),
-added to the decoder's output and started at the mean of the training samples nearest to the node,
-so training starts from the exact warps at the nodes and learns the rest.
+added to the decoder's output and set to the mean of the training samples nearest to the node: the
+exact warps at the nodes, which training leaves as they are (letting Adam move them blurred them:
+held-out-camera lips 0.60 -> 0.35); the learned grid and decoder add what the warp misses.
 
 Training data come from the modeling stage (engine.semantics.mapping_data): masks lifted at the
 reference view and rendered exactly at many (t, p, e), plus the exact backward displacement (the
 reference-view position of the Gaussians seen at each target pixel). The modeling stage renders any
 pose, so the samples sit on a lattice of poses ~10° apart over the training cameras' range
 (mapping_data.TimePose.lattice): 2D warps interpolate well over 10°, not over the 30°+ between a
-rig's cameras. Loss: Dice + BCE on masks, BCE on the foreground, L1 on the displacement where the
-target shows the head, and a total-variation term on the grid so unvisited cells interpolate their
-neighbours. The node fields learn at a far lower rate than the rest: they start at the exact warps,
-which a few hundred steps of Adam would otherwise blur (measured: held-out-camera lips 0.60 -> 0.35).
+rig's cameras; every node has samples of its own. Loss: Dice + BCE on masks, BCE on the
+foreground, L1 on the displacement where the target shows the head.
 """
 
 from __future__ import annotations
@@ -47,13 +47,11 @@ class MappingNetConfig:
     grid_p: int = 6  # feature-grid nodes along camera azimuth
     grid_e: int = 1  # feature-grid nodes along camera elevation (1: the time–azimuth plane alone)
     code: int = 8  # channels of each grid node's feature map
-    code_size: int = 32  # resolution of each node's feature map (the decoder works at field_size)
+    code_size: int = 16  # resolution of each node's feature map (the decoder works at field_size)
     channels: int = 32  # decoder channels
     steps: int = 400  # optimiser steps
     batch: int = 8  # (t, p) samples per step (all masks of a sample are used)
     lr: float = 1e-2  # Adam learning rate (cosine-annealed to 0)
-    base_lr: float = 1e-4  # learning rate of the node fields, which start at the exact fields of the samples
-    tv_weight: float = 1e-3  # total-variation weight on the feature grid
     flow_weight: float = 10.0  # weight of the L1 displacement loss (normalised image units)
     fg_weight: float = 0.5  # weight of the foreground BCE
     seed: int = 0  # initialisation and batch sampling
@@ -86,8 +84,10 @@ class MaskMappingNet(nn.Module):
         nodes = (config.grid_e, config.grid_p, config.grid_t)
         # one low-resolution feature map per grid node: [grid_e, grid_p, grid_t, code, f', f']
         self.grid = nn.Parameter(0.1 * torch.randn(*nodes, config.code, fc, fc, generator=gen))
-        # per node, the fields themselves (displacement x, y and foreground logit): the decoder adds to them
-        self.base = nn.Parameter(torch.zeros(*nodes, 3, f, f))
+        # per node, the fields themselves (displacement x, y and foreground logit), set from the samples at
+        # the node (init_fields): the decoder adds to them
+        self.base: Tensor
+        self.register_buffer("base", torch.zeros(*nodes, 3, f, f))
         self.dec = nn.Sequential(
             nn.Conv2d(config.code, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
             nn.Conv2d(c, 5, 3, padding=1),  # flow (2), foreground, residual bias, residual gain
@@ -123,7 +123,8 @@ class MaskMappingNet(nn.Module):
         """Start each grid node's fields at the mean of the samples nearest to it.
 
         t, p, e [K] in [0, 1]; flow [K, H, W, 2] backward displacement; foreground [K, H, W] alpha.
-        Nodes no sample is nearest to keep zero fields (the grid smoothness term fills them in).
+        Nodes no sample is nearest to keep zero fields: train on a lattice that covers every node
+        (mapping_data.lattice_samples).
         """
         cfg, f = self.config, self.config.field_size
         fl = F.interpolate(flow.permute(0, 3, 1, 2), size=(f, f), mode="area")
@@ -156,14 +157,6 @@ class MaskMappingNet(nn.Module):
         probs = torch.sigmoid(logits) * torch.sigmoid(f[:, None, 2])
         return probs, f[:, 2], flow
 
-    def grid_tv(self) -> Tensor:
-        """Mean squared difference between neighbouring grid nodes along time and along each pose axis."""
-        tv = self.grid.new_zeros(())
-        for g in (self.grid, self.base):
-            for axis in range(3):
-                if g.shape[axis] > 1:
-                    tv = tv + g.diff(dim=axis).pow(2).mean()
-        return tv
 
 
 def resize_masks(masks: Tensor, size: int) -> Tensor:
@@ -222,8 +215,7 @@ def train_mapping_net(
     gen = torch.Generator().manual_seed(config.seed)
     net = MaskMappingNet(config)
     net.init_fields(data.t, data.p, data.e, data.flow, data.foreground)
-    rest = [q for name, q in net.named_parameters() if name != "base"]
-    opt = torch.optim.Adam([{"params": rest}, {"params": [net.base], "lr": config.base_lr}], lr=config.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, config.steps))
     size = config.size
     m0 = resize_masks(data.m0, size)[None]  # [1, S, size, size]
@@ -239,7 +231,7 @@ def train_mapping_net(
         probs, fg_logit, pred_flow = net(m0.expand(len(ki), -1, -1, -1), data.t[ki], data.p[ki], data.e[ki])
         flow_err = ((pred_flow - flow[ki]).abs().sum(-1) * solid[ki]).sum() / solid[ki].sum().clamp(min=1)
         loss = (_mask_loss(probs, targets[ki]) + config.fg_weight * F.binary_cross_entropy_with_logits(fg_logit, solid[ki])
-                + config.flow_weight * flow_err + config.tv_weight * net.grid_tv())
+                + config.flow_weight * flow_err)
         opt.zero_grad()
         loss.backward()
         opt.step()
