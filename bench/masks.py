@@ -10,7 +10,7 @@ the frontal training camera is the painted mask M0.
   (fit_to_view); threshold 0.5), render the selection at each evaluated frame. `exact_votes_only`
   is the same without the fit.
 - Components, multi-view (`components_multiview`): the exact selection fitted further to the groups'
-  label regions at 24 training frames (8 with --quick) at once (fit_to_views, as `masks lift
+  label regions at 24 training frames (6 with --quick) at once (fit_to_views, as `masks lift
   --fit-frames`): what a component selection reaches when the dataset's label maps are at hand.
 - Selection upper bound (`selection_upper_bound`): the exact selection fitted to the groups' label
   regions at 24 (--quick: 6) of the evaluated frames themselves and scored on those frames: about
@@ -21,7 +21,7 @@ the frontal training camera is the painted mask M0.
 - Mapping network: trained on exact lift-and-render masks of every component region of the
   reference label map, at the network-training samples = every other frame of the training
   sequence (interleaved) x a lattice of camera poses every 10° of azimuth and elevation around the
-  head over the training cameras' range, seen from the head's frame (15° with --quick;
+  head over the training cameras' range, seen from the head's frame (20° with --quick;
   mapping_data.lattice_samples; at 128 px), then asked for the evaluated frames.
 - Oracle: the avatar's own triangle labels rendered directly (what ticking the components draws;
   fitted selections can beat it, since they may take in the Gaussians of neighbouring triangles
@@ -248,11 +248,11 @@ def main() -> None:
     fit_ms = 1000 * (time.perf_counter() - t0) - lift_ms
     selected, voted = (fitted >= 0.5).float(), (filled >= 0.5).float()
     t_mv = time.perf_counter()
-    count, steps = (8, 15) if args.quick else (24, 30)
+    count, steps = (6, 15) if args.quick else (24, 30)
     many = fit_to_frames(label_views(b, spread(b.ds.frames("train"), count)), fitted, steps)
     multiview_s = time.perf_counter() - t_mv
     extra = {"components_multiview": (many >= 0.5).float()}
-    net, info = train_net(b, *((80, 15.0) if args.quick else (1500, LATTICE_STEP_DEG)))
+    net, info = train_net(b, *((80, 20.0) if args.quick else (1500, LATTICE_STEP_DEG)))
     held = [r for r in b.ds.frames("train") if r.timestep not in b.net_ts] + list(b.ds.frames("val"))
     expr = list(b.ds.frames("test"))
     if args.quick:
