@@ -167,10 +167,6 @@ class TimePose:
         az, el, _ = camera_orbit(camera, self.centre)
         return tuple(min(1.0, max(0.0, (x - lo) / max(1e-6, hi - lo))) for x, (lo, hi) in ((az, self.az), (el, self.el)))  # type: ignore[return-value]
 
-    def p(self, camera: Camera) -> float:
-        """Normalised azimuth of a camera (clamped to the training cameras' range)."""
-        return self.pe(camera)[0]
-
     def lattice_size(self, step_deg: float = LATTICE_STEP_DEG) -> tuple[int, int]:
         """(azimuths, elevations): nodes that split the training cameras' range into steps of at most step_deg."""
         return tuple(1 + math.ceil((hi - lo) / step_deg - 1e-6) for lo, hi in (self.az, self.el))  # type: ignore[return-value]
