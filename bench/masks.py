@@ -67,6 +67,7 @@ from engine.semantics.mapping_data import (
     StillHeads,
     TimePose,
     build_mapping_data,
+    camera_orbit,
     flame_keys,
     lattice_samples,
     predict_at,
@@ -74,7 +75,6 @@ from engine.semantics.mapping_data import (
 from engine.semantics.mapping_net import (
     MappingNetConfig,
     MaskMappingNet,
-    camera_azimuth,
     train_mapping_net,
 )
 from engine.semantics.mask_render import MASK_LEVEL, render_label_map, render_weights
@@ -124,15 +124,14 @@ class Bench:
         self.loader = FrameLoader(capacity=0)
         self._splats: dict[int, Splats] = {}
         train = self.ds.frames("train")
-        front = min(train, key=lambda r: abs(camera_azimuth(r.camera)))
+        front = min(train, key=lambda r: abs(camera_orbit(r.camera)[0]))
         cands = [self.loader.load(r) for r in train if r.camera_index == front.camera_index and r.timestep in self.net_ts]
         self.ref = max(cands, key=lambda f: min(int(group_mask(f.labels, g).sum()) for g in GROUPS))
         self.m0 = torch.stack([group_mask(self.ref.labels, g).float() for g in GROUPS])  # [G, H, W]
         with torch.no_grad():
             self.rest = self.avatar.splats(self.avatar.head.neutral_params()).means
         self.heads = StillHeads(self.avatar, lambda t: self.params.frame(self.ts.index(t)))
-        self.tp = TimePose.of(self.train_ts, flame_keys(self.ds.flame_params("train")), sorted(self.net_ts),
-                              [self.heads.relative(r.camera, r.timestep) for r in train])
+        self.tp = TimePose.of_dataset(self.ds, sorted(self.net_ts), self.heads)
 
     def splats_at(self, t: int) -> Splats:
         if t not in self._splats:
@@ -207,8 +206,7 @@ def evaluate(b: Bench, selected: torch.Tensor, voted: torch.Tensor, net: MaskMap
                 add(acc, split + name, render_weights(s, f.camera, w).permute(2, 0, 1) >= MASK_LEVEL, gt)
             t = b.tp.t(r.timestep) if split == "" else b.tp.t(r.timestep, test_keys[test_ts.index(r.timestep)])
             t4 = time.perf_counter()
-            like = b.ref.camera.resized(f.camera.width, f.camera.height)
-            pred = predict_at(net, b.tp, b.m0, t, b.heads.relative(f.camera, r.timestep), like) >= 0.5
+            pred = predict_at(net, b.tp, b.m0, t, b.heads.relative(f.camera, r.timestep), b.ref.camera) >= 0.5
             times["net"] += time.perf_counter() - t4
             lm = render_label_map(s, f.camera, b.avatar.gaussians.labels, len(COMPONENTS))
             add(acc, split + "exact", exact, gt)

@@ -26,7 +26,7 @@ from engine.semantics.mapping_data import (
     project_uv,
     render_sample,
 )
-from engine.semantics.mapping_net import MappingNetConfig, camera_azimuth, identity_grid, predict_masks, train_mapping_net
+from engine.semantics.mapping_net import MappingNetConfig, identity_grid, predict_masks, train_mapping_net
 from engine.semantics.mask_render import iou, render_label_map, render_mask, render_weights
 
 GROUPS = ("lips", "eyes", "brows", "hair")
@@ -63,7 +63,7 @@ def _paint_and_follow(synth):
     loader = FrameLoader(capacity=0)
     pose = lambda t: avatar.splats(params.frame(ts.index(t)))
     train = synth.frames("train")
-    front = min(train, key=lambda r: abs(camera_azimuth(r.camera)))
+    front = min(train, key=lambda r: abs(camera_orbit(r.camera)[0]))
     frames = [loader.load(r) for r in train if r.camera_index == front.camera_index]
     mask_of = lambda lab, g: torch.isin(lab, torch.tensor(labels_of([g])))
     ref = max(frames, key=lambda f: min(int(mask_of(f.labels, g).sum()) for g in GROUPS))
@@ -79,7 +79,7 @@ def _paint_and_follow(synth):
     at_ref = {key: {g: iou(render_mask(pose(ref.record.timestep), ref.camera, chosen[g].float()), painted[i] > 0.5)
                     for i, g in enumerate(GROUPS)} for key, chosen in (("votes", sel), ("fit", fit))}
     near = [r for r in synth.frames("val") + synth.frames("test")
-            if abs(camera_azimuth(r.camera) - camera_azimuth(ref.camera)) < 40]
+            if abs(camera_orbit(r.camera)[0] - camera_orbit(ref.camera)[0]) < 40]
     acc = {k: {g: [0, 0] for g in GROUPS} for k in ("gt", "oracle", "gt_fit")}
     for r in near:
         f = loader.load(r)

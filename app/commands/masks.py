@@ -375,12 +375,11 @@ def _mapping_net(args: argparse.Namespace, avatar: Avatar, dataset: AvatarDatase
     if tuple(m0.shape) != (ref.camera.height, ref.camera.width):
         raise CommandError(f"{selection_file}: reference mask is {m0.shape[-1]}x{m0.shape[0]}, the image of timestep "
                            f"{ref.timestep}, camera {ref.camera_index} is {ref.camera.width}x{ref.camera.height}")
-    train = _split(dataset, "train")
+    _split(dataset, "train")  # a clear error when the split is empty
     sequence = dataset.timesteps("train")
     trained = sorted(set(sequence[:: max(1, math.ceil(len(sequence) / NET_TIMES))]))
     heads = StillHeads(avatar, params.__getitem__)
-    tp = TimePose.of(sequence, flame_keys(dataset.flame_params("train")), trained,
-                     [heads.relative(r.camera, r.timestep) for r in train])
+    tp = TimePose.of_dataset(dataset, trained, heads)
     start = time.perf_counter()
     samples, azimuths, elevations = lattice_samples(tp, heads, trained, ref.camera.resized(NET_SIZE, NET_SIZE),
                                                     step)
@@ -397,7 +396,6 @@ def _mapping_net(args: argparse.Namespace, avatar: Avatar, dataset: AvatarDatase
 
     def predict(r: FrameRecord) -> Tensor:
         t = tp.t(r.timestep) if r.timestep in tp.sequence else tp.t(r.timestep, keys[every.index(r.timestep)])
-        like = ref.camera.resized(r.camera.width, r.camera.height)
-        return predict_at(net, tp, m0[None], t, heads.relative(r.camera, r.timestep), like)[0] >= 0.5
+        return predict_at(net, tp, m0[None], t, heads.relative(r.camera, r.timestep), ref.camera)[0] >= 0.5
 
     return predict

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
+from engine.data.vhap_format import AvatarDataset
 from engine.head.params import FlameParams
 from engine.render.camera import Camera, look_at
 from engine.render.rasterize import render
@@ -116,9 +117,10 @@ def rig_centre(cameras: Sequence[Camera]) -> Tensor:
     return torch.linalg.solve(a, b)
 
 
-def camera_orbit(camera: Camera, centre: Tensor) -> tuple[float, float, float]:
-    """(azimuth, elevation in degrees, distance) of a camera around centre [3] (azimuth 0 = on +z, world +y up)."""
-    v = camera.position.double() - centre.double()
+def camera_orbit(camera: Camera, centre: Tensor | None = None) -> tuple[float, float, float]:
+    """(azimuth, elevation in degrees, distance) of a camera around centre [3] (default the origin;
+    azimuth 0 = in front, on +z; world +y up)."""
+    v = camera.position.double() - (0.0 if centre is None else centre.double())
     r = float(v.norm())
     return math.degrees(math.atan2(float(v[0]), float(v[2]))), math.degrees(math.asin(float(v[1]) / max(r, 1e-12))), r
 
@@ -152,6 +154,13 @@ class TimePose:
         az, el, dist = zip(*(camera_orbit(c, centre) for c in cameras))
         return TimePose(tuple(sequence), keys, min(rows), max(rows), centre, (min(az), max(az)), (min(el), max(el)),
                         sum(dist) / len(dist))
+
+    @staticmethod
+    def of_dataset(dataset: AvatarDataset, trained: list[int], heads: StillHeads) -> TimePose:
+        """For a dataset's training sequence, of which the network trains on the timesteps `trained`;
+        the training cameras as seen from the head's frame at each of their frames."""
+        return TimePose.of(dataset.timesteps("train"), flame_keys(dataset.flame_params("train")), trained,
+                           [heads.relative(r.camera, r.timestep) for r in dataset.frames("train")])
 
     def t(self, timestep: int, key: Tensor | None = None) -> float:
         """Normalised time of a timestep of the sequence, or of another frame by its flame_keys row key [D]."""
@@ -194,8 +203,8 @@ class TimePose:
 
     def to_lattice(self, camera: Camera, like: Camera) -> tuple[float, float, Tensor]:
         """(p, e, where [1, H, W, 2]) for a camera of H x W pixels: its pose on the lattice, and where
-        each of its pixels falls in the lattice camera's image there (like: the lattice's intrinsics,
-        at the size the network is asked for; normalised coordinates for grid_sample).
+        each of its pixels falls in the lattice camera's H x W image there (like: the lattice's
+        intrinsics, at any size; normalised coordinates for grid_sample).
 
         A camera that does not look at the centre (a head that turned about the neck, seen from the
         head's frame, head_relative) is the orbit camera at its own place turned about its centre: a
@@ -204,7 +213,7 @@ class TimePose:
         """
         az, el, dist = camera_orbit(camera, self.centre)
         p, e = self.pe(camera)
-        lat = self.orbit(like, az, el, dist)
+        lat = self.orbit(like.resized(camera.width, camera.height), az, el, dist)
         ys, xs = torch.meshgrid(torch.arange(camera.height, dtype=torch.float64) + 0.5,
                                 torch.arange(camera.width, dtype=torch.float64) + 0.5, indexing="ij")
         rays = torch.stack([(xs - camera.cx) / camera.fx, (ys - camera.cy) / camera.fy, torch.ones_like(xs)], -1)  # [H, W, 3]
@@ -229,9 +238,9 @@ def lattice_samples(tp: TimePose, heads: StillHeads, timesteps: Sequence[int], l
 
 def predict_at(net: MaskMappingNet, tp: TimePose, m0: Tensor, t: float, camera: Camera, like: Camera) -> Tensor:
     """[S, H, W] probabilities of the masks m0 [S, h, w] at normalised time t seen by camera (in the
-    head's frame, head_relative; H x W its size); like: the lattice's intrinsics at that size."""
+    head's frame, head_relative; H x W its size); like: the lattice's intrinsics (any size)."""
     p, e, where = tp.to_lattice(camera, like)
-    probs = predict_masks(net, m0, t, p, e, (like.height, like.width))
+    probs = predict_masks(net, m0, t, p, e, (camera.height, camera.width))
     return F.grid_sample(probs[None], where, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
 
 

@@ -26,15 +26,12 @@ foreground, L1 on the displacement where the target shows the head.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from engine.render.camera import Camera
 
 
 @dataclass(frozen=True)
@@ -55,14 +52,6 @@ class MappingNetConfig:
     flow_weight: float = 10.0  # weight of the L1 displacement loss (normalised image units)
     fg_weight: float = 0.5  # weight of the foreground BCE
     seed: int = 0  # initialisation and batch sampling
-
-
-def camera_azimuth(camera: Camera, target: Tensor | None = None) -> float:
-    """Camera azimuth in degrees around world +y (0 = in front, on +z), seen from target ([3], default origin)."""
-    pos = camera.position.double()
-    if target is not None:
-        pos = pos - target.double()
-    return math.degrees(math.atan2(float(pos[0]), float(pos[2])))
 
 
 def identity_grid(height: int, width: int, like: Tensor) -> Tensor:
