@@ -234,7 +234,8 @@ class TrainController(QObject):
 
     def config_for(self, settings: TrainSettings) -> TrainConfig:
         return replace(self.base_config, iters=settings.iters, resolution=settings.resolution,
-                       device=settings.device, finetune_flame=settings.finetune_flame)
+                       device=settings.device, finetune_flame=settings.finetune_flame,
+                       lambda_label=self.base_config.lambda_label if settings.fit_labels else 0.0)
 
     # ---- training ------------------------------------------------------------------------------
     def start(self, settings: TrainSettings) -> Worker | None:

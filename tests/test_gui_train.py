@@ -188,10 +188,19 @@ def test_start_emits_the_settings_shown(qtbot):
     panel.iters.setValue(1234)
     panel.device.setCurrentIndex(1)
     panel.finetune.setChecked(True)
+    assert panel.fit_labels.isChecked()
+    panel.fit_labels.setChecked(False)
     click(qtbot, panel.start_button)
-    assert got == [TrainSettings("/data/alice", "/data/alice_train", 1234, 256, True, "cuda", False, True)]
+    assert got == [TrainSettings("/data/alice", "/data/alice_train", 1234, 256, True, False, "cuda", False, True)]
     panel.set_state("paused")
     assert panel.resume_button.isEnabled() and panel.cancel_button.isEnabled() and not panel.start_button.isEnabled()
+
+
+def test_the_label_maps_checkbox_sets_the_label_loss(rig):
+    panel, controller, _ = rig
+    assert controller.config_for(panel.settings()).lambda_label == CONFIG.lambda_label > 0
+    panel.fit_labels.setChecked(False)
+    assert controller.config_for(panel.settings()).lambda_label == 0.0
 
 
 def test_pause_gate_blocks_between_steps_and_cancel_wakes_it():

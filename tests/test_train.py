@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,9 @@ import torch
 from engine.avatar.files import load_avatar
 from engine.data.synth import SynthConfig, generate
 from engine.data.vhap_format import read_dataset
+from engine.head.components import COMPONENTS, LABEL, expand
 from engine.head.model import load_head
+from engine.train import losses
 from engine.train.checkpoint import load_checkpoint
 from engine.train.config import DensifyConfig, TrainConfig
 from engine.train.run import train
@@ -24,21 +26,78 @@ def dataset(tmp_path_factory) -> Path:
     return generate(out, SynthConfig(size=128, train_frames=4, test_frames=2, train_cameras=6, heldout_cameras=1))
 
 
-def _config(iters: int) -> TrainConfig:
+def _config(iters: int, lambda_label: float = TrainConfig.lambda_label) -> TrainConfig:
     return TrainConfig(iters=iters, resolution=128, eval_interval=0, preview_interval=0, checkpoint_interval=0,
-                       densify=DensifyConfig(start=60, interval=60, stop_fraction=0.8))
+                       densify=DensifyConfig(start=60, interval=60, stop_fraction=0.8), lambda_label=lambda_label)
 
 
-def test_training_raises_heldout_psnr_and_keeps_bindings_valid(dataset):
-    head = load_head("demo")
-    trainer = Trainer(head, read_dataset(dataset), _config(200))
-    before = trainer.evaluate("val")["psnr"]
-    start_count = trainer.count
-    densified = []
+@dataclass
+class Run:
+    """A trainer after 200 steps, with what was measured before and during them."""
+
+    trainer: Trainer
+    psnr_before: float
+    start_count: int
+    densified: list[dict[str, int]]
+
+
+def _run(dataset: Path, lambda_label: float) -> Run:
+    trainer = Trainer(load_head("demo"), read_dataset(dataset), _config(200, lambda_label))
+    run = Run(trainer, trainer.evaluate("val")["psnr"], trainer.count, [])
     for _ in range(200):
         stats = trainer.step()
         if stats.densified:
-            densified.append(stats.densified)
+            run.densified.append(stats.densified)
+    return run
+
+
+@pytest.fixture(scope="module")
+def plain_run(dataset) -> Run:
+    return _run(dataset, 0.0)
+
+
+def _thin_part_iou(trainer: Trainer) -> float:
+    """IoU over the held-out view's frames of the lips, eyes and brows drawn by the Gaussians' labels
+    (the component whose channel wins where alpha > 0.5) against the dataset's label maps."""
+    thin = torch.tensor([LABEL[name] for name in expand(["lips", "eyes", "brows"])])
+    one_hot = torch.nn.functional.one_hot(trainer.extras["labels"], len(COMPONENTS)).float()
+    inter = union = 0
+    for record in trainer.dataset.frames("val"):
+        frame = trainer.loader.load(record, (128, 128))
+        with torch.no_grad():
+            result, *_ = trainer.render_frame(frame, features=one_hot)
+        drawn = torch.isin(result.features.argmax(dim=-1), thin) & (result.alpha > 0.5)
+        truth = torch.isin(frame.labels, thin)
+        inter += int((drawn & truth).sum())
+        union += int((drawn | truth).sum())
+    return inter / union
+
+
+def test_label_loss_counts_mislabelled_pixels():
+    labels = torch.tensor([[0, 1], [-1, 2]])
+    exact = torch.zeros(2, 2, 3)
+    exact[0, 0, 0] = exact[0, 1, 1] = exact[1, 1, 2] = 1.0
+    assert float(losses.label_loss(exact, labels)) == 0.0
+    wrong = exact.clone()
+    wrong[0, 0] = torch.tensor([0.0, 1.0, 0.0])  # drawn as part 1 where the map says part 0
+    wrong[1, 0] = torch.tensor([0.0, 0.0, 0.5])  # half-covered background
+    assert float(losses.label_loss(wrong, labels)) == pytest.approx((1.0 + 0.25) / 4)
+
+
+def test_label_loss_draws_part_outlines_where_the_label_maps_put_them(dataset, plain_run):
+    """Lips, eyes and brows as the Gaussians' labels draw them at the held-out camera match the label
+    maps better when training also fits the rendered labels (0.67 -> 0.74 measured), at nearly the
+    same colour quality."""
+    labelled = _run(dataset, 0.5)
+    plain, with_labels = _thin_part_iou(plain_run.trainer), _thin_part_iou(labelled.trainer)
+    assert with_labels > plain + 0.03, (plain, with_labels)
+    psnr_plain, psnr_labelled = (r.trainer.evaluate("val")["psnr"] for r in (plain_run, labelled))
+    assert psnr_labelled > psnr_plain - 0.5, (psnr_plain, psnr_labelled)
+
+
+def test_training_raises_heldout_psnr_and_keeps_bindings_valid(plain_run):
+    trainer, head, densified = plain_run.trainer, plain_run.trainer.head, plain_run.densified
+    before, start_count = plain_run.psnr_before, plain_run.start_count
     after = trainer.evaluate("val")["psnr"]
     assert after > before + 3.0, (before, after)
     assert densified and any(d["cloned"] + d["split"] > 0 for d in densified)
@@ -93,3 +152,12 @@ def test_bad_dataset_gives_clear_error(tmp_path):
 
     with pytest.raises(DatasetError, match="transforms_train.json: missing"):
         train(tmp_path, tmp_path / "out", replace(_config(1)))
+
+
+def test_cli_refuses_a_negative_label_weight(dataset, tmp_path, capsys):
+    from app.cli import main
+
+    out = tmp_path / "out"
+    assert main(["train", str(dataset), "--out", str(out), "--label-weight", "-1"]) == 2
+    assert "dynamicavatars train: error: --label-weight must be 0 or more, got -1" in capsys.readouterr().err
+    assert not out.exists()

@@ -52,6 +52,7 @@ class TrainSettings:
     iters: int  # iterations of the whole run (a resumed run counts the checkpoint's too)
     resolution: int  # longer image side used for training
     finetune_flame: bool  # also refine per-frame FLAME expression, pose and translation
+    fit_labels: bool  # also fit the dataset's label maps (part outlines where the maps put them)
     device: str  # torch device ("cpu", "cuda", "cuda:1", ...)
     resume: bool  # continue from out/checkpoint.pt when it exists
     open_when_done: bool  # show the trained avatar in the viewport when the run finishes
@@ -132,9 +133,11 @@ class TrainPanel(QWidget):
         form.addRow("Resolution", self.resolution)
         form.addRow("Device", self.device)
         self.finetune = QCheckBox("Fine-tune FLAME expression and pose")
+        self.fit_labels = QCheckBox("Fit the dataset's label maps (sharper part outlines for selections)",
+                                    checked=True)
         self.resume = QCheckBox("Continue from the checkpoint in the output folder")
         self.open_when_done = QCheckBox("Open the avatar in the viewport when done", checked=True)
-        for check in (self.finetune, self.resume, self.open_when_done):
+        for check in (self.finetune, self.fit_labels, self.resume, self.open_when_done):
             form.addRow(check)
         self.settings_box = box
         return box
@@ -203,7 +206,7 @@ class TrainPanel(QWidget):
         return TrainSettings(
             dataset=self.dataset.text().strip(), out=self.out.text().strip(), iters=self.iters.value(),
             resolution=self.resolution.value(), finetune_flame=self.finetune.isChecked(),
-            device=self.device.currentText().strip() or "cpu", resume=self.resume.isChecked(),
+            fit_labels=self.fit_labels.isChecked(), device=self.device.currentText().strip() or "cpu", resume=self.resume.isChecked(),
             open_when_done=self.open_when_done.isChecked())
 
     def set_dataset(self, path: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from app.errors import CommandError
 from app.progress import progress_bar
 from engine.train.config import TrainConfig
 from engine.train.run import TrainReport, train
@@ -19,12 +20,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flame", default=None, help="FLAME model file/folder (default: the demo head)")
     p.add_argument("--finetune-flame", action="store_true", help="also refine per-frame FLAME parameters")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--label-weight", type=float, default=d.lambda_label,
+                   help="weight of the label loss that draws part outlines where the dataset's label maps put them "
+                        "(0 = off; needs label maps)")
     p.add_argument("--seed", type=int, default=d.seed)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.label_weight >= 0:
+        raise CommandError(f"--label-weight must be 0 or more, got {args.label_weight:g}")
     config = TrainConfig(iters=args.iters, resolution=args.resolution, device=args.device,
-                         finetune_flame=args.finetune_flame, seed=args.seed)
+                         finetune_flame=args.finetune_flame, seed=args.seed,
+                         lambda_label=args.label_weight)
     with progress_bar("train") as progress:
         def report(r: TrainReport) -> None:
             message = f"it {r.step.iteration} loss {r.step.loss:.4f} psnr {r.step.psnr:.1f} n={r.step.gaussians}"

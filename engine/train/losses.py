@@ -57,3 +57,12 @@ def position_regulariser(xyz: Tensor, threshold: float) -> Tensor:
 def scale_regulariser(log_scale: Tensor, threshold: float) -> Tensor:
     """mean(relu(exp(s') − threshold)) over local log-scales [N, 3]."""
     return F.relu(torch.exp(log_scale) - threshold).mean()
+
+
+def label_loss(rendered: Tensor, labels: Tensor) -> Tensor:
+    """Mean per-pixel L1 / 2 between rendered component channels [H, W, C] (one-hot features
+    composited like colour) and a label map [H, W] (COMPONENTS index, -1 = background: all zero);
+    0 where they agree, 1 where a pixel is drawn wholly as another part."""
+    target = F.one_hot(labels.clamp(min=0), rendered.shape[-1]).to(rendered.dtype)
+    target = target * (labels >= 0)[..., None].to(rendered.dtype)
+    return 0.5 * (rendered - target).abs().sum(dim=-1).mean()

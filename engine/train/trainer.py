@@ -17,6 +17,7 @@ from engine.avatar.binding import local_to_world, triangle_frames
 from engine.avatar.gaussians import BoundGaussians
 from engine.data.frames import FrameLoader, LoadedFrame, fit_size
 from engine.data.vhap_format import AvatarDataset, FrameRecord
+from engine.head.components import COMPONENTS
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
 from engine.render.rasterize import render
@@ -141,8 +142,9 @@ class Trainer:
                 self._vert_cache[timestep] = self.head(self._frame_params(timestep))[0]
         return self._vert_cache[timestep]
 
-    def render_frame(self, frame: LoadedFrame, active_sh: int | None = None) -> tuple:
-        """Render the current Gaussians for a loaded frame -> (RenderResult, world scales [N, 3], tri k [N], R [N,3,3])."""
+    def render_frame(self, frame: LoadedFrame, active_sh: int | None = None, features: Tensor | None = None) -> tuple:
+        """Render the current Gaussians for a loaded frame (with per-Gaussian features [N, C] composited
+        like colour) -> (RenderResult, world scales [N, 3], tri k [N], R [N,3,3])."""
         verts = self.verts_for(frame.record.timestep)
         rot, centroid, tri_scale = triangle_frames(verts, self.head.faces)
         binding = self.extras["binding"]
@@ -152,7 +154,7 @@ class Trainer:
         k = (active_sh if active_sh is not None else self.config.sh_degree) + 1
         sh = torch.cat([self.params["sh_dc"], self.params["sh_rest"]], dim=1)[:, : k * k]
         splats = Splats(means, quats, scales, torch.sigmoid(self.params["opacity_logit"]), sh)
-        result = render(splats, frame.camera, (1.0, 1.0, 1.0), backend=self.config.backend)
+        result = render(splats, frame.camera, (1.0, 1.0, 1.0), features, backend=self.config.backend)
         return result, scales, tri_scale[binding], rot[binding]
 
     def _size(self, record: FrameRecord) -> tuple[int, int]:
@@ -173,8 +175,12 @@ class Trainer:
         record = self.train_frames[index]
         frame = self.loader.load(record, self._size(record))
         active_sh = min(c.sh_degree, self.iteration // max(1, c.sh_interval))
-        result, world_scale, tri_k, tri_rot = self.render_frame(frame, active_sh)
+        with_labels = bool(c.lambda_label) and frame.labels is not None
+        one_hot = torch.nn.functional.one_hot(self.extras["labels"], len(COMPONENTS)).float() if with_labels else None
+        result, world_scale, tri_k, tri_rot = self.render_frame(frame, active_sh, one_hot)
         loss, l1, dssim = losses.photometric_loss(result.rgb, frame.image, c.lambda_dssim)
+        if with_labels:
+            loss = loss + c.lambda_label * losses.label_loss(result.features, frame.labels)
         if c.lambda_xyz:
             loss = loss + c.lambda_xyz * losses.position_regulariser(self.params["xyz"], c.threshold_xyz)
         if c.lambda_scale:
