@@ -12,6 +12,7 @@ from engine.data.frames import FrameLoader
 from engine.data.synth import SynthConfig, generate
 from engine.data.vhap_format import read_dataset
 from engine.head.components import labels_of
+from engine.head.model import load_head
 from engine.render.camera import orbit_camera
 from engine.render.rasterize import render
 from engine.render.splats import Splats
@@ -28,6 +29,8 @@ from engine.semantics.mapping_data import (
 )
 from engine.semantics.mapping_net import MappingNetConfig, identity_grid, predict_masks, train_mapping_net
 from engine.semantics.mask_render import iou, render_label_map, render_mask, render_weights
+from engine.train.config import TrainConfig
+from engine.train.trainer import Trainer
 
 GROUPS = ("lips", "eyes", "brows", "hair")
 
@@ -57,8 +60,8 @@ def test_contributions_match_torch_reference():
     assert float(total) == pytest.approx(float(render(splats, cam, backend="torch").alpha.sum()), rel=1e-4)
 
 
-def _paint_and_follow(synth):
-    avatar = load_demo_avatar()
+def _paint_and_follow(synth, avatar=None):
+    avatar = avatar or load_demo_avatar()
     params, ts = synth.flame_params(None), synth.timesteps(None)
     loader = FrameLoader(capacity=0)
     pose = lambda t: avatar.splats(params.frame(ts.index(t)))
@@ -118,6 +121,27 @@ def test_painted_mask_follows_heldout_frames(synth):
     assert sum(fit.values()) / 4 >= sum(votes.values()) / 4 + 0.04, scores
     for g in GROUPS:
         assert fit[g] >= votes[g] - 0.01 and scores["gt_fit"][g] >= scores["gt"][g] - 0.03, (g, scores)
+
+
+def test_painted_mask_follows_heldout_frames_on_an_avatar_trained_with_label_maps(synth):
+    """The same paint-and-follow on an avatar trained 300 steps on this dataset with the label loss
+    (TrainConfig's default): its Gaussians draw part outlines where the label maps put them, so the
+    lifted selection follows held-out expressions and cameras far more closely than on the demo avatar.
+    At 256 px the lips are about 5 px tall; bench/masks.py (512 px, 4,000 steps) reaches lips 0.94,
+    eyes 0.97, brows 0.95, hair 0.99 at held-out frames."""
+    trainer = Trainer(load_head("demo"), synth, TrainConfig(iters=300, resolution=256, eval_interval=0,
+                                                            preview_interval=0, checkpoint_interval=0))
+    assert trainer.config.lambda_label > 0
+    for _ in range(300):
+        trainer.step()
+    scores, _ = _paint_and_follow(synth, trainer.avatar())
+    print(scores)
+    # measured: lips 0.854, eyes 0.724, brows 0.820, hair 0.933 (0.862, 0.779, 0.901, 0.946 in a standalone
+    # run: 300 steps are far from converged); demo avatar: 0.63, 0.48, 0.63, 0.86; 1,500 steps: 0.88, 0.87,
+    # 0.90, 0.98
+    floors = {"lips": 0.78, "eyes": 0.65, "brows": 0.75, "hair": 0.88}
+    for g in GROUPS:
+        assert scores["gt"][g] >= floors[g], (g, scores)
 
 
 def test_mask_is_occluded(synth):
