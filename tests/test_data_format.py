@@ -273,6 +273,15 @@ def test_validation_names_file_and_problem(written: tuple[Path, dict, dict], dam
     assert culprit in str(info.value) and words in str(info.value), str(info.value)
 
 
+def test_a_label_map_beyond_the_components_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "labels.png"
+    Image.fromarray(np.full((4, 4), 40, np.uint8)).save(path)
+    with pytest.raises(DatasetError, match="labels.png: label map holds value 40, above the 13 components"):
+        load_labels(path)
+    Image.fromarray(np.full((4, 4), 13, np.uint8)).save(path)
+    assert int(load_labels(path).max()) == 12
+
+
 def test_frames_resize_and_cache(written: tuple[Path, dict, dict]) -> None:
     root, samples, _ = written
     ds = read_dataset(root)
@@ -302,5 +311,5 @@ def test_label_majority_and_rgba(tmp_path: Path) -> None:
     img = load_image(tmp_path / "a.png")
     assert img[0, 0].tolist() == [1.0, 0.0, 0.0] and img[0, 1].tolist() == [1.0, 1.0, 1.0]
     assert load_mask(tmp_path / "a.png")[0].tolist() == [1.0, 0.0]
-    Image.fromarray(np.array([[0, 1], [2, 14]], np.uint8)).save(tmp_path / "l.png")
-    assert load_labels(tmp_path / "l.png").tolist() == [[-1, 0], [1, 13]]
+    Image.fromarray(np.array([[0, 1], [2, 13]], np.uint8)).save(tmp_path / "l.png")
+    assert load_labels(tmp_path / "l.png").tolist() == [[-1, 0], [1, 12]]

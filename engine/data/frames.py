@@ -19,6 +19,7 @@ from PIL import Image
 from torch import Tensor
 
 from engine.data.vhap_format import DatasetError, FrameRecord
+from engine.head.components import COMPONENTS
 from engine.render.camera import Camera
 
 WHITE = 1.0  # background value images are composited over (VHAP exports on white)
@@ -110,6 +111,9 @@ def load_labels(path: Path, size: tuple[int, int] | None = None) -> Tensor:
     if im.mode not in ("L", "P"):
         raise DatasetError(path, f"label map must be 8-bit single channel, got mode {im.mode}")
     x = torch.from_numpy(np.asarray(im, dtype=np.int64)) - 1
+    if x.numel() and int(x.max()) >= len(COMPONENTS):
+        raise DatasetError(path, f"label map holds value {int(x.max()) + 1}, above the {len(COMPONENTS)} components "
+                                 f"(1-{len(COMPONENTS)}; 0 = background)")
     return resize_labels(x, size or (x.shape[1], x.shape[0]))
 
 
