@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from engine.avatar.files import load_avatar
+from engine.data.frames import one_hot_labels
 from engine.data.synth import SynthConfig, generate
 from engine.data.vhap_format import read_dataset
-from engine.head.components import COMPONENTS, LABEL, expand
+from engine.head.components import LABEL, expand
 from engine.head.model import load_head
 from engine.train import losses
 from engine.train.checkpoint import load_checkpoint
@@ -60,7 +61,7 @@ def _thin_part_iou(trainer: Trainer) -> float:
     """IoU over the held-out view's frames of the lips, eyes and brows drawn by the Gaussians' labels
     (the component whose channel wins where alpha > 0.5) against the dataset's label maps."""
     thin = torch.tensor([LABEL[name] for name in expand(["lips", "eyes", "brows"])])
-    one_hot = torch.nn.functional.one_hot(trainer.extras["labels"], len(COMPONENTS)).float()
+    one_hot = one_hot_labels(trainer.extras["labels"])
     inter = union = 0
     for record in trainer.dataset.frames("val"):
         frame = trainer.loader.load(record, (128, 128))

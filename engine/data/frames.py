@@ -64,6 +64,11 @@ def _resize_float(x: Tensor, size: tuple[int, int]) -> Tensor:
     return out[0].permute(1, 2, 0).contiguous()
 
 
+def one_hot_labels(labels: Tensor, n: int = len(COMPONENTS)) -> Tensor:
+    """[..., n] float one-hot of labels [...] (COMPONENTS index; -1 = background: all zero)."""
+    return F.one_hot(labels.clamp(min=0), n).float() * (labels >= 0)[..., None]
+
+
 def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
     """Resize a label map [H, W] long to (width, height): majority per block for whole-number
     shrink factors, nearest pixel otherwise."""

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
+from engine.data.frames import one_hot_labels
 from engine.head.components import COMPONENTS, LABEL
 from engine.head.flame_file import FlameFileError, read_restricted_pickle
 from engine.head.params import FlameParams
@@ -144,7 +145,7 @@ def vote_labels(
         assert lab.shape == (view.camera.height, view.camera.width), (
             f"labels must be [H, W] = [{view.camera.height}, {view.camera.width}], got {tuple(lab.shape)}"
         )
-        onehot = torch.nn.functional.one_hot(lab.clamp(min=0), N_LABELS).float() * (lab >= 0)[..., None]
+        onehot = one_hot_labels(lab, N_LABELS)
         with torch.no_grad():
             splats = avatar.splats(view.params)
         votes += contributions(splats, view.camera, onehot, backend) / (view.camera.height * view.camera.width)

@@ -147,7 +147,6 @@ class MaskMappingNet(nn.Module):
         return probs, f[:, 2], flow
 
 
-
 def resize_masks(masks: Tensor, size: int) -> Tensor:
     """[..., H, W] float masks -> [..., size, size] by area averaging (bilinear when enlarging)."""
     lead = masks.shape[:-2]

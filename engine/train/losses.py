@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.data.frames import one_hot_labels
+
 
 @functools.lru_cache(maxsize=4)
 def _window(size: int, sigma: float, channels: int, dtype: torch.dtype, device: str) -> Tensor:
@@ -63,6 +65,5 @@ def label_loss(rendered: Tensor, labels: Tensor) -> Tensor:
     """Mean per-pixel L1 / 2 between rendered component channels [H, W, C] (one-hot features
     composited like colour) and a label map [H, W] (COMPONENTS index, -1 = background: all zero);
     0 where they agree, 1 where a pixel is drawn wholly as another part."""
-    target = F.one_hot(labels.clamp(min=0), rendered.shape[-1]).to(rendered.dtype)
-    target = target * (labels >= 0)[..., None].to(rendered.dtype)
+    target = one_hot_labels(labels, rendered.shape[-1]).to(rendered.dtype)
     return 0.5 * (rendered - target).abs().sum(dim=-1).mean()

@@ -15,9 +15,8 @@ from torch import Tensor
 from engine.avatar.avatar import Avatar
 from engine.avatar.binding import local_to_world, triangle_frames
 from engine.avatar.gaussians import BoundGaussians
-from engine.data.frames import FrameLoader, LoadedFrame, fit_size
+from engine.data.frames import FrameLoader, LoadedFrame, fit_size, one_hot_labels
 from engine.data.vhap_format import AvatarDataset, FrameRecord
-from engine.head.components import COMPONENTS
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
 from engine.render.rasterize import render
@@ -176,8 +175,8 @@ class Trainer:
         frame = self.loader.load(record, self._size(record))
         active_sh = min(c.sh_degree, self.iteration // max(1, c.sh_interval))
         with_labels = bool(c.lambda_label) and frame.labels is not None
-        one_hot = torch.nn.functional.one_hot(self.extras["labels"], len(COMPONENTS)).float() if with_labels else None
-        result, world_scale, tri_k, tri_rot = self.render_frame(frame, active_sh, one_hot)
+        channels = one_hot_labels(self.extras["labels"]) if with_labels else None
+        result, world_scale, tri_k, tri_rot = self.render_frame(frame, active_sh, channels)
         loss, l1, dssim = losses.photometric_loss(result.rgb, frame.image, c.lambda_dssim)
         if with_labels:
             loss = loss + c.lambda_label * losses.label_loss(result.features, frame.labels)
