@@ -33,6 +33,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 """Group words that stand for several components."""
 
+PARTS: dict[str, tuple[str, ...]] = {
+    "iris": ("left_eye", "right_eye"),
+    "sclera": ("left_eye", "right_eye"),
+    "teeth": ("mouth_interior",),
+}
+"""Named parts inside components that an edit can target ("green eyes" colours the irises, not the
+whole eyeballs): part -> the components it lies in. The edit stage finds a part's Gaussians."""
+
 COLOURS: dict[str, tuple[int, int, int]] = {
     "skin": (230, 190, 160),
     "hair": (90, 60, 30),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.head.components import COMPONENTS, GROUPS
+from engine.head.components import COMPONENTS, GROUPS, PARTS
 from engine.prompting.plan import EXPRESSION_NAMES, RANGES, EditKind, EditPlan, PlanError, sanitize_plan
 
 
@@ -19,6 +19,7 @@ def system_prompt() -> str:
         f'"components" (list from: {", ".join(COMPONENTS)}; groups: {", ".join(GROUPS)}), '
         f'"kinds" (list from: {", ".join(k.value for k in EditKind)}), '
         '"colour" ([r, g, b] 0-255 or null), "colour_name", "accessory" (or null), '
+        f'"part" (or null; one of: {", ".join(PARTS)}, e.g. "iris" for eye colour), '
         f'"expression" (object of name: delta in -1..1; names: {", ".join(EXPRESSION_NAMES)}, or expr_<i>), '
         f'"intensity", "guidance_scale", "image_guidance_scale", "steps", "strength", "keyframes", '
         f'"iterations", "rationale" (one sentence). Ranges: {ranges}. '

@@ -19,7 +19,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.head.components import COMPONENTS, GROUPS, expand
+from engine.head.components import COMPONENTS, GROUPS, PARTS, expand
 
 SCHEMA_VERSION: int = 1
 """Version written into every plan; `plan_from_json` refuses other versions."""
@@ -65,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "colour": None,
     "colour_name": None,
     "accessory": None,
+    "part": None,
     "expression": {},
     "intensity": 0.6,
     "guidance_scale": 7.5,
@@ -111,6 +112,7 @@ class EditPlan(BaseModel):
     colour: tuple[int, int, int] | None = None  # target sRGB 0-255 where a colour applies
     colour_name: str | None = None  # the words that named the colour ("bright red")
     accessory: str | None = None  # the accessory to add ("glasses")
+    part: str | None = None  # a named part inside the components (PARTS: "iris", "sclera", "teeth"), or None
     expression: dict[str, float] = Field(default_factory=dict)  # expression deltas by name
     intensity: float = Field(default=0.6, ge=0.0, le=1.0)  # how strong the appearance edit is
     guidance_scale: float = Field(default=7.5, ge=1.0, le=20.0)  # text classifier-free guidance
@@ -143,6 +145,13 @@ class EditPlan(BaseModel):
             raise ValueError(f"colour channels must be 0-255, got {value}")
         return value
 
+    @field_validator("part")
+    @classmethod
+    def _known_part(cls, value: str | None) -> str | None:
+        if value is not None and value not in PARTS:
+            raise ValueError(f"unknown part {value!r}; known: {', '.join(PARTS)}")
+        return value
+
     @field_validator("expression")
     @classmethod
     def _expression(cls, value: dict[str, float]) -> dict[str, float]:
@@ -161,6 +170,8 @@ class EditPlan(BaseModel):
             raise ValueError(f"a {appearance[0].value} edit needs at least one target component")
         if appearance and self.keyframes < 1:
             raise ValueError("an appearance edit needs at least one keyframe")
+        if self.part is not None and not set(PARTS[self.part]) <= set(self.components):
+            raise ValueError(f"part {self.part!r} lies in {', '.join(PARTS[self.part])}, which the plan does not target")
         if EditKind.EXPRESSION in self.kinds and not self.expression:
             raise ValueError("an expression edit needs at least one expression delta")
         return self

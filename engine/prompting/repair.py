@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from engine.head.components import COMPONENTS, GROUPS, expand
+from engine.head.components import COMPONENTS, GROUPS, PARTS, expand
 from engine.prompting.colours import NAMED_COLOURS, colour_from_text, hex_to_rgb
 from engine.prompting.plan import (
     DEFAULTS, INT_FIELDS, MAX_RATIONALE, MAX_TEXT, RANGES, SCHEMA_VERSION, EditKind, PlanError,
@@ -36,7 +36,7 @@ KIND_ALIASES: dict[str, EditKind] = {
 }
 FIELDS: tuple[str, ...] = (
     "version", "prompt", "refined_prompt", "negative_prompt", "components", "kinds", "colour", "colour_name",
-    "accessory", "expression", "intensity", "guidance_scale", "image_guidance_scale", "steps", "strength",
+    "accessory", "part", "expression", "intensity", "guidance_scale", "image_guidance_scale", "steps", "strength",
     "keyframes", "iterations", "rationale",
 )
 
@@ -142,6 +142,19 @@ def _expression(value: Any, notes: list[str]) -> dict[str, float]:
     return out
 
 
+def _part(value: Any, components: list[str], notes: list[str]) -> str | None:
+    if value is None or value == "":
+        return None
+    word = str(value).strip().lower()
+    if word not in PARTS:
+        notes.append(f"unknown part {value!r} dropped")
+        return None
+    if not set(PARTS[word]) <= set(components):
+        notes.append(f"part {word!r} dropped: the plan does not target {', '.join(PARTS[word])}")
+        return None
+    return word
+
+
 def _text(name: str, value: Any, limit: int, notes: list[str]) -> str:
     text = "" if value is None else str(value).strip()
     if len(text) > limit:
@@ -187,6 +200,7 @@ def repair_fields(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if out["colour"] is None and out["colour_name"] and out["colour_name"] in NAMED_COLOURS:
         out["colour"] = NAMED_COLOURS[out["colour_name"]]
     out["accessory"] = _text("accessory", raw.get("accessory"), 60, notes) or None
+    out["part"] = _part(raw.get("part"), out["components"], notes)
     for name in RANGES:
         out[name] = _number(name, raw[name], notes) if name in raw else DEFAULTS[name]
     if any(k != EditKind.EXPRESSION.value for k in kinds) and out["keyframes"] < 1:
