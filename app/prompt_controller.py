@@ -3,8 +3,11 @@
 - Refine runs `engine.prompting.refine` on a worker thread (the rules backend may load a sentence-
   embedding model for unknown words; a language model may take longer): the GUI never blocks. A
   request made while one runs waits, and only the newest waiting one runs next.
+- Refinement knows the avatar: the job reads the components and colours of its Gaussians (edit layers
+  composed), so what the avatar lacks cannot be changed or removed.
 - The result's plan and messages (fallback reason first, then clamping/repair notes) go to the
-  panel; a failure shows as the panel's error line.
+  panel; a prompt the refiner cannot read (UnclearPrompt) or that asks for what the avatar lacks
+  (NothingToEdit) shows as a normal message with prompts to try; a failure shows as the error line.
 - Apply expression (expression-only plans) sets the named expressions on the session pose as one
   undo item.
 - When the user edits the plan's component checkboxes, the session selection becomes those
@@ -26,7 +29,8 @@ from PySide6.QtWidgets import QScrollArea
 from app.session import SessionModel
 from app.workers import Worker, start_worker
 from engine.edit.adjust import selection_from_components
-from engine.prompting import EditPlan, RefineResult, RefineSettings
+from engine.prompting import EditPlan, NothingToEdit, RefineResult, RefineSettings, UnclearPrompt
+from engine.prompting.plan import UNCLEAR_PREFIX
 from widgets.prompt_panel import PromptPanel
 
 HISTORY_KEEP = 200
@@ -34,18 +38,26 @@ HISTORY_KEEP = 200
 
 
 def refine_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], prompt: str, backend: str,
-               settings: RefineSettings | None) -> RefineResult:
-    """Worker job: refine one prompt (imports the prompting backends on the worker thread)."""
-    from engine.prompting import refine
+               settings: RefineSettings | None, avatar: Any = None,
+               layers: tuple[Any, ...] = ()) -> RefineResult | UnclearPrompt | NothingToEdit:
+    """Worker job: refine one prompt for the avatar (with its edit layers) when one is given. A prompt that
+    gives no plan for a reason the user can act on returns that reason (UnclearPrompt / NothingToEdit)."""
+    from engine.edit.layers import compose
+    from engine.prompting import gaussians_context, refine
 
     progress(0.0, f"Refining with the {backend} backend")
-    return refine(prompt, backend, settings)
+    context = None if avatar is None else gaussians_context(compose(avatar.gaussians, list(layers)))
+    try:
+        return refine(prompt, backend, settings, context)
+    except (UnclearPrompt, NothingToEdit) as exc:
+        return exc
 
 
 class PromptController(QObject):
     """Prompt panel <-> refinement worker, session pose and selection, prompt history."""
 
     refined = Signal(object)  # RefineResult shown in the panel
+    refused = Signal(object)  # UnclearPrompt / NothingToEdit shown in the panel with suggestions
     failed = Signal(str)  # error shown in the panel
     historyChanged = Signal()
 
@@ -74,19 +86,31 @@ class PromptController(QObject):
             return
         self.panel.refine_button.setEnabled(False)
         self.model.message.emit(f"Refining “{prompt}”…")
-        worker = start_worker(refine_job, prompt, backend, self.settings, name="refine prompt")
+        worker = start_worker(refine_job, prompt, backend, self.settings, self.model.avatar, self.model.layers,
+                              name="refine prompt")
         worker.finished.connect(lambda result: self._refined(prompt, backend, result))
         worker.errored.connect(lambda message: self._failed(prompt, backend, message))
         worker.done.connect(self._done)
         self.worker = worker
 
-    def _refined(self, prompt: str, backend: str, result: RefineResult) -> None:
+    def _refined(self, prompt: str, backend: str, result: RefineResult | UnclearPrompt | NothingToEdit) -> None:
+        if isinstance(result, (UnclearPrompt, NothingToEdit)):
+            self._refused(prompt, backend, result)
+            return
         self._components = result.plan.components
         self.panel.show_plan(result.plan, result.messages())
         self._add_history({"prompt": prompt, "backend": backend, "used_backend": result.backend,
                            "plan": result.plan.model_dump(mode="json"), "notes": result.messages()})
         self.model.message.emit(f"Plan ready ({result.backend} backend)")
         self.refined.emit(result)
+
+    def _refused(self, prompt: str, backend: str, reason: UnclearPrompt | NothingToEdit) -> None:
+        suggestions = list(getattr(reason, "suggestions", ()))
+        text = UNCLEAR_PREFIX + reason.reason if isinstance(reason, UnclearPrompt) else str(reason)
+        self.panel.show_refusal(text, suggestions)
+        self._add_history({"prompt": prompt, "backend": backend, "refused": text, "suggestions": suggestions})
+        self.model.message.emit("No plan: " + text)
+        self.refused.emit(reason)
 
     def _failed(self, prompt: str, backend: str, message: str) -> None:
         self.panel.show_error(message)

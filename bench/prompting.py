@@ -1,6 +1,11 @@
-"""Rules-backend accuracy on tests/data/prompts.jsonl and milliseconds per prompt.
+"""The offline rules refiner against its contract: the share of suite prompts (tests/data/prompt_suite.jsonl)
+whose plan matches, overall and per category, and milliseconds per prompt.
 
-Usage: python bench/prompting.py [--quick]. Last stdout line: one JSON object of figures.
+Usage: python bench/prompting.py [--quick] [--failures]. Last stdout line: one JSON object with
+plan_match_share, per_category (share per category), category_counts, prompts, ms_per_prompt, and
+(without --quick, when the optional sentence-embedding model is installed) plan_match_share_embeddings:
+the same suite with unknown words read by meaning, as the GUI and CLI do by default.
+--quick times one pass over the suite (default: 3 passes); the shares are the same either way.
 """
 
 from __future__ import annotations
@@ -14,39 +19,50 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.head.components import expand  # noqa: E402
+from engine.prompting.contract import judge, load_suite, summarise  # noqa: E402
 from engine.prompting.rules import RulesConfig, RulesRefiner  # noqa: E402
 
-
-def _correct(plan, case: dict) -> bool:
-    if plan.components != expand(case["components"]) or [k.value for k in plan.kinds] != case["kinds"]:
-        return False
-    if (plan.colour is None) != (case["colour"] is None):
-        return False
-    if plan.colour is not None and max(abs(a - b) for a, b in zip(plan.colour, case["colour"])) > 60:
-        return False
-    if set(plan.expression) != set(case["expression"]):
-        return False
-    return all(abs(plan.expression[k] - v) <= 0.051 for k, v in case["expression"].items()) and \
-        abs(plan.intensity - case["intensity"]) <= 0.051
+SUITE = ROOT / "tests" / "data" / "prompt_suite.jsonl"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one pass over the table (default: 5 passes)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="one timed pass over the suite, no embedding pass (default: 3 passes + embeddings)")
+    parser.add_argument("--failures", action="store_true", help="print every prompt whose plan does not match")
     args = parser.parse_args()
-    cases = [json.loads(l) for l in (ROOT / "tests/data/prompts.jsonl").read_text().splitlines() if l.strip()]
+    cases = load_suite(SUITE)
     refiner = RulesRefiner(RulesConfig(use_embeddings=False))
-    passes = 1 if args.quick else 5
-    correct, start = 0, time.perf_counter()
+    passes = 1 if args.quick else 3
+    start = time.perf_counter()
     for _ in range(passes):
-        for case in cases:
-            plan, _ = refiner.refine(case["prompt"])
-            correct += _correct(plan, case)
+        results = [judge(case, refiner.refine) for case in cases]
     elapsed = time.perf_counter() - start
-    n = passes * len(cases)
-    print(json.dumps({"bench": "prompting", "backend": "rules", "prompts": len(cases), "passes": passes,
-                      "accuracy": round(correct / n, 4), "ms_per_prompt": round(1000 * elapsed / n, 3)}))
+    if args.failures:
+        for r in results:
+            if not r.ok:
+                print(f"FAIL {r.prompt!r}: {'; '.join(r.problems)}")
+    figures = {"bench": "prompting", "backend": "rules", "prompts": len(cases), **summarise(results),
+               "ms_per_prompt": round(1000 * elapsed / (passes * len(cases)), 3)}
+    if not args.quick:
+        figures["plan_match_share_embeddings"] = _with_embeddings(cases, args.failures)
+    print(json.dumps(figures))
+
+
+def _with_embeddings(cases: list[dict], show_failures: bool) -> float | None:
+    """plan_match_share with meaning matches of unknown words (None when no embedding model is installed)."""
+    from engine.prompting.embed_match import EmbeddingMatcher, embedding_model_path
+
+    path = embedding_model_path()
+    if path is None:
+        return None
+    refiner = RulesRefiner(RulesConfig(use_embeddings=True), matcher=EmbeddingMatcher(path))
+    results = [judge(case, refiner.refine) for case in cases]
+    if show_failures:
+        for r in results:
+            if not r.ok:
+                print(f"FAIL (embeddings) {r.prompt!r}: {'; '.join(r.problems)}")
+    return summarise(results)["plan_match_share"]
 
 
 if __name__ == "__main__":

@@ -93,12 +93,27 @@ def test_apply_expression_only_plan_changes_pose_and_undo_restores(window, qtbot
     assert model.pose == before
 
 
-def test_a_prompt_with_nothing_to_edit_shows_the_error(window, qtbot):
+def test_an_unclear_prompt_shows_why_and_suggestions_that_refine_at_a_click(window, qtbot):
     prompt = window.features["prompt"]
     panel = prompt.panel
-    qtbot.keyClicks(panel.prompt_box.lineEdit(), "hello there")
-    with qtbot.waitSignal(prompt.failed, timeout=60_000) as blocker:
+    qtbot.keyClicks(panel.prompt_box.lineEdit(), "make it glossy")
+    with qtbot.waitSignal(prompt.refused, timeout=60_000) as blocker:
         qtbot.mouseClick(panel.refine_button, Qt.MouseButton.LeftButton)
-    assert "no edit found" in blocker.args[0]
-    assert "no edit found" in panel.message_label.text() and panel.plan is None
+    reason = blocker.args[0]
+    assert panel.message_label.text().startswith("I can't tell what to change: 'make it glossy'")
+    assert "#b00020" not in panel.message_label.styleSheet(), "a normal message, not an error"
+    assert "make the lips glossy" in reason.suggestions and "make the lips glossy" in panel.suggestion_label.text()
+    assert panel.plan is None and prompt.history[-1]["suggestions"] == list(reason.suggestions)
     qtbot.waitUntil(lambda: panel.refine_button.isEnabled(), timeout=5_000)
+    with qtbot.waitSignal(prompt.refined, timeout=60_000):
+        panel.suggestion_label.linkActivated.emit("make the lips glossy")
+    assert panel.plan.components == ("upper_lip", "lower_lip") and panel.suggestion_label.text() == ""
+
+
+def test_removing_what_the_avatar_lacks_says_so(window, qtbot):
+    prompt = window.features["prompt"]
+    panel = prompt.panel
+    qtbot.keyClicks(panel.prompt_box.lineEdit(), "remove her glasses")
+    with qtbot.waitSignal(prompt.refused, timeout=60_000):
+        qtbot.mouseClick(panel.refine_button, Qt.MouseButton.LeftButton)
+    assert panel.message_label.text() == "nothing to remove: this avatar has no glasses" and panel.plan is None

@@ -115,3 +115,16 @@ def test_malformed_plans_never_crash(panel: PromptPanel) -> None:
 def test_show_error(panel: PromptPanel) -> None:
     panel.show_error("local backend not used: cannot load model")
     assert panel.message_label.text() == "local backend not used: cannot load model"
+
+
+def test_refusal_shows_suggestions_that_refine_when_clicked(panel: PromptPanel, qtbot) -> None:
+    panel.show_refusal("I can't tell what to change: 'blue' does not say which part", ["make the hair blue",
+                                                                                      "make the lips <blue>"])
+    assert panel.message_label.text().startswith("I can't tell") and panel.message_label.styleSheet() == ""
+    text = panel.suggestion_label.text()
+    assert 'href="make the hair blue"' in text and "&lt;blue&gt;" in text
+    with qtbot.waitSignal(panel.refine_requested, timeout=1000) as blocker:
+        panel.suggestion_label.linkActivated.emit("make the hair blue")
+    assert blocker.args[0] == "make the hair blue" and panel.prompt_box.currentText() == "make the hair blue"
+    panel.show_error("oops")
+    assert panel.suggestion_label.text() == ""

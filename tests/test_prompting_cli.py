@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_refine_prints_plan_json(capsys) -> None:
     assert main(["refine", "give her bright red lipstick and make her smile a little", "--no-embeddings"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["version"] == 1 and plan["components"] == ["upper_lip", "lower_lip"]
+    assert plan["version"] == 2 and plan["components"] == ["upper_lip", "lower_lip"] and plan["action"] == "change"
     assert plan["kinds"] == ["colour", "expression"] and plan["expression"] == {"smile": 0.3}
 
 
@@ -28,9 +28,28 @@ def test_refine_json_reports_fallback(capsys) -> None:
     assert "cannot connect" in out["fallback_reason"] and out["plan"]["expression"] == {"frown": 0.6}
 
 
-def test_refine_nothing_to_edit_is_a_user_error(capsys) -> None:
-    assert main(["refine", "hello there", "--no-embeddings"]) == 2
-    assert "no edit found" in capsys.readouterr().err
+def test_unclear_prompt_is_a_message_with_suggestions(capsys) -> None:
+    assert main(["refine", "make it glossy", "--no-embeddings"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert captured.out == "" and lines[0].startswith("I can't tell what to change: 'make it glossy'")
+    assert "  try: make the lips glossy" in lines and 3 <= len(lines) <= 5 and "Traceback" not in captured.err
+    assert main(["refine", "make it glossy", "--no-embeddings", "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["error"] == "unclear" and out["message"].startswith("I can't tell what to change")
+    assert "make the lips glossy" in out["suggestions"]
+
+
+def test_refine_for_an_avatar_refuses_what_it_lacks(capsys) -> None:
+    assert main(["refine", "remove her glasses", "--avatar", "demo", "--no-embeddings"]) == 2
+    assert capsys.readouterr().err.strip() == "nothing to remove: this avatar has no glasses"
+    assert main(["refine", "remove her glasses", "--no-embeddings"]) == 0  # no avatar given: a removal plan
+    assert json.loads(capsys.readouterr().out)["action"] == "remove"
+
+
+def test_empty_prompt_is_a_user_error(capsys) -> None:
+    assert main(["refine", "  ", "--no-embeddings"]) == 2
+    assert "error: the prompt is empty" in capsys.readouterr().err
 
 
 def test_engine_prompting_imports_no_qt() -> None:

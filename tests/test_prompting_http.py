@@ -10,9 +10,11 @@ from typing import Iterator
 
 import pytest
 
+from engine.head.components import COMPONENTS
+from engine.prompting.context import AvatarContext
 from engine.prompting.llm_http import HttpLLMConfig, HttpLLMRefiner
 from engine.prompting.llm_json import BackendError
-from engine.prompting.plan import PlanError
+from engine.prompting.plan import NothingToEdit, PlanError
 from engine.prompting.refine import RefineSettings, refine, refine_with
 
 PLAN = {"refined_prompt": "make the lips bright red", "components": ["lips"], "kinds": ["colour"],
@@ -83,6 +85,28 @@ def test_valid_answer_is_accepted_and_clamped(server: Server) -> None:
     assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer sekrit"
     assert req["body"]["model"] == "stand-in" and req["body"]["messages"][1]["content"] == "bright red lips"
     assert req["body"]["response_format"] == {"type": "json_object"}
+
+
+def test_answers_fill_the_version_2_fields(server: Server) -> None:
+    """A model's answer validates into the same schema as the rules backend: action, part and lightness are
+    read when given, inferred (an accessory answer without an action adds it) or repaired with a note."""
+    removal = {"refined_prompt": "remove the glasses", "components": ["eyes", "nose", "accessory"],
+               "kinds": ["accessory"], "accessory": "glasses", "action": "remove"}
+    server.script = [("content", json.dumps(removal))]
+    plan = refine_with(_refiner(server), "remove her glasses").plan
+    assert plan.version == 2 and plan.action == "remove" and plan.accessory == "glasses"
+    no_accessory = AvatarContext(frozenset(c for c in COMPONENTS if c != "accessory"))
+    with pytest.raises(NothingToEdit, match="nothing to remove: this avatar has no glasses"):
+        refine_with(_refiner(server), "remove her glasses", context=no_accessory)
+    server.script = [("content", json.dumps({**removal, "action": None, "refined_prompt": "add glasses"}))]
+    assert refine_with(_refiner(server), "add glasses").plan.action == "add"
+    eyes = {"refined_prompt": "make the irises green", "components": ["eyes"], "kinds": ["colour"],
+            "colour": [40, 160, 60], "part": "iris", "lightness": -0.9, "action": "paint"}
+    server.script = [("content", json.dumps(eyes))]
+    result = refine_with(_refiner(server), "green eyes")
+    assert result.plan.part == "iris" and result.plan.lightness == -0.5 and result.plan.action == "change"
+    assert any("unknown action 'paint'" in n for n in result.notes)
+    assert any("lightness -0.9 clamped to -0.5" in n for n in result.notes)
 
 
 def test_invalid_answer_falls_back(server: Server) -> None:

@@ -103,6 +103,7 @@ def test_forced_valid_plan_is_accepted(chat_model_dir: Path) -> None:
     assert plan.components == ("hair",) and plan.colour == (30, 90, 255)
     assert plan.guidance_scale == 9.0 and plan.steps == 25 and plan.expression == {"smile": 0.2}
     assert plan.prompt == "make her hair bright blue and smile a bit"
+    assert plan.version == 2 and plan.action == "change" and plan.lightness == 0.0 and plan.part is None
     # the chat template was used: the encoded instruction starts with the system role marker
     assert refiner._encode("x").shape[1] == tok(tok.apply_chat_template(
         build_messages("x"), add_generation_prompt=True, tokenize=False), add_special_tokens=False,

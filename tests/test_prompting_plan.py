@@ -18,7 +18,8 @@ def test_round_trip_json() -> None:
     again = plan_from_json(plan.to_json())
     assert again == plan
     data = json.loads(plan.to_json())
-    assert data["version"] == 1 and data["kinds"] == ["colour"] and data["colour"] == [0, 0, 255]
+    assert data["version"] == 2 and data["kinds"] == ["colour"] and data["colour"] == [0, 0, 255]
+    assert data["action"] == "change" and data["lightness"] == 0.0 and data["part"] is None
 
 
 def test_strict_model_rejects_out_of_range_and_unknown() -> None:
@@ -55,7 +56,7 @@ def test_sanitize_clamps_and_reports() -> None:
     ({"refined_prompt": "x", "components": ["hair"], "kinds": ["dance"]}, "no valid edit kind"),
     ({"refined_prompt": "x", "components": ["tail"], "kinds": ["colour"]}, "needs target components"),
     ({"refined_prompt": "x", "components": ["hair"], "kinds": 5}, "kinds"),
-    ({"refined_prompt": "x", "kinds": ["colour"], "components": ["hair"], "version": 7}, "version"),
+    ({"refined_prompt": "x", "kinds": ["colour"], "components": ["hair"], "version": 7}, "version 7 is not supported"),
 ])
 def test_sanitize_rejects_what_cannot_be_repaired(data: dict, message: str) -> None:
     with pytest.raises(PlanError, match=message):
@@ -82,8 +83,56 @@ def test_expression_only_plan() -> None:
 def test_plan_from_json_errors_name_the_source() -> None:
     with pytest.raises(PlanError, match="edit.json: not JSON"):
         plan_from_json("{oops", source="edit.json")
-    with pytest.raises(PlanError, match="edit.json: plan version 2"):
-        plan_from_json(json.dumps({**GOOD, "version": 2}), source="edit.json")
+    with pytest.raises(PlanError, match=r"edit.json: plan version 3 is not supported \(this build reads 1 and 2\)"):
+        plan_from_json(json.dumps({**GOOD, "version": 3}), source="edit.json")
+    with pytest.raises(PlanError, match="edit.json: .*an add plan adds an accessory"):
+        plan_from_json(json.dumps({**GOOD, "version": 2, "action": "add"}), source="edit.json")
+
+
+def test_version_1_files_are_read_and_upgraded() -> None:
+    """A version-1 plan (written before `action` and `lightness`) reads as version 2: its accessory plans
+    were additions, everything else a change."""
+    v1_accessory = {"version": 1, "refined_prompt": "add glasses",
+                    "components": ["left_eye", "right_eye", "nose", "accessory"],
+                    "kinds": ["accessory"], "accessory": "glasses"}
+    plan = plan_from_json(json.dumps(v1_accessory))
+    assert plan.version == 2 and plan.action == "add" and plan.lightness == 0.0 and plan.accessory == "glasses"
+    plan = plan_from_json(json.dumps({**GOOD, "version": 1}))
+    assert plan.version == 2 and plan.action == "change"
+    plan, notes = sanitize_plan({**GOOD, "version": 1})
+    assert plan.version == 2 and plan.action == "change" and notes == []
+    with pytest.raises(PlanError, match="Extra inputs"):  # version 1 had no such field
+        plan_from_json(json.dumps({**GOOD, "version": 1, "shade": 3}))
+
+
+def test_action_and_lightness_validated_and_repaired() -> None:
+    removal = {"refined_prompt": "remove the glasses", "components": ["left_eye", "right_eye", "nose", "accessory"],
+               "kinds": ["accessory"], "accessory": "glasses"}
+    assert build_plan({**removal, "action": "remove"}).action == "remove"
+    with pytest.raises(PlanError, match="add plan adds an accessory"):
+        build_plan({**GOOD, "action": "add"})
+    with pytest.raises(PlanError, match="remove plan needs an appearance kind"):
+        build_plan({"refined_prompt": "x", "kinds": ["expression"], "expression": {"smile": -0.5}, "action": "remove",
+                    "keyframes": 0, "iterations": 0})
+    with pytest.raises(PlanError, match="lightness"):
+        build_plan({**GOOD, "lightness": 0.9})
+    plan, notes = sanitize_plan(removal)  # no action: an accessory plan adds, as in version 1
+    assert plan.action == "add" and notes == []
+    plan, notes = sanitize_plan({**removal, "action": "Delete", "lightness": -2})
+    assert plan.action == "remove" and plan.lightness == -0.5 and any("lightness -2 clamped" in n for n in notes)
+    plan, notes = sanitize_plan({**GOOD, "action": "add"})
+    assert plan.action == "change" and any("needs an accessory" in n for n in notes)
+    plan, notes = sanitize_plan({**GOOD, "action": "explode"})
+    assert plan.action == "change" and any("unknown action 'explode'" in n for n in notes)
+
+
+def test_part_needs_one_of_its_components() -> None:
+    left = {"refined_prompt": "make the left iris green", "components": ["left_eye"], "kinds": ["colour"]}
+    assert build_plan({**left, "part": "iris"}).part == "iris"
+    with pytest.raises(PlanError, match="part 'teeth' lies in mouth_interior"):
+        build_plan({**left, "part": "teeth"})
+    plan, notes = sanitize_plan({**GOOD, "part": "iris"})
+    assert plan.part is None and any("part 'iris' dropped" in n for n in notes)
 
 
 def test_extract_first_json_object() -> None:
@@ -98,7 +147,9 @@ def test_extract_first_json_object() -> None:
 def test_plan_from_answer_and_system_prompt() -> None:
     plan, _ = plan_from_answer("```json\n" + json.dumps(GOOD) + "\n```", prompt="blue hair")
     assert plan.prompt == "blue hair" and plan.components == ("hair",)
-    assert "upper_lip" in system_prompt() and "guidance_scale" in system_prompt()
+    text = system_prompt()
+    assert "upper_lip" in text and "guidance_scale" in text
+    assert '"action" (one of: change, add, remove' in text and '"lightness"' in text and "iris" in text
 
 
 def test_frozen() -> None:

@@ -1,11 +1,13 @@
 """Prompt panel: prompt box with history, backend picker, Refine button, and the edit plan as an
 editable form. It runs no refinement: it asks for it (`refine_requested`) and shows what it is
-given (`show_plan`, `show_error`). Every form edit makes a new validated EditPlan (`plan_edited`);
+given (`show_plan`, `show_error`, `show_refusal`: why no plan was made, with prompts to try as links that
+refine at a click). Every form edit makes a new validated EditPlan (`plan_edited`);
 the form only ever shows the current plan (model/view: no state of its own that could disagree).
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any, Sequence
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal, Slot
@@ -57,6 +59,12 @@ class PromptPanel(QWidget):
         self.message_label.setWordWrap(True)
         self.message_label.setObjectName("promptMessages")
         layout.addWidget(self.message_label)
+        self.suggestion_label = QLabel("")
+        self.suggestion_label.setWordWrap(True)
+        self.suggestion_label.setObjectName("promptSuggestions")
+        self.suggestion_label.setTextFormat(Qt.TextFormat.RichText)
+        self.suggestion_label.linkActivated.connect(self.use_suggestion)
+        layout.addWidget(self.suggestion_label)
         self._set_form_enabled(False)
 
     # ---- construction -------------------------------------------------------------------------
@@ -205,6 +213,21 @@ class PromptPanel(QWidget):
         """Show an error line (the plan shown stays as it was)."""
         self.message_label.setStyleSheet("color: #b00020;")
         self.message_label.setText(message)
+        self.suggestion_label.setText("")
+
+    def show_refusal(self, message: str, suggestions: Sequence[str] = ()) -> None:
+        """Say why the prompt gave no plan, as a normal message, with prompts to try as links (the plan shown
+        stays as it was)."""
+        self.message_label.setStyleSheet("")
+        self.message_label.setText(message)
+        links = " · ".join(f'<a href="{html.escape(s, quote=True)}">{html.escape(s)}</a>' for s in suggestions)
+        self.suggestion_label.setText(f"Try: {links}" if links else "")
+
+    @Slot(str)
+    def use_suggestion(self, prompt: str) -> None:
+        """Put a suggested prompt in the prompt box and refine it."""
+        self.prompt_box.setEditText(prompt)
+        self.request_refine()
 
     def set_colour(self, colour: QColor) -> None:
         """Set the plan's target colour (what the colour picker does)."""
@@ -310,3 +333,4 @@ class PromptPanel(QWidget):
     def _show_messages(self, messages: Sequence[str]) -> None:
         self.message_label.setStyleSheet("color: #8a5a00;" if messages else "")
         self.message_label.setText("\n".join(messages))
+        self.suggestion_label.setText("")

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from app.cli import CommandError
-from engine.prompting import BACKENDS, PlanError, RefineSettings, refine
+from engine.prompting import BACKENDS, NothingToEdit, RefineSettings, UnclearPrompt, refine
+from engine.prompting.plan import UNCLEAR_PREFIX
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +20,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=None, help="http: seconds per request")
     parser.add_argument("--no-embeddings", action="store_true",
                         help="rules: do not read unknown words with the sentence-embedding model")
+    parser.add_argument("--avatar", default=None,
+                        help="refine for this avatar (folder, point_cloud.ply or 'demo'): what it lacks cannot be "
+                             "changed or removed, and 'darker'/'lighter' start from its own colours")
+    parser.add_argument("--flame", default=None, help="FLAME model file/folder for a GaussianAvatars avatar")
     parser.add_argument("--json", action="store_true",
-                        help="print one JSON object with the plan, backend, notes and fallback reason")
+                        help="print one JSON object with the plan, backend, notes and fallback reason (or the "
+                             "reason no plan was made)")
+
+
+def _refusal(exc: UnclearPrompt | NothingToEdit, as_json: bool) -> int:
+    """Print why no plan was made (and what would read) as a normal message; exit status 2."""
+    if as_json:
+        kind = "unclear" if isinstance(exc, UnclearPrompt) else "nothing_to_edit"
+        print(json.dumps({"error": kind, "message": str(exc),
+                          "suggestions": list(getattr(exc, "suggestions", ()))}, indent=2))
+        return 2
+    if isinstance(exc, UnclearPrompt):
+        print(UNCLEAR_PREFIX + exc.reason, file=sys.stderr)
+        for suggestion in exc.suggestions:
+            print(f"  try: {suggestion}", file=sys.stderr)
+    else:
+        print(str(exc), file=sys.stderr)
+    return 2
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,10 +52,16 @@ def run(args: argparse.Namespace) -> int:
         base_url=args.base_url, timeout=args.timeout,
         use_embeddings=False if args.no_embeddings else None,
     )
+    context = None
+    if args.avatar:
+        from app.commands import load_avatar_arg
+        from engine.prompting import gaussians_context
+
+        context = gaussians_context(load_avatar_arg(args).gaussians)
     try:
-        result = refine(args.prompt, args.backend, settings)
-    except PlanError as exc:
-        raise CommandError(str(exc)) from exc
+        result = refine(args.prompt, args.backend, settings, context)
+    except (UnclearPrompt, NothingToEdit) as exc:
+        return _refusal(exc, args.json)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from engine.prompting.context import AvatarContext
 from engine.prompting.llm_json import BackendError, build_messages, extract_first_json_object
 from engine.prompting.plan import EditPlan, PlanError, sanitize_plan
 
@@ -115,8 +116,9 @@ class HttpLLMRefiner:
                 delay *= 2
         raise BackendError(f"{self.url}: {last} ({self.attempts} attempt{'s' if self.attempts > 1 else ''})")
 
-    def refine(self, prompt: str) -> tuple[EditPlan, list[str]]:
-        """A validated plan from the server's answer; PlanError / BackendError explain a failure."""
+    def refine(self, prompt: str, context: AvatarContext | None = None) -> tuple[EditPlan, list[str]]:
+        """A validated plan from the server's answer; PlanError / BackendError explain a failure.
+        The context is not sent to the server: refine_with checks the plan against it."""
         answer = self.complete(prompt)
         try:
             plan, notes = sanitize_plan(extract_first_json_object(answer), prompt=prompt)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from engine.head.components import COMPONENTS, GROUPS, PARTS
-from engine.prompting.plan import EXPRESSION_NAMES, RANGES, EditKind, EditPlan, PlanError, sanitize_plan
+from engine.prompting.plan import ACTIONS, EXPRESSION_NAMES, RANGES, EditKind, EditPlan, PlanError, sanitize_plan
 
 
 def system_prompt() -> str:
@@ -19,11 +19,15 @@ def system_prompt() -> str:
         f'"components" (list from: {", ".join(COMPONENTS)}; groups: {", ".join(GROUPS)}), '
         f'"kinds" (list from: {", ".join(k.value for k in EditKind)}), '
         '"colour" ([r, g, b] 0-255 or null), "colour_name", "accessory" (or null), '
-        f'"part" (or null; one of: {", ".join(PARTS)}, e.g. "iris" for eye colour), '
+        f'"part" (or null; one of: {", ".join(PARTS)}, e.g. "iris" for eye colour, "teeth" for teeth), '
+        f'"action" (one of: {", ".join(ACTIONS)}; "add" puts on an accessory, "remove" takes away an accessory, '
+        'makeup or facial hair), "lightness" (-0.5..0.5: darker < 0 < lighter, for "darker"/"lighter" without a '
+        'colour name), '
         f'"expression" (object of name: delta in -1..1; names: {", ".join(EXPRESSION_NAMES)}, or expr_<i>), '
         f'"intensity", "guidance_scale", "image_guidance_scale", "steps", "strength", "keyframes", '
         f'"iterations", "rationale" (one sentence). Ranges: {ranges}. '
-        "Expression-only requests use kinds [\"expression\"], keyframes 0 and iterations 0."
+        "Expression-only requests use kinds [\"expression\"], keyframes 0 and iterations 0; \"no longer smile\" "
+        "is a negative smile delta."
     )
 
 

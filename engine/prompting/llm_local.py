@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from engine.prompting.context import AvatarContext
 from engine.prompting.llm_json import BackendError, build_messages, extract_first_json_object, plain_prompt
 from engine.prompting.plan import EditPlan, PlanError, sanitize_plan
 
@@ -150,8 +151,9 @@ class LocalLLMRefiner:
             )
         return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
-    def refine(self, prompt: str) -> tuple[EditPlan, list[str]]:
-        """A validated plan from the model's answer; PlanError (with the reason) when it is not one."""
+    def refine(self, prompt: str, context: AvatarContext | None = None) -> tuple[EditPlan, list[str]]:
+        """A validated plan from the model's answer; PlanError (with the reason) when it is not one.
+        The context is not given to the model: refine_with checks the plan against it."""
         answer = self.generate_text(prompt)
         try:
             data = extract_first_json_object(answer)

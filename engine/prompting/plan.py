@@ -7,6 +7,10 @@ Two layers:
   it clamps numbers into range, drops unknown components and expression names, fills defaults,
   and returns the plan together with one human-readable note per change. What it cannot repair
   (no refined prompt, no edit kind, not a JSON object) raises `PlanError`.
+
+Version 2 added `action` (add / remove / change) and `lightness` (a shift of the region's own
+lightness: "darker", "lighter"). Version-1 data is still read: its accessory plans were additions,
+everything else a change, and it had no lightness shift.
 """
 
 from __future__ import annotations
@@ -21,8 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.head.components import COMPONENTS, GROUPS, PARTS, expand
 
-SCHEMA_VERSION: int = 1
-"""Version written into every plan; `plan_from_json` refuses other versions."""
+SCHEMA_VERSION: int = 2
+"""Version written into every plan."""
+READABLE_VERSIONS: tuple[int, ...] = (1, 2)
+"""Versions `plan_from_json` and `sanitize_plan` read (older ones are upgraded to SCHEMA_VERSION)."""
+
+ACTIONS: tuple[str, ...] = ("change", "add", "remove")
+"""What an appearance edit does: change what is there (colour, material, shape), add something new
+(an accessory), or remove something named (an accessory, makeup, facial hair, a dye)."""
 
 EXPRESSION_NAMES: tuple[str, ...] = (
     "smile", "frown", "brow_raise", "brow_furrow", "blink_left", "blink_right",
@@ -55,6 +65,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "strength": (0.05, 1.0),
     "keyframes": (0, 64),
     "iterations": (0, 20000),
+    "lightness": (-0.5, 0.5),
 }
 """Safe (inclusive) range of every numeric plan field."""
 
@@ -66,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
     "colour_name": None,
     "accessory": None,
     "part": None,
+    "action": "change",
+    "lightness": 0.0,
     "expression": {},
     "intensity": 0.6,
     "guidance_scale": 7.5,
@@ -88,6 +101,30 @@ class PlanError(ValueError):
     """A plan (or text meant to hold one) that cannot be repaired into a valid EditPlan."""
 
 
+UNCLEAR_PREFIX = "I can't tell what to change: "
+
+
+class UnclearPrompt(PlanError):
+    """A prompt the refiner cannot read confidently (nothing known, mostly unknown words, contradictory,
+    or more than one plan can hold). The message starts with UNCLEAR_PREFIX; `suggestions` holds 2-4
+    prompts the refiner can read that come close to what was asked."""
+
+    def __init__(self, reason: str, suggestions: list[str] | tuple[str, ...] = ()) -> None:
+        self.reason = reason
+        self.suggestions: tuple[str, ...] = tuple(suggestions)
+        tail = (" Try: " + "; ".join(f'"{s}"' for s in self.suggestions) + ".") if self.suggestions else ""
+        super().__init__(UNCLEAR_PREFIX + reason + tail)
+
+
+class NothingToEdit(PlanError):
+    """The prompt asks to change or remove something this avatar does not have ("remove her glasses" on
+    an avatar without accessory Gaussians)."""
+
+    def __init__(self, message: str, missing: str) -> None:
+        self.missing = missing  # what the avatar lacks, in words ("glasses", "hair")
+        super().__init__(message)
+
+
 def is_expression_name(name: str) -> bool:
     """True for a named blendshape or an "expr_<index>" FLAME coefficient name."""
     return name in EXPRESSION_NAMES or EXPR_INDEX_RE.match(name) is not None
@@ -103,7 +140,7 @@ class EditPlan(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: Literal[1] = SCHEMA_VERSION  # schema version
+    version: Literal[2] = SCHEMA_VERSION  # schema version
     prompt: str = ""  # the user's original words
     refined_prompt: str = Field(min_length=1, max_length=MAX_TEXT)  # instruction for the image editor
     negative_prompt: str = Field(default="", max_length=MAX_TEXT)  # what the editor must avoid
@@ -111,8 +148,11 @@ class EditPlan(BaseModel):
     kinds: tuple[EditKind, ...] = Field(min_length=1)  # edit kinds, primary first, no repeats
     colour: tuple[int, int, int] | None = None  # target sRGB 0-255 where a colour applies
     colour_name: str | None = None  # the words that named the colour ("bright red")
-    accessory: str | None = None  # the accessory to add ("glasses")
+    accessory: str | None = None  # the accessory added, changed or removed ("glasses")
     part: str | None = None  # a named part inside the components (PARTS: "iris", "sclera", "teeth"), or None
+    action: Literal["change", "add", "remove"] = "change"  # ACTIONS: what the appearance edit does
+    lightness: float = Field(default=0.0, ge=-0.5, le=0.5)  # shift of the region's own Oklab lightness
+    # ("darker" < 0 < "lighter"); when `colour` is set too it already includes the shift
     expression: dict[str, float] = Field(default_factory=dict)  # expression deltas by name
     intensity: float = Field(default=0.6, ge=0.0, le=1.0)  # how strong the appearance edit is
     guidance_scale: float = Field(default=7.5, ge=1.0, le=20.0)  # text classifier-free guidance
@@ -170,8 +210,14 @@ class EditPlan(BaseModel):
             raise ValueError(f"a {appearance[0].value} edit needs at least one target component")
         if appearance and self.keyframes < 1:
             raise ValueError("an appearance edit needs at least one keyframe")
-        if self.part is not None and not set(PARTS[self.part]) <= set(self.components):
-            raise ValueError(f"part {self.part!r} lies in {', '.join(PARTS[self.part])}, which the plan does not target")
+        if self.part is not None and not set(PARTS[self.part]) & set(self.components):
+            where = ", ".join(PARTS[self.part])
+            raise ValueError(f"part {self.part!r} lies in {where}, none of which the plan targets")
+        if self.action == "add" and (EditKind.ACCESSORY not in self.kinds or not self.accessory):
+            raise ValueError("an add plan adds an accessory: it needs the accessory kind and the accessory's name")
+        if self.action == "remove" and not appearance:
+            raise ValueError("a remove plan needs an appearance kind (what is removed); expressions take negative "
+                             "deltas")
         if EditKind.EXPRESSION in self.kinds and not self.expression:
             raise ValueError("an expression edit needs at least one expression delta")
         return self
@@ -216,12 +262,23 @@ def plan_from_json(text: str, source: str = "plan") -> EditPlan:
     if not isinstance(data, dict):
         raise PlanError(f"{source}: expected a JSON object, got {type(data).__name__}")
     version = data.get("version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
-        raise PlanError(f"{source}: plan version {version!r} is not supported (this build reads {SCHEMA_VERSION})")
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
+        raise PlanError(f"{source}: plan version {version!r} is not supported (this build reads {readable})")
     try:
-        return build_plan(data)
+        return build_plan(upgrade(data))
     except PlanError as exc:
         raise PlanError(f"{source}: {exc}") from exc
+
+
+def upgrade(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Plan data of any readable version as SCHEMA_VERSION data (version 1: accessory plans were additions)."""
+    out = dict(data)
+    if out.get("version", SCHEMA_VERSION) == 1:
+        kinds = out.get("kinds") or []
+        adds = out.get("accessory") and EditKind.ACCESSORY.value in [getattr(k, "value", k) for k in kinds]
+        out.update(version=SCHEMA_VERSION, action="add" if adds else "change", lightness=0.0)
+    return out
 
 
 def sanitize_plan(data: Mapping[str, Any], prompt: str | None = None) -> tuple[EditPlan, list[str]]:
@@ -241,7 +298,7 @@ def sanitize_plan(data: Mapping[str, Any], prompt: str | None = None) -> tuple[E
 
 
 __all__ = [
-    "COMPONENTS", "GROUPS", "DEFAULTS", "EXPRESSION_NAMES", "EditKind", "EditPlan", "PlanError",
-    "RANGES", "SCHEMA_VERSION", "build_plan", "expression_range", "is_expression_name",
-    "plan_from_json", "sanitize_plan",
+    "ACTIONS", "COMPONENTS", "GROUPS", "DEFAULTS", "EXPRESSION_NAMES", "EditKind", "EditPlan", "NothingToEdit",
+    "PlanError", "RANGES", "READABLE_VERSIONS", "SCHEMA_VERSION", "UNCLEAR_PREFIX", "UnclearPrompt", "build_plan",
+    "expression_range", "is_expression_name", "plan_from_json", "sanitize_plan", "upgrade",
 ]

@@ -1,5 +1,9 @@
 """Front door of prompt refinement: one interface over the rules, local-LM and HTTP backends,
-with fallback to the rules backend (and the reason) whenever a language model fails."""
+with fallback to the rules backend (and the reason) whenever a language model fails.
+
+An optional AvatarContext (context.py) describes the avatar: every backend's plan is checked against
+it (NothingToEdit for what the avatar lacks), and the rules backend reads "darker"/"lighter" from it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from engine.prompting.context import AvatarContext, check_plan
 from engine.prompting.llm_json import BackendError
 from engine.prompting.plan import EditPlan, PlanError
 
@@ -20,7 +25,7 @@ class Refiner(Protocol):
 
     name: str
 
-    def refine(self, prompt: str) -> tuple[EditPlan, list[str]]: ...
+    def refine(self, prompt: str, context: AvatarContext | None = None) -> tuple[EditPlan, list[str]]: ...
 
 
 @dataclass(frozen=True)
@@ -81,29 +86,34 @@ def make_refiner(backend: str = "rules", settings: RefineSettings | None = None)
     raise ValueError(f"unknown refiner backend {backend!r}; known: {', '.join(BACKENDS)}")
 
 
-def refine_with(refiner: Refiner, prompt: str, fallback: Refiner | None = None) -> RefineResult:
+def refine_with(refiner: Refiner, prompt: str, fallback: Refiner | None = None,
+                context: AvatarContext | None = None) -> RefineResult:
     """Run `refiner`; if it is not the rules backend and fails, run `fallback` (rules) and say why.
 
-    Errors of the rules backend itself (PlanError: nothing to edit) propagate.
+    Errors of the rules backend itself propagate: PlanError (empty prompt), UnclearPrompt (with
+    suggestions), NothingToEdit (the context shows the avatar lacks what is to be changed).
     """
     if refiner.name == "rules":
-        plan, notes = refiner.refine(prompt)
+        plan, notes = refiner.refine(prompt, context)
         return RefineResult(plan, "rules", "rules", tuple(notes))
     try:
-        plan, notes = refiner.refine(prompt)
-        return RefineResult(plan, refiner.name, refiner.name, tuple(notes))
+        plan, notes = refiner.refine(prompt, context)
     except (PlanError, BackendError) as exc:
         reason = str(exc)
+    else:
+        notes = notes + check_plan(plan, context)
+        return RefineResult(plan, refiner.name, refiner.name, tuple(notes))
     rules = fallback or make_refiner("rules")
-    plan, notes = rules.refine(prompt)
+    plan, notes = rules.refine(prompt, context)
     return RefineResult(plan, "rules", refiner.name, tuple(notes), fallback_reason=reason)
 
 
-def refine(prompt: str, backend: str = "rules", settings: RefineSettings | None = None) -> RefineResult:
+def refine(prompt: str, backend: str = "rules", settings: RefineSettings | None = None,
+           context: AvatarContext | None = None) -> RefineResult:
     """Refine `prompt` with the named backend, falling back to rules with the reason on failure."""
     try:
         refiner = make_refiner(backend, settings)
     except BackendError as exc:
-        plan, notes = make_refiner("rules", settings).refine(prompt)
+        plan, notes = make_refiner("rules", settings).refine(prompt, context)
         return RefineResult(plan, "rules", backend, tuple(notes), fallback_reason=str(exc))
-    return refine_with(refiner, prompt)
+    return refine_with(refiner, prompt, context=context)

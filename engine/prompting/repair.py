@@ -12,8 +12,8 @@ from typing import Any
 from engine.head.components import COMPONENTS, GROUPS, PARTS, expand
 from engine.prompting.colours import NAMED_COLOURS, colour_from_text, hex_to_rgb
 from engine.prompting.plan import (
-    DEFAULTS, INT_FIELDS, MAX_RATIONALE, MAX_TEXT, RANGES, SCHEMA_VERSION, EditKind, PlanError,
-    expression_range, is_expression_name,
+    ACTIONS, DEFAULTS, INT_FIELDS, MAX_RATIONALE, MAX_TEXT, RANGES, READABLE_VERSIONS, SCHEMA_VERSION, EditKind,
+    PlanError, expression_range, is_expression_name, upgrade,
 )
 from engine.prompting.vocab import COMPONENT_WORDS
 
@@ -34,9 +34,16 @@ KIND_ALIASES: dict[str, EditKind] = {
     "shape/size": EditKind.SHAPE, "geometry": EditKind.SHAPE, "add": EditKind.ACCESSORY,
     "accessories": EditKind.ACCESSORY,
 }
+ACTION_ALIASES: dict[str, str] = {
+    "delete": "remove", "removal": "remove", "erase": "remove", "take off": "remove", "take away": "remove",
+    "modify": "change", "edit": "change", "alter": "change", "recolour": "change", "recolor": "change",
+    "insert": "add", "put": "add", "put on": "add", "addition": "add",
+}
+"""Other words models and people use for plan actions."""
 FIELDS: tuple[str, ...] = (
     "version", "prompt", "refined_prompt", "negative_prompt", "components", "kinds", "colour", "colour_name",
-    "accessory", "part", "expression", "intensity", "guidance_scale", "image_guidance_scale", "steps", "strength",
+    "accessory", "part", "action", "lightness", "expression", "intensity", "guidance_scale", "image_guidance_scale",
+    "steps", "strength",
     "keyframes", "iterations", "rationale",
 )
 
@@ -149,9 +156,28 @@ def _part(value: Any, components: list[str], notes: list[str]) -> str | None:
     if word not in PARTS:
         notes.append(f"unknown part {value!r} dropped")
         return None
-    if not set(PARTS[word]) <= set(components):
-        notes.append(f"part {word!r} dropped: the plan does not target {', '.join(PARTS[word])}")
+    if not set(PARTS[word]) & set(components):
+        notes.append(f"part {word!r} dropped: the plan targets none of {', '.join(PARTS[word])}")
         return None
+    return word
+
+
+def _action(value: Any, kinds: list[str], accessory: str | None, notes: list[str]) -> str:
+    """The plan's action: read, aliased, or inferred (an accessory plan without one adds it)."""
+    adds = EditKind.ACCESSORY.value in kinds and bool(accessory)
+    if value is None or value == "":
+        return "add" if adds else "change"
+    word = str(value).strip().lower()
+    word = ACTION_ALIASES.get(word, word)
+    if word not in ACTIONS:
+        notes.append(f"unknown action {value!r}; using {'add' if adds else 'change'}")
+        return "add" if adds else "change"
+    if word == "add" and not adds:
+        notes.append("action 'add' needs an accessory to add; using 'change'")
+        return "change"
+    if word == "remove" and all(k == EditKind.EXPRESSION.value for k in kinds):
+        notes.append("action 'remove' on an expression-only plan: negative deltas say it; using 'change'")
+        return "change"
     return word
 
 
@@ -173,8 +199,10 @@ def repair_fields(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             notes.append(f"unknown field {key!r} ignored")
         elif name not in raw:
             raw[name] = value
-    if raw.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise PlanError(f"plan version {raw['version']!r} is not supported (expected {SCHEMA_VERSION})")
+    if raw.get("version", SCHEMA_VERSION) not in READABLE_VERSIONS:
+        readable = " or ".join(str(v) for v in READABLE_VERSIONS)
+        raise PlanError(f"plan version {raw['version']!r} is not supported (expected {readable})")
+    raw = upgrade(raw)
     out: dict[str, Any] = {"version": SCHEMA_VERSION, "prompt": _text("prompt", raw.get("prompt"), 2000, notes)}
     out["refined_prompt"] = _text("refined_prompt", raw.get("refined_prompt"), MAX_TEXT, notes)
     if not out["refined_prompt"]:
@@ -201,6 +229,7 @@ def repair_fields(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         out["colour"] = NAMED_COLOURS[out["colour_name"]]
     out["accessory"] = _text("accessory", raw.get("accessory"), 60, notes) or None
     out["part"] = _part(raw.get("part"), out["components"], notes)
+    out["action"] = _action(raw.get("action"), kinds, out["accessory"], notes)
     for name in RANGES:
         out[name] = _number(name, raw[name], notes) if name in raw else DEFAULTS[name]
     if any(k != EditKind.EXPRESSION.value for k in kinds) and out["keyframes"] < 1:
