@@ -34,7 +34,8 @@ def test_typos_of_known_words_are_corrected(typo: str, word: str) -> None:
     assert speller().correct(typo) == word
 
 
-@pytest.mark.parametrize("word", ["tresses", "chuckle", "bald", "ocean", "sunset", "zesty", "red", "lips", "hat"])
+@pytest.mark.parametrize("word", ["tresses", "chuckle", "bald", "ocean", "sunset", "zesty", "red", "lips", "hat",
+                                  "clown", "glossier", "rosy"])
 def test_known_or_unrelated_words_are_left_alone(word: str) -> None:
     assert speller().correct(word) is None
 
@@ -87,3 +88,9 @@ def test_judge_reports_each_difference() -> None:
           "colour": "red"}
     assert judge(ok, refine).ok
     assert not judge({"prompt": "make her lips red", "categories": ["x"], "error": "unclear"}, refine).ok
+
+
+def test_real_words_are_not_typos() -> None:
+    assert Speller(["crown"]).correct("clown") == "crown"  # by distance alone it would be
+    assert Speller(["crown"], real_words={"clown"}).correct("clown") is None
+    assert speller().correct("clown") is None and speller().correct("qwerty") is None

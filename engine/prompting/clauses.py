@@ -22,6 +22,7 @@ _COLOUR_AND = re.compile(r"\b([a-z]+) and ([a-z]+)\b")
 _OWNER_WORDS = frozenset({"her", "his", "their", "its", "the", "my", "your", "those", "these", "this", "that"})
 _ADD_WORDS = frozenset({"add", "adds", "adding", "give", "giving", "put", "putting", "wear", "wears", "wearing",
                         "dress", "attach", "new"})
+_VERBS = _ADD_WORDS | {"make", "turn", "change", "paint", "dye", "colour", "color", "apply", "get", "set"}
 
 
 @dataclass
@@ -222,7 +223,8 @@ def _floating(r: ClauseReading) -> bool:
 def _continues_removal(prev: ClauseReading, r: ClauseReading) -> bool:
     """"moustache" in "remove his beard and moustache": a bare thing after a removal is removed too."""
     return (prev.removal and not r.removal and not r.negated and not r.expression and r.colour is None
-            and not r.lightness and not r.shape and bool(r.accessory or r.texture or r.makeup))
+            and not r.lightness and not r.shape and bool(r.accessory or r.texture or r.makeup)
+            and not any(w in _VERBS for w in words_of(r.text)))
 
 
 def read_prompt(prompt: str) -> list[ClauseReading]:
@@ -235,7 +237,8 @@ def read_prompt(prompt: str) -> list[ClauseReading]:
     while i < len(clauses):
         r = read_clause(clauses[i])
         prev = readings[-1] if readings else None
-        if prev is not None and ((_floating(r) and prev.is_appearance and not prev.expression)
+        bare_removal = r.removal and not r.is_appearance and not r.expression  # "..., tone it down"
+        if prev is not None and (((_floating(r) or bare_removal) and prev.is_appearance and not prev.expression)
                                  or _continues_removal(prev, r)):
             readings[-1] = read_clause(prev.text + " " + clauses[i])
         elif _floating(r) and i + 1 < len(clauses) and read_clause(clauses[i + 1]).components:

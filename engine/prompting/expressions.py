@@ -29,7 +29,8 @@ class ExpressionPattern:
 EXPRESSION_PATTERNS: tuple[ExpressionPattern, ...] = (
     ExpressionPattern(r"\blaugh\w*", (("smile", 1.0), ("jaw_open", 0.5))),
     ExpressionPattern(r"\bsmirk\w*", (("smile", 0.5),)),
-    ExpressionPattern(r"\b(?:smil\w*|grin\w*|happy|happier|cheerful|joyful|beam\w*)\b", (("smile", 1.0),)),
+    ExpressionPattern(r"\b(?:smil\w*|grin\w*|happy|happier|cheerful|joyful|beam\w*)\b"
+                      r"|\b(?:raise\w*|lift\w*|turn\w* up)\b.{0,12}\bcorners?\b", (("smile", 1.0),)),
     ExpressionPattern(r"\b(?:frown\w*|sad|sadder|unhappy|gloomy|upset|grumpy|sulk\w*)\b", (("frown", 1.0),)),
     ExpressionPattern(r"\b(?:surprise\w*|astonish\w*|shock\w*|amazed|startled)\b",
                       (("brow_raise", 1.0), ("jaw_open", 0.5))),
@@ -66,7 +67,7 @@ astonished shocked amazed startled raise raised lift lifted arch arched angry an
 scowling furrow furrowed stern wink winks winking blink blinking close closed closing shut open opened opening
 sleep sleeping asleep pucker puckered kiss kissing pout pouting puff puffed puffing puffy grimace grimacing
 stretch stretched tense disgust disgusted sneer sneering wrinkle wrinkled yawn yawning gasp gasping scream
-screaming shout shouting drop dropped jaw mouth eyes eye brows eyebrows cheeks lips nose
+screaming shout shouting drop dropped jaw mouth eyes eye brows eyebrows cheeks lips nose corner corners
 """.split())
 """The words expression phrases are made of (the vocabulary typos are corrected against)."""
 

@@ -9,7 +9,7 @@ from functools import lru_cache
 from engine.prompting.clauses import normalise, words_of
 from engine.prompting.colours import MODIFIERS, NAMED_COLOURS
 from engine.prompting.expressions import EXPR_INDEX_PATTERN, EXPRESSION_WORDS
-from engine.prompting.spelling import Speller
+from engine.prompting.spelling import Speller, english_words
 from engine.prompting.vocab import (
     ACCESSORIES, COLOUR_KIND_WORDS, COLOUR_VERBS, COMPONENT_WORDS, DESCRIPTIVE_WORDS, INTENSITY_WORDS, LIGHTNESS_WORDS,
     SHAPE_WORDS, SIZE_ADJECTIVES, STOPWORDS, TEXTURE_ALIASES, TEXTURE_WORDS, WHOLE_HEAD_WORDS,
@@ -32,8 +32,8 @@ def known_words() -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def speller() -> Speller:
-    """A speller over the known words and the stop words."""
-    return Speller(known_words() | STOPWORDS)
+    """A speller over the known words and the stop words that leaves English words alone."""
+    return Speller(known_words() | STOPWORDS, english_words())
 
 
 def _is_expression_word(word: str) -> bool:
@@ -67,11 +67,10 @@ def known_content_count(text: str) -> int:
 def correct_spelling(text: str, notes: list[str]) -> str:
     """The normalised text with typos of known words corrected (one note per correction)."""
     text = normalise(text)
-    fixer = speller()
     for word in dict.fromkeys(words_of(text)):
         if not _content(word) or word in known_words() or _is_expression_word(word):
             continue
-        fixed = fixer.correct(word)
+        fixed = speller().correct(word)
         if fixed is not None:
             text = re.sub(rf"\b{re.escape(word)}\b", fixed, text)
             notes.append(f"read {word!r} as {fixed!r} (spelling)")

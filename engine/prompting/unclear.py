@@ -46,6 +46,12 @@ COMPONENT_EXAMPLES: dict[str, tuple[str, ...]] = {
 }
 """Readable prompts per component, offered when a prompt names the component but no edit."""
 
+COLOUR_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "hair": ("blonde", "black", "red"), "lips": ("red", "pink", "nude"), "eyes": ("brown", "green", "blue"),
+    "brows": ("dark brown", "black", "blonde"), "skin": ("tan", "pale pink", "bronze"),
+}
+"""Colours offered for a colour edit that names none, per component."""
+
 KIND_TARGETS: dict[str, tuple[str, ...]] = {
     "colour": ("hair", "lips", "eyes"), "texture": ("lips", "hair", "skin"), "shape": ("nose", "lips", "ears"),
     "lightness": ("hair", "eyebrows", "skin"),
@@ -125,6 +131,13 @@ def check_readable(prompt: str, text: str, readings: list[ClauseReading], readab
             kind, words = found if found else ("colour", "red")
             candidates = [f"make the {t} {words}" for t in KIND_TARGETS[kind]]
             raise unclear(f"{r.text!r} does not say which part of the face to change", candidates, readable, prompt)
+        if r.colour_kind and r.colour is None and not r.lightness and not r.removal and not r.texture:
+            targets = [c for c in expand(r.targets) if c != "accessory"]
+            colours = COLOUR_EXAMPLES.get(_GROUP_OF.get(targets[0], targets[0]), ("red", "black", "blue"))
+            where = component_words(targets)
+            candidates = [f"{c} {r.makeup}" if r.makeup and r.makeup != "dye" else f"make the {where} {c}"
+                          for c in colours]
+            raise unclear(f"{r.text!r} does not say which colour", candidates, readable, prompt)
 
 
 def _overlap(a: ClauseReading, b: ClauseReading) -> bool:

@@ -97,7 +97,7 @@ TEXTURE_WORDS: frozenset[str] = frozenset({
     "sunburn", "sunburnt", "pimples", "acne", "beard", "moustache", "mustache", "stubble", "goatee", "curly", "wavy",
     "straight", "braided", "spiky", "messy", "dreadlocks", "cyborg", "vampire", "tanned", "pores", "smooth",
     "snakeskin", "clay", "bronze statue", "weathered", "dirty", "wet", "lip gloss", "marble statue", "powdered",
-    "glowing", "translucent", "glass",
+    "glowing", "translucent", "glass", "sparkle",
 })
 """Texture, material and style words."""
 
@@ -158,7 +158,7 @@ COLOUR_VERBS: dict[str, str] = {
     "whiten": "white", "whitened": "white", "whitening": "white", "redden": "red", "reddened": "red",
     "blacken": "black", "blackened": "black", "bleach": "platinum", "bleached": "platinum", "yellowed": "yellow",
     "gild": "gold", "gilded": "gold", "whiter": "white", "redder": "red", "pinker": "pink", "bluer": "blue",
-    "greener": "green", "yellower": "yellow", "blacker": "black",
+    "greener": "green", "yellower": "yellow", "blacker": "black", "rosy": "rose", "ruddy": "red",
 }
 """Verbs and comparatives that name a colour ("whiten her teeth", "whiter teeth")."""
 
@@ -199,11 +199,13 @@ REMOVAL_PATTERN = re.compile(
     r"\b(?:remove\w*|delete\w*|erase\w*|get(?:ting)? rid of|got rid of|take (?:off|away|out)|taking (?:off|away)"
     r"|took (?:off|away)|strip\w* (?:off|away)|shave\w*(?: off)?|wipe\w*(?: off| away)?|lose|ditch|no more|no longer"
     r"|without|no|stop wearing|not wearing|(?:not|never) (?:want|need|have|wear)\w*|anymore|free of|bald|hairless"
-    r"|clean shaven)\b")
-"""Cues that take something away: a removal for appearance, a negative delta for expressions."""
+    r"|clean shaven|less|fewer|reduce\w*|tone (?:it |them )?down)\b")
+"""Cues that take something away: a removal for appearance ("less makeup"), a negative delta for expressions
+("smile less")."""
 
-NEGATION_PATTERN = re.compile(r"\b(?:not|never|stop\w*|less|quit)\b")
-"""Cues that negate: a negative delta for an expression; an appearance clause with one says what not to do."""
+NEGATION_PATTERN = re.compile(r"\b(?:not|never|stop\w*|quit|keep|leave|preserve)\b")
+"""Cues that negate: a negative delta for an expression ("don't frown"); an appearance clause with one says what
+not to change ("keep her eyebrows brown") and is left out."""
 
 STOPWORDS: frozenset[str] = frozenset("""
 a an the her his their its him them she he they it this that these those my your our me us you i we
