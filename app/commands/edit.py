@@ -41,9 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from engine.edit.run import EditConfig, run_edit
     from engine.head.components import expand, labels_of
     from engine.project.project_file import Project, save_project
-    from engine.prompting import refine
+    from engine.prompting import gaussians_context, refine
 
-    plan = refine(args.prompt, backend=args.refiner).plan
+    avatar = load_avatar_arg(args)
+    plan = refine(args.prompt, backend=args.refiner, context=gaussians_context(avatar.gaussians)).plan
     names = component_names(args.components)
     try:
         if names:
@@ -51,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print(f"plan: {plan.refined_prompt} [{', '.join(k.value for k in plan.kinds)}; {', '.join(plan.components)}]")
-    avatar = load_avatar_arg(args)
     selection = torch.isin(avatar.gaussians.labels, torch.tensor(labels_of(list(plan.components)) or [-1]))
     dataset = None
     if args.dataset:
