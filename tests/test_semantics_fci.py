@@ -13,8 +13,9 @@ from engine.data.synth import SynthConfig, generate
 from engine.data.vhap_format import read_dataset
 from engine.head.components import LABEL
 from engine.head.flame_file import FlameFileError
-from engine.semantics.fci import (agreement, dataset_label_views, face_labels_from_flame_masks, identify,
-                                  read_flame_masks, triangle_labels, vote_labels, voted_labels)
+from engine.head.flame_masks import face_labels_from_flame_masks, read_flame_masks
+from engine.semantics.fci import (agreement, dataset_label_views, identify, triangle_labels, vote_labels,
+                                  voted_labels)
 from engine.semantics.selection import Selection, knn_neighbours, load_selection, save_selection
 
 
@@ -47,7 +48,7 @@ def test_flame_masks_to_face_labels(tmp_path):
     faces = head.faces
     def verts_of(name):
         return np.unique(faces[head.face_labels == LABEL[name]].numpy())
-    masks = {"face": np.arange(head.n_verts), "lips": np.concatenate([verts_of("upper_lip"), verts_of("lower_lip")]),
+    masks = {"face": np.setdiff1d(np.arange(head.n_verts), verts_of("hair")), "lips": np.concatenate([verts_of("upper_lip"), verts_of("lower_lip")]),
              "left_eyeball": verts_of("left_eye"), "right_eyeball": verts_of("right_eye"), "scalp": verts_of("hair")}
     path = tmp_path / "FLAME_masks.pkl"
     path.write_bytes(pickle.dumps(masks, protocol=2))

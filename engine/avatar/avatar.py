@@ -50,12 +50,9 @@ class Avatar:
         return self.gaussians.deform(self.posed_vertices(params), self.head.faces)
 
     def params_with(self, frame: int = 0, **named_expr: float) -> FlameParams:
-        """The avatar's parameters at a frame with some named expression coefficients set."""
+        """The avatar's parameters at a frame with some named expressions added to its own."""
         p = self.frame_params(frame)
-        expr = p.expr.clone()
-        for name, value in named_expr.items():
-            expr[0, self.head.expression_index(name)] = float(value)
-        return p.with_values(expr=expr)
+        return p.with_values(expr=p.expr + self.head.expr_vector(**named_expr).to(p.expr)[None])
 
     def to(self, device: torch.device | str) -> "Avatar":
         """A copy on another device (the head is copied: heads are shared between avatars and cached)."""

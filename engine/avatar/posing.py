@@ -8,14 +8,18 @@ from dataclasses import dataclass, field
 import torch
 
 from engine.avatar.avatar import Avatar
+from engine.head.model import POSE_EXPRESSIONS
 from engine.head.params import FlameParams
+
+JAW_OPEN = math.radians(20.0)
+"""Jaw rotation of one unit of the 'jaw_open' expression word (a jaw pose on every head, not a blendshape)."""
 
 
 @dataclass(frozen=True)
 class Pose:
     """A pose in the units people use: expression weights by name, angles in degrees, jaw in radians."""
 
-    expressions: dict[str, float] = field(default_factory=dict)  # name (or expr_<i>) -> coefficient
+    expressions: dict[str, float] = field(default_factory=dict)  # name (or expr_<i>, or jaw_open) -> weight
     jaw: float = 0.0  # jaw opening, radians about x
     yaw: float = 0.0  # head rotation about the vertical axis, degrees (positive turns to the subject's left)
     pitch: float = 0.0  # head rotation about x, degrees (positive looks down)
@@ -43,13 +47,13 @@ def _euler_to_axis_angle(pitch_deg: float, yaw_deg: float, roll_deg: float) -> t
 
 
 def apply_pose(avatar: Avatar, pose: Pose, frame: int = 0) -> FlameParams:
-    """The avatar's parameters at `frame` with the pose applied (expressions added to the frame's own)."""
+    """The avatar's parameters at `frame` with the pose applied (expressions added to the frame's own;
+    named expressions are coefficient mixes on a FLAME head, and 'jaw_open' opens the jaw)."""
     p = avatar.frame_params(frame)
-    expr = p.expr.clone()
-    for name, value in pose.expressions.items():
-        expr[0, avatar.head.expression_index(name)] += float(value)
+    named = {k: v for k, v in pose.expressions.items() if k not in POSE_EXPRESSIONS}
+    expr = p.expr + avatar.head.expr_vector(**named).to(p.expr)[None, : p.expr.shape[1]]
     jaw = p.jaw_pose.clone()
-    jaw[0, 0] += pose.jaw
+    jaw[0, 0] += pose.jaw + JAW_OPEN * pose.expressions.get("jaw_open", 0.0)
     eyes = p.eyes_pose.clone()
     gaze = _euler_to_axis_angle(-pose.gaze_y, pose.gaze_x, 0.0)
     eyes[0, :3] += gaze

@@ -2,12 +2,19 @@
 
 One code path serves the user's licensed FLAME model and the embedded demo head: the model file is
 read by engine.head.flame_file and posed by smplx's linear blend skinning (smplx.lbs.lbs).
+
+A real FLAME model (5023 vertices) gets, when its files are there: component labels from
+FLAME_masks.pkl (engine.head.flame_masks), the 51-landmark embedding (engine.head.landmarks) and,
+through it, the demo head's named expressions ("smile", "blink_left", ...) re-expressed in its own
+expression coefficients (engine.head.expression_transfer). `with_teeth()` adds GaussianAvatars'
+120 teeth vertices and 168 triangles (engine.head.teeth).
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +23,13 @@ from smplx.lbs import lbs
 from torch import Tensor
 
 from engine.head.components import LABEL
-from engine.head.flame_file import FlameFileError, read_flame_arrays
+from engine.head.expression_transfer import derive_named_expressions
+from engine.head.flame_file import FlameFileError, find_model_file, read_flame_arrays
+from engine.head.flame_masks import MASKS_FILE, MISSING_MASKS_NOTE, face_labels_from_flame_masks, read_flame_masks
+from engine.head.landmarks import BROWS, EMBEDDING_FILE, Landmarks, find_beside, read_landmark_embedding
+from engine.head.match import offset_mismatch
 from engine.head.params import FlameParams
+from engine.head.teeth import FLAME_VERTS, TEETH_VERTS, add_teeth, has_teeth_topology, is_flame_topology
 
 DEMO_HEAD_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo_head"
 """The embedded demo head, in the same layout smplx.FLAME reads."""
@@ -28,17 +40,43 @@ FLAME_ENV = "DYNAMICAVATARS_FLAME"
 SHAPE_SPACE = 300
 """FLAME's identity coefficients come first in shapedirs, expression coefficients after them."""
 
+POSE_EXPRESSIONS: dict[str, str] = {"jaw_open": "jaw"}
+"""Expression words that are joint rotations, not expression coefficients, on every head (the Pose field)."""
+
+
+def shape_split(columns: int) -> int:
+    """How many of a model's shapedirs columns are identity directions (the rest are expressions)."""
+    return SHAPE_SPACE if columns > SHAPE_SPACE else min(10, columns // 2)
+
+
+@dataclass(frozen=True)
+class HeadNotes:
+    """Where a head's extras came from, in words for the user."""
+
+    components: str = ""  # source of the component labels (or what is missing and what to do)
+    expressions: str = ""  # source of the named expressions (or what is missing and what to do)
+
 
 class HeadModel(torch.nn.Module):
-    """A FLAME-format head: forward(params) -> vertices [T, V, 3]."""
+    """A FLAME-format head: forward(params) -> vertices [T, V, 3].
 
-    def __init__(self, arrays: dict[str, np.ndarray], name: str, source: str) -> None:
+    arrays: FLAME-format arrays (engine.head.flame_file), optionally with face_labels [F],
+    expression_names [K] and expression_directions [K, E] (each name's expression coefficients;
+    without them name k is coefficient k, as in the demo head).
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], name: str, source: str, notes: HeadNotes = HeadNotes(),
+                 landmarks: Landmarks | None = None) -> None:
         super().__init__()
         self.name = name
         self.source = source  # "demo" or the model file's path
+        self.arrays = arrays  # the arrays it was built from (with_teeth builds from them)
+        self.notes = notes
+        self.landmarks = landmarks  # the 51-landmark embedding, when its file was found
+        self._with_teeth: HeadModel | None = None
         f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
         dirs = np.asarray(arrays["shapedirs"], dtype=np.float32)
-        split = SHAPE_SPACE if dirs.shape[2] > SHAPE_SPACE else min(10, dirs.shape[2] // 2)
+        split = shape_split(dirs.shape[2])
         self.n_shape = split
         self.n_expr = dirs.shape[2] - split
         # Only the columns up to the last non-zero one take part in the forward pass (exact: the rest are 0).
@@ -61,6 +99,12 @@ class HeadModel(torch.nn.Module):
         self.register_buffer("face_labels", torch.as_tensor(np.asarray(labels).astype(np.int64)))
         names = arrays.get("expression_names")
         self.expression_names: tuple[str, ...] = tuple(str(n) for n in names) if names is not None else ()
+        directions = arrays.get("expression_directions")
+        if directions is None:
+            directions = np.eye(len(self.expression_names), self.n_expr)
+        assert np.shape(directions) == (len(self.expression_names), self.n_expr), (
+            f"expression_directions must be [{len(self.expression_names)}, {self.n_expr}], got {np.shape(directions)}")
+        self.register_buffer("named_dirs", f32(directions))  # [K, E] coefficients of each named expression
 
     @property
     def n_verts(self) -> int:
@@ -70,25 +114,65 @@ class HeadModel(torch.nn.Module):
     def n_faces(self) -> int:
         return int(self.faces.shape[0])
 
+    @property
+    def is_flame(self) -> bool:
+        """FLAME's topology, with or without GaussianAvatars' teeth (a user's FLAME model, not the demo)."""
+        return is_flame_topology(self.n_verts, self.n_faces) or self.has_teeth
+
+    @property
+    def has_teeth(self) -> bool:
+        """FLAME with GaussianAvatars' teeth: 5143 vertices, 10,144 triangles."""
+        return has_teeth_topology(self.n_verts, self.n_faces)
+
+    def with_teeth(self) -> "HeadModel":
+        """This FLAME head with GaussianAvatars' 120 teeth vertices and 168 triangles (the same head when
+        it has them). Raises ValueError for a head that is not FLAME's 5023-vertex mesh."""
+        if self.has_teeth:
+            return self
+        if self._with_teeth is None:
+            arrays = add_teeth(self.arrays, self.n_shape)
+            self._with_teeth = HeadModel(arrays, self.name, self.source, self.notes, self.landmarks)
+        return self._with_teeth
+
     def neutral_params(self, frames: int = 1) -> FlameParams:
         """Zero parameters sized for this head."""
         return FlameParams.neutral(frames, self.n_shape, self.n_expr)
 
     def expr_vector(self, **named: float) -> Tensor:
-        """[E] expression coefficients from names (demo blendshape names, or expr_<index>)."""
+        """[E] expression coefficients of named expressions with weights ('smile', 'expr_12'), summed."""
         out = torch.zeros(self.n_expr)
         for name, value in named.items():
-            out[self.expression_index(name)] = float(value)
+            out += float(value) * self.expression_direction(name)
         return out
 
-    def expression_index(self, name: str) -> int:
-        """Index of a named expression ('smile', or 'expr_12' for any model)."""
+    def expression_direction(self, name: str) -> Tensor:
+        """[E] expression coefficients of one unit of a named expression ('smile'), or one-hot for 'expr_12'.
+
+        Raises ValueError for an unknown name, and for a pose word (jaw_open: see POSE_EXPRESSIONS).
+        """
         if name in self.expression_names:
-            return self.expression_names.index(name)
+            return self.named_dirs[self.expression_names.index(name)].detach().cpu().clone()
         if name.startswith("expr_") and name[5:].isdigit() and int(name[5:]) < self.n_expr:
-            return int(name[5:])
-        known = ", ".join(self.expression_names) or f"expr_0..expr_{self.n_expr - 1}"
+            out = torch.zeros(self.n_expr)
+            out[int(name[5:])] = 1.0
+            return out
+        if name in POSE_EXPRESSIONS:
+            raise ValueError(f"{name!r} is a {POSE_EXPRESSIONS[name]} rotation, not an expression coefficient, "
+                             f"on head {self.name!r}: set it as a pose (the {POSE_EXPRESSIONS[name]} slider, --jaw)")
+        known = ", ".join(self.expression_names + (f"expr_0..expr_{self.n_expr - 1}",))
         raise ValueError(f"unknown expression {name!r} for head {self.name!r}; known: {known}")
+
+    def expression_index(self, name: str) -> int:
+        """The one coefficient a name moves ('expr_12', or a demo blendshape name).
+
+        Raises ValueError for a named expression that mixes several coefficients on this head.
+        """
+        direction = self.expression_direction(name)
+        nonzero = torch.nonzero(direction).flatten()
+        if len(nonzero) != 1 or float(direction[nonzero[0]]) != 1.0:
+            raise ValueError(f"{name!r} mixes {len(nonzero)} expression coefficients on head {self.name!r}; "
+                             "use expr_vector / expression_direction")
+        return int(nonzero[0])
 
     def fit_params(self, params: FlameParams, origin: str = "parameters") -> FlameParams:
         """Params with shape/expr widths matched to this head.
@@ -110,8 +194,14 @@ class HeadModel(torch.nn.Module):
                 changes[key] = value[..., :width]
             elif have < width:
                 changes[key] = torch.nn.functional.pad(value, (0, width - have))
-        if params.static_offset is not None and params.static_offset.shape[0] != self.n_verts:
-            raise ValueError(f"{origin}: static_offset has {params.static_offset.shape[0]} vertices, head has {self.n_verts}")
+        for key in ("static_offset", "dynamic_offset"):
+            value = getattr(params, key)
+            if value is None or value.shape[-2] == self.n_verts:
+                continue
+            if self.has_teeth and value.shape[-2] == FLAME_VERTS:  # GaussianAvatars pads the teeth rows with 0
+                changes[key] = torch.nn.functional.pad(value, (0, 0, 0, TEETH_VERTS))
+            else:
+                raise ValueError(offset_mismatch(self, int(value.shape[-2]), origin, key))
         return params.with_values(**changes) if changes else params
 
     def forward(self, params: FlameParams) -> Tensor:
@@ -137,14 +227,17 @@ def _used_columns(dirs: np.ndarray) -> int:
     return int(nonzero[-1]) + 1 if nonzero.size else 0
 
 
-_CACHE: dict[str, HeadModel] = {}
+_CACHE: dict[tuple[str, str | None], HeadModel] = {}
 
 
-def load_head(path: str | os.PathLike | None = None) -> HeadModel:
+def load_head(path: str | os.PathLike | None = None, teeth: bool = False,
+              masks: str | os.PathLike | None = None) -> HeadModel:
     """The head model at path; None or 'demo' is the embedded demo head.
 
     'flame' (or an empty path with DYNAMICAVATARS_FLAME set) reads the user's FLAME model from the
-    environment variable. Raises FlameFileError naming the file and the problem.
+    environment variable. teeth=True adds GaussianAvatars' teeth (FLAME models only). masks: a
+    FLAME_masks.pkl to label components with (default: the one beside the model, if any).
+    Raises FlameFileError naming the file and the problem.
     """
     key = "demo" if path in (None, "demo") else str(path)
     if key == "flame":
@@ -152,9 +245,50 @@ def load_head(path: str | os.PathLike | None = None) -> HeadModel:
         if not env:
             raise FlameFileError(f"no FLAME model given: set {FLAME_ENV} to your FLAME model file or folder")
         key = env
-    if key not in _CACHE:
+    cache_key = (key, None if masks is None else str(Path(masks).resolve()))
+    if cache_key not in _CACHE:
         if key == "demo":
-            _CACHE[key] = HeadModel(read_flame_arrays(DEMO_HEAD_DIR), "demo head", "demo")
+            _CACHE[cache_key] = HeadModel(read_flame_arrays(DEMO_HEAD_DIR), "demo head", "demo",
+                                          HeadNotes("the demo head's own labels", "the demo head's blendshapes"),
+                                          read_landmark_embedding(DEMO_HEAD_DIR / EMBEDDING_FILE))
         else:
-            _CACHE[key] = HeadModel(read_flame_arrays(key), Path(key).stem, str(Path(key).resolve()))
-    return _CACHE[key]
+            _CACHE[cache_key] = _read_user_head(key, masks)
+    head = _CACHE[cache_key]
+    if teeth and not head.is_flame:
+        raise FlameFileError(f"{head.source}: teeth are added to FLAME's {FLAME_VERTS}-vertex mesh; "
+                             f"this model has {head.n_verts} vertices")
+    return head.with_teeth() if teeth else head
+
+
+def _read_user_head(path: str, masks: str | os.PathLike | None) -> HeadModel:
+    """A user's model file with its FLAME extras (masks, landmarks, named expressions) when it is FLAME."""
+    file = find_model_file(path)
+    arrays = read_flame_arrays(file)
+    name, source = Path(file).stem, str(Path(file).resolve())
+    if not is_flame_topology(len(arrays["v_template"]), len(arrays["f"])):
+        return HeadModel(arrays, name, source, HeadNotes("every triangle is skin (not a FLAME mesh)",
+                                                         "expression coefficients only (not a FLAME mesh)"))
+    plain = HeadModel(arrays, name, source)
+    embedding = find_beside(file, (EMBEDDING_FILE,))
+    landmarks = read_landmark_embedding(embedding, plain.n_faces) if embedding is not None else None
+    masks_file = Path(masks) if masks is not None else find_beside(file, (MASKS_FILE,))
+    if masks_file is not None:
+        brows = landmarks.points(plain.v_template, plain.faces)[BROWS] if landmarks is not None else None
+        labels = face_labels_from_flame_masks(read_flame_masks(masks_file), plain.faces, plain.v_template, brows)
+        arrays = {**arrays, "face_labels": labels.numpy()}
+        components = f"FLAME masks ({masks_file})" + ("" if brows is not None else "; no brows without the landmark "
+                                                        f"embedding ({EMBEDDING_FILE})")
+    else:
+        components = MISSING_MASKS_NOTE
+    if landmarks is None:
+        notes = HeadNotes(components, f"expression coefficients only: named expressions need {EMBEDDING_FILE} "
+                                      "beside the model")
+        return HeadModel(arrays, name, source, notes, None)
+    labelled = HeadModel(arrays, name, source, landmarks=landmarks)
+    demo = load_head("demo")
+    named = derive_named_expressions(demo, labelled)
+    arrays = {**arrays, "expression_names": np.array(named.names), "expression_directions": named.directions}
+    worst = max(named.residual.items(), key=lambda kv: kv[1])
+    expressions = (f"named expressions derived from the demo head's through {len(landmarks.face_idx)} landmarks "
+                   f"(largest fit error: {worst[0]} {worst[1]:.0%})")
+    return HeadModel(arrays, name, source, HeadNotes(components, expressions), landmarks)

@@ -2,8 +2,8 @@
 
 Sources, combined:
 (a) the label of the triangle each Gaussian is bound to: the head's face_labels (exact for the demo
-    head), or for a real FLAME model the face labels made from FLAME's published vertex masks
-    (FLAME_masks.pkl: region name -> vertex indices) by `face_labels_from_flame_masks`;
+    head; for a real FLAME model made from FLAME_masks.pkl by engine.head.flame_masks when the head
+    is loaded);
 (b) 2D face-parsing label maps of training frames (from the dataset, or from a face parser), voted
     onto Gaussians by their alpha-weighted contribution T·α to each pixel, summed over many frames
     (engine.semantics.lift.contributions with one-hot label maps).
@@ -15,20 +15,16 @@ other keeps its triangle's label.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
 from engine.data.frames import one_hot_labels
-from engine.head.components import COMPONENTS, LABEL
-from engine.head.flame_file import FlameFileError, read_restricted_pickle
+from engine.head.components import COMPONENTS
 from engine.head.params import FlameParams
 from engine.render.camera import Camera
 from engine.semantics.lift import SEEN_SHARE, contributions
@@ -37,83 +33,6 @@ if TYPE_CHECKING:
     from engine.data.vhap_format import AvatarDataset
 
 N_LABELS = len(COMPONENTS)
-
-FLAME_REGION_MAP: dict[str, str] = {
-    "left_eyeball": "left_eye",
-    "right_eyeball": "right_eye",
-    "nose": "nose",
-    "lips": "lips",  # split into upper_lip / lower_lip by height (see face_labels_from_flame_masks)
-    "left_ear": "ears",
-    "right_ear": "ears",
-    "ears": "ears",
-    "neck": "neck",
-    "scalp": "hair",
-    "hair": "hair",
-    "teeth": "mouth_interior",
-    "face": "skin",
-    "forehead": "skin",
-    "eye_region": "skin",
-    "left_eye_region": "skin",
-    "right_eye_region": "skin",
-    "boundary": "skin",
-    "eyeballs": "eyes",  # split left / right by the sign of x (FLAME's +x is the subject's left)
-    "irises": "eyes",
-}
-"""FLAME_masks.pkl region names (official keys plus VHAP's extras) -> component or 'lips'/'eyes'."""
-
-REGION_PRIORITY: tuple[str, ...] = (
-    "face", "forehead", "boundary", "eye_region", "left_eye_region", "right_eye_region", "neck", "scalp", "hair",
-    "left_ear", "right_ear", "ears", "nose", "lips", "teeth", "eyeballs", "irises", "left_eyeball", "right_eyeball",
-)
-"""Later regions win where FLAME's regions overlap (the specific over the general)."""
-
-
-def read_flame_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """FLAME_masks.pkl: region name -> vertex indices [K] (restricted unpickler, no chumpy needed)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FlameFileError(f"{p}: FLAME masks file not found")
-    raw = read_restricted_pickle(p, "FLAME masks")
-    if not isinstance(raw, dict) or not raw:
-        raise FlameFileError(f"{p}: expected a dictionary region -> vertex indices")
-    out = {}
-    for key, value in raw.items():
-        arr = np.asarray(value).reshape(-1)
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            raise FlameFileError(f"{p}: region {key!r} does not hold vertex indices")
-        out[str(key)] = arr.astype(np.int64)
-    return out
-
-
-def face_labels_from_flame_masks(
-    masks: dict[str, np.ndarray], faces: Tensor, rest_verts: Tensor  # faces [F, 3]; rest_verts [V, 3]
-) -> Tensor:
-    """[F] component label per triangle from FLAME vertex masks (a triangle takes its vertices' majority)."""
-    v = rest_verts.shape[0]
-    vert_label = np.full(v, LABEL["skin"], dtype=np.int64)
-    x = rest_verts[:, 0].detach().cpu().numpy()
-    y = rest_verts[:, 1].detach().cpu().numpy()
-    unknown = sorted(set(masks) - set(FLAME_REGION_MAP))
-    order = [r for r in REGION_PRIORITY if r in masks] + unknown
-    for region in order:
-        idx = masks[region]
-        if idx.size and (idx.min() < 0 or idx.max() >= v):
-            raise ValueError(f"FLAME mask {region!r} indexes vertex {int(idx.max())}, the head has {v}")
-        target = FLAME_REGION_MAP.get(region)
-        if target is None:
-            continue  # unknown regions are ignored (named in the docstring contract: skin stays)
-        if target == "lips":
-            mid = float(np.median(y[idx])) if idx.size else 0.0
-            vert_label[idx] = np.where(y[idx] >= mid, LABEL["upper_lip"], LABEL["lower_lip"])
-        elif target == "eyes":
-            vert_label[idx] = np.where(x[idx] >= 0, LABEL["left_eye"], LABEL["right_eye"])
-        else:
-            vert_label[idx] = LABEL[target]
-    f = faces.detach().cpu().numpy()
-    corner = vert_label[f]  # [F, 3]
-    counts = np.stack([(corner == c).sum(1) for c in range(N_LABELS)], axis=1)
-    return torch.from_numpy(counts.argmax(1)).to(faces.device)
-
 
 def triangle_labels(avatar: Avatar, face_labels: Tensor | None = None) -> Tensor:
     """[N] label of the triangle each Gaussian is bound to (face_labels [F] default: the head's)."""
