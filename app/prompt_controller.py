@@ -138,7 +138,7 @@ class PromptController(QObject):
             return False
         try:
             for name in deltas:
-                avatar.head.expression_index(name)
+                avatar.head.check_expression(name)
         except ValueError as exc:
             self.panel.show_error(str(exc))
             return False

@@ -321,7 +321,7 @@ class SessionModel(QObject):
     def set_expression(self, name: str, value: float, merge: str | None = None) -> None:
         """Set one named expression coefficient (a 0 removes the name from the pose)."""
         avatar = self._require_avatar()
-        avatar.head.expression_index(name)  # raises a clear ValueError for an unknown name
+        avatar.head.check_expression(name)  # raises a clear ValueError for an unknown name
         exprs = dict(self._s.pose.expressions)
         if value == 0.0:
             exprs.pop(name, None)

@@ -105,12 +105,12 @@ class Timeline(QWidget):
             self.plot.setYRange(0, 1, padding=0)
             self.hint.setPos(0.5, 0.5)
             return
-        names = self.model.expression_names
+        head = self.model.avatar.head
         curves = [("jaw", seq.jaw_pose[:, 0].detach().cpu().numpy())]
         expr = seq.expr.detach().cpu().numpy()
         for i in np.argsort(-expr.std(0))[: MAX_CURVES - 1]:
             if expr[:, i].std() > 0:
-                curves.append((names[i] if i < len(names) else f"expr {i}", expr[:, i]))
+                curves.append((head.coefficient_name(int(i)).replace("_", " "), expr[:, i]))
         for (label, values), colour in zip(curves, CURVE_COLOURS):
             self.plot.plot(np.arange(len(values)), values, pen=pg.mkPen(colour, width=1.5), name=label)
         self.plot.setXRange(0, seq.frames - 1, padding=0.01)

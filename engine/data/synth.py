@@ -74,11 +74,10 @@ def talking_sequence(head: HeadModel, frames: int, phase: float, held_out: bool)
     t = torch.arange(frames, dtype=torch.float32) / max(1, frames - 1)
     w = lambda f, ph=0.0: torch.sin(2 * math.pi * (f * t + ph + phase))  # noqa: E731
     expr = p.expr.clone()
-    names = head.expression_names
 
     def put(name: str, values: torch.Tensor) -> None:
-        if name in names:
-            expr[:, names.index(name)] = values
+        if name in head.expression_names:  # a demo blendshape, or its coefficient mix on a FLAME head
+            expr.add_(values[:, None] * head.expression_direction(name)[None])
 
     if not held_out:
         put("smile", 0.6 * (w(1.0) * 0.5 + 0.5))

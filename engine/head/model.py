@@ -162,6 +162,19 @@ class HeadModel(torch.nn.Module):
         known = ", ".join(self.expression_names + (f"expr_0..expr_{self.n_expr - 1}",))
         raise ValueError(f"unknown expression {name!r} for head {self.name!r}; known: {known}")
 
+    def check_expression(self, name: str) -> None:
+        """Raise ValueError (naming the known ones) unless name is a named expression, expr_<i> or a pose word."""
+        if name not in POSE_EXPRESSIONS:
+            self.expression_direction(name)
+
+    def coefficient_name(self, index: int) -> str:
+        """The named expression that is exactly expression coefficient `index` (demo head), else expr_<index>."""
+        hits = torch.nonzero(self.named_dirs[:, index] == 1.0).flatten().tolist()
+        for k in hits:
+            if int(torch.count_nonzero(self.named_dirs[k])) == 1:
+                return self.expression_names[k]
+        return f"expr_{index}"
+
     def expression_index(self, name: str) -> int:
         """The one coefficient a name moves ('expr_12', or a demo blendshape name).
 
