@@ -70,6 +70,29 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device named ("cpu", "cuda", "cuda:N"); raises ValueError saying what is missing.
+
+    CUDA work (training, edits, rendering) runs through gsplat; this machine check is the one place
+    that refuses "cuda" where torch sees no GPU.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}: use cpu or cuda ({exc})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} asked for, but CUDA is not available here "
+                             f"(torch {torch.__version__}: torch.cuda.is_available() is False): use --device cpu, "
+                             "or run on a machine with an NVIDIA GPU and a CUDA build of torch")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) "
+                             "are here")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {str(device)!r} is not supported: use cpu or cuda")
+    return dev
+
+
 def _background(background: Tensor | tuple[float, float, float], like: Tensor) -> Tensor:
     bg = torch.as_tensor(background, dtype=like.dtype, device=like.device)
     assert bg.shape == (3,), f"background must be [3], got {tuple(bg.shape)}"

@@ -28,7 +28,7 @@ class TrainConfig:
     iters: int = 3000  # optimisation steps
     resolution: int = 256  # longer image side used for training (images are downsampled)
     seed: int = 0  # random seed for initialisation and frame order
-    device: str = "cpu"  # torch device; "cuda" uses gsplat's rasterizer
+    device: str = "cpu"  # torch device the optimisation runs on: "cpu", or "cuda" (gsplat rasterizer; refused without CUDA)
     backend: str = "auto"  # rasterizer backend (engine.render.rasterize.BACKENDS)
     init_per_triangle: int = 2  # Gaussians placed on each triangle at the start
     sh_degree: int = 1  # highest SH degree learned (raised one band every sh_interval iterations)

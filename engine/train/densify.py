@@ -24,8 +24,8 @@ class DensifyState:
     count: Tensor  # [N] number of views each Gaussian was visible in
 
     @staticmethod
-    def empty(n: int) -> "DensifyState":
-        return DensifyState(torch.zeros(n), torch.zeros(n))
+    def empty(n: int, device: torch.device | str = "cpu") -> "DensifyState":
+        return DensifyState(torch.zeros(n, device=device), torch.zeros(n, device=device))
 
 
 def accumulate(state: DensifyState, means2d_grad: Tensor, radii: Tensor, width: int, height: int) -> None:
@@ -84,7 +84,7 @@ def densify_and_prune(
     split = hot & big
     if int(clone.sum()) + int(split.sum()) > room:  # keep the hottest within budget
         order = torch.argsort(grads * hot, descending=True)
-        allowed = torch.zeros(n, dtype=torch.bool)
+        allowed = torch.zeros(n, dtype=torch.bool, device=grads.device)
         allowed[order[: room // 2]] = True
         clone, split = clone & allowed, split & allowed
 
@@ -98,7 +98,7 @@ def densify_and_prune(
     if split.any():
         idx = torch.nonzero(split).squeeze(1).repeat(2)
         local_std = torch.exp(params["log_scale"].detach()[idx])
-        samples = torch.randn(len(idx), 3, generator=generator) * local_std
+        samples = torch.randn(len(idx), 3, generator=generator).to(local_std) * local_std  # CPU generator
         # Offsets sampled in the Gaussian's own frame, expressed in the triangle-local frame.
         local_rot = quat_to_matrix(params["rotation"].detach()[idx])
         offset = (local_rot @ samples[:, :, None]).squeeze(-1)
@@ -122,7 +122,7 @@ def densify_and_prune(
     for name in extras:
         extras[name] = torch.cat([extras[name][keep], *new_extras[name]])
     total = params["xyz"].shape[0]
-    state.grad_sum, state.count = torch.zeros(total), torch.zeros(total)
+    state.grad_sum, state.count = torch.zeros(total, device=grads.device), torch.zeros(total, device=grads.device)
     return {"cloned": int(clone.sum()), "split": int(split.sum()), "pruned": int((prune & ~split).sum()), "total": total}
 
 
@@ -134,7 +134,7 @@ def _last_of_triangle(binding: Tensor, prune: Tensor, n_faces: int) -> Tensor:
     if orphaned.any():
         candidates = torch.nonzero(orphaned & prune).squeeze(1)
         # keep the first candidate of each orphaned triangle
-        first = torch.full((n_faces,), -1, dtype=torch.long)
+        first = torch.full((n_faces,), -1, dtype=torch.long, device=binding.device)
         first.scatter_reduce_(0, binding[candidates], candidates, reduce="amax", include_self=True)
         chosen = first[first >= 0]
         rescue[chosen] = True

@@ -1,13 +1,16 @@
 """The modeling stage: optimise Gaussians bound to a FLAME head against dataset frames.
 
 `Trainer` exposes one step at a time (so a worker can drive, pause and cancel it), evaluation on
-held-out frames, and a state dict for checkpoints.
+held-out frames, and a state dict for checkpoints. It optimises on TrainConfig.device: on "cuda"
+the head, the FLAME parameters, the Gaussians, their optimiser and every frame's pixels live on the
+GPU and render through gsplat; what it hands out (gaussians, avatar, previews) is on the CPU.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -19,7 +22,7 @@ from engine.data.frames import FrameLoader, LoadedFrame, fit_size, one_hot_label
 from engine.data.vhap_format import AvatarDataset, FrameRecord
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
-from engine.render.rasterize import render
+from engine.render.rasterize import render, resolve_device
 from engine.render.splats import Splats, rgb_to_dc
 from engine.train import losses
 from engine.train.colour_init import colours_from_views
@@ -48,6 +51,8 @@ class Trainer:
 
     def __init__(self, head: HeadModel, dataset: AvatarDataset, config: TrainConfig,
                  gaussians: BoundGaussians | None = None) -> None:
+        self.device = resolve_device(config.device)
+        self.cpu_head = head  # the head the trained avatar is handed out with
         self.head = head
         self.dataset = dataset
         self.config = config
@@ -57,9 +62,13 @@ class Trainer:
         self.train_frames: tuple[FrameRecord, ...] = dataset.frames("train")
         self.timesteps = dataset.timesteps(None)
         self.row = {t: i for i, t in enumerate(self.timesteps)}
-        self.flame = head.fit_params(dataset.flame_params(None), str(dataset.root))
+        self.flame = head.fit_params(dataset.flame_params(None), str(self.train_frames[0].flame_param_path))
         self.extent = _camera_extent(self.train_frames)
         g = gaussians if gaussians is not None else self._initial_gaussians()
+        if self.device.type != "cpu":  # heads are cached and shared: the trainer moves its own copy
+            self.head = copy.deepcopy(head).to(self.device)
+            self.flame = self.flame.to(self.device)
+        g = g.to(self.device)
         self.params = {
             "xyz": g.xyz, "rotation": g.rotation, "log_scale": g.log_scale, "opacity_logit": g.opacity_logit,
             "sh_dc": g.sh[:, :1], "sh_rest": _pad_rest(g.sh[:, 1:], config.sh_degree),
@@ -70,7 +79,7 @@ class Trainer:
         self.flame_params: dict[str, torch.nn.Parameter] = {}
         if config.finetune_flame:
             self._add_flame_groups()
-        self.densify_state = DensifyState.empty(self.count)
+        self.densify_state = DensifyState.empty(self.count, self.device)
         self.history: list[dict[str, float]] = []  # one row per step: iteration, loss, psnr
         self.evaluations: list[dict[str, float]] = []  # one row per evaluation
         self._vert_cache: dict[int, Tensor] = {}
@@ -107,20 +116,21 @@ class Trainer:
             self.optimizer.add_param_group({"params": [p], "lr": lr, "name": f"flame_{key}"})
 
     def gaussians(self) -> BoundGaussians:
-        """The current Gaussians (detached copies)."""
+        """The current Gaussians (detached copies, on the CPU)."""
         sh = torch.cat([self.params["sh_dc"], self.params["sh_rest"]], dim=1).detach()
         return BoundGaussians(self.extras["binding"].clone(), self.params["xyz"].detach().clone(),
                               self.params["rotation"].detach().clone(), self.params["log_scale"].detach().clone(),
-                              self.params["opacity_logit"].detach().clone(), sh.clone(), self.extras["labels"].clone())
+                              self.params["opacity_logit"].detach().clone(), sh.clone(),
+                              self.extras["labels"].clone()).to("cpu")
 
     def current_flame(self) -> FlameParams:
-        """The (possibly refined) per-timestep FLAME parameters, rows in `self.timesteps` order."""
+        """The (possibly refined) per-timestep FLAME parameters, rows in `self.timesteps` order (on the CPU)."""
         if not self.flame_params:
-            return self.flame
-        return self.flame.with_values(**{k: v.detach().clone() for k, v in self.flame_params.items()})
+            return self.flame.to("cpu")
+        return self.flame.with_values(**{k: v.detach().clone() for k, v in self.flame_params.items()}).to("cpu")
 
     def avatar(self, name: str = "trained avatar") -> Avatar:
-        return Avatar(self.head, self.gaussians(), self.current_flame(), name)
+        return Avatar(self.cpu_head, self.gaussians(), self.current_flame(), name)
 
     def _frame_params(self, timestep: int) -> FlameParams:
         row = self.row[timestep]
@@ -159,6 +169,14 @@ class Trainer:
     def _size(self, record: FrameRecord) -> tuple[int, int]:
         return fit_size(record.camera.width, record.camera.height, self.config.resolution)
 
+    def _load(self, record: FrameRecord) -> LoadedFrame:
+        """A frame at the training size, its pixels on the training device."""
+        frame = self.loader.load(record, self._size(record))
+        if self.device.type == "cpu":
+            return frame
+        move = lambda t: None if t is None else t.to(self.device)  # noqa: E731
+        return replace(frame, image=move(frame.image), mask=move(frame.mask), labels=move(frame.labels))
+
     def _lr_position(self) -> float:
         c = self.config
         t = min(1.0, self.iteration / max(1, c.iters))
@@ -172,7 +190,7 @@ class Trainer:
                 group["lr"] = self._lr_position()
         index = int(torch.randint(len(self.train_frames), (1,), generator=self.generator))
         record = self.train_frames[index]
-        frame = self.loader.load(record, self._size(record))
+        frame = self._load(record)
         active_sh = min(c.sh_degree, self.iteration // max(1, c.sh_interval))
         with_labels = bool(c.lambda_label) and frame.labels is not None
         channels = one_hot_labels(self.extras["labels"]) if with_labels else None
@@ -218,19 +236,19 @@ class Trainer:
             frames = tuple(frames[int(i * step)] for i in range(max_frames))
         psnrs, ssims = [], []
         for record in frames:
-            frame = self.loader.load(record, self._size(record))
+            frame = self._load(record)
             result, *_ = self.render_frame(frame)
             psnrs.append(losses.psnr(result.rgb.clamp(0, 1), frame.image))
             ssims.append(float(losses.ssim(result.rgb.clamp(0, 1), frame.image)))
         return {"psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims), "frames": float(len(frames))}
 
     def preview(self, split: str = "val") -> Tensor:
-        """[H, W, 3] render of the first frame of a split (train when the split is empty)."""
+        """[H, W, 3] render of the first frame of a split (train when the split is empty), on the CPU."""
         frames = self.dataset.frames(split) or self.train_frames
         record = frames[0]
         with torch.no_grad():
-            result, *_ = self.render_frame(self.loader.load(record, self._size(record)))
-        return result.rgb.clamp(0, 1)
+            result, *_ = self.render_frame(self._load(record))
+        return result.rgb.clamp(0, 1).cpu()
 
     def state_dict(self) -> dict:
         """Everything needed to resume exactly: parameters, Adam moments, statistics, RNG, history."""
@@ -249,19 +267,20 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration = int(state["iteration"])
-        self.params = {k: torch.nn.Parameter(v.clone()) for k, v in state["params"].items()}
-        self.extras = {k: v.clone() for k, v in state["extras"].items()}
+        self.params = {k: torch.nn.Parameter(v.to(self.device).clone()) for k, v in state["params"].items()}
+        self.extras = {k: v.to(self.device).clone() for k, v in state["extras"].items()}
         self.optimizer = torch.optim.Adam(self._groups(), lr=0.0, eps=1e-15)
         self.flame_params = {}
         if state["flame_params"]:
             for key, value in state["flame_params"].items():
-                p = torch.nn.Parameter(value.clone())
+                p = torch.nn.Parameter(value.to(self.device).clone())
                 self.flame_params[key] = p
                 lr = self.config.lr_flame_expr if key == "expr" else (
                     self.config.lr_flame_trans if key == "translation" else self.config.lr_flame_pose)
                 self.optimizer.add_param_group({"params": [p], "lr": lr, "name": f"flame_{key}"})
         self.optimizer.load_state_dict(state["optimizer"])
-        self.densify_state = DensifyState(state["densify"]["grad_sum"].clone(), state["densify"]["count"].clone())
+        self.densify_state = DensifyState(state["densify"]["grad_sum"].to(self.device).clone(),
+                                          state["densify"]["count"].to(self.device).clone())
         self.generator.set_state(state["generator"])
         self.history = list(state["history"])
         self.evaluations = list(state["evaluations"])
@@ -273,7 +292,7 @@ def _pad_rest(rest: Tensor, degree: int) -> Tensor:
     want = (degree + 1) ** 2 - 1
     if rest.shape[1] >= want:
         return rest[:, :want]
-    return torch.cat([rest, torch.zeros(rest.shape[0], want - rest.shape[1], 3, dtype=rest.dtype)], dim=1)
+    return torch.cat([rest, rest.new_zeros(rest.shape[0], want - rest.shape[1], 3)], dim=1)
 
 
 def _camera_extent(frames: tuple[FrameRecord, ...]) -> float:
