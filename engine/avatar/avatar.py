@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
 from engine.avatar.gaussians import BoundGaussians
+from engine.head.match import binding_mismatch
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
 from engine.render.splats import Splats
@@ -22,14 +23,11 @@ class Avatar:
     gaussians: BoundGaussians
     params: FlameParams
     name: str = "avatar"
+    iteration: int | None = None  # the GaussianAvatars training iteration it was read from (None: not from a run)
 
     def __post_init__(self) -> None:
         if self.gaussians.count and int(self.gaussians.binding.max()) >= self.head.n_faces:
-            raise ValueError(
-                f"avatar {self.name!r} binds Gaussians to triangle {int(self.gaussians.binding.max())}, "
-                f"but head {self.head.name!r} has only {self.head.n_faces} triangles: "
-                "load it with the FLAME model it was made with"
-            )
+            raise ValueError(f"avatar {self.name!r}: {binding_mismatch(self.head, int(self.gaussians.binding.max()))}")
 
     def frame_params(self, frame: int = 0) -> FlameParams:
         """The avatar's own parameters at one frame of its sequence."""
@@ -57,4 +55,4 @@ class Avatar:
     def to(self, device: torch.device | str) -> "Avatar":
         """A copy on another device (the head is copied: heads are shared between avatars and cached)."""
         head = self.head if self.head.v_template.device == torch.device(device) else copy.deepcopy(self.head).to(device)
-        return Avatar(head, self.gaussians.to(device), self.params.to(device), self.name)
+        return replace(self, head=head, gaussians=self.gaussians.to(device), params=self.params.to(device))

@@ -8,13 +8,14 @@ Both take the avatar with its edit layers already composed (engine.project.Proje
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
-from engine.avatar.files import save_avatar, save_splats_ply
+from engine.avatar.files import RUN_FOLDER, save_avatar, save_splats_ply
 from engine.head.params import FlameParams
 from engine.render.splats import Splats
 
@@ -60,11 +61,21 @@ def export_gaussianavatars(
     sequence: FlameParams | None = None,
     expr_offset: Tensor | None = None,
 ) -> Path:
-    """Write the animatable GaussianAvatars layout into folder: point_cloud.ply (local space,
-    binding_0, plus our label property), flame_param.npz (sequence, default the avatar's own, with
-    the expression offset baked in) and avatar.json. Each file is replaced atomically."""
+    """Write the animatable GaussianAvatars layout: point_cloud.ply (local space, binding_0, plus our
+    label property), flame_param.npz (sequence, default the avatar's own, with the expression offset
+    baked in; static and dynamic offsets always present, zero where the avatar has none, as
+    GaussianAvatars' viewer reads them) and avatar.json. An avatar read from a GaussianAvatars run
+    is written back the same way, into folder/point_cloud/iteration_<N>/; others into folder.
+    Each file is replaced atomically. Returns the folder holding the files."""
     seq = avatar.params if sequence is None else sequence
     seq = with_expr_offset(seq, expr_offset)
-    if seq.static_offset is None and avatar.params.static_offset is not None:
+    if seq.static_offset is None:
         seq = seq.with_values(static_offset=avatar.params.static_offset)
-    return save_avatar(Avatar(avatar.head, avatar.gaussians, seq, avatar.name), folder)
+    zeros = torch.zeros(avatar.head.n_verts, 3)
+    seq = seq.with_values(static_offset=zeros if seq.static_offset is None else seq.static_offset,
+                          dynamic_offset=zeros.expand(seq.frames, -1, -1) if seq.dynamic_offset is None
+                          else seq.dynamic_offset)
+    out = Path(folder)
+    if avatar.iteration is not None:
+        out = out / RUN_FOLDER / f"iteration_{avatar.iteration}"
+    return save_avatar(replace(avatar, params=seq), out)

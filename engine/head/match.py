@@ -34,9 +34,9 @@ def offset_mismatch(head: HeadModel, vertices: int, origin: str, key: str = "sta
     return f"{found}: pass the head model it was made with (--flame FILE)"
 
 
-def binding_mismatch(head: HeadModel, max_face: int, origin: str) -> str:
-    """Why Gaussians bound to triangle max_face do not fit `head`, and what to do."""
-    found = f"{origin}: Gaussians bound to triangle {max_face}, but head {head.name!r} has {head.n_faces} triangles"
+def binding_mismatch(head: HeadModel, max_face: int) -> str:
+    """Why Gaussians bound to triangle max_face do not fit `head`, and what to do (the caller names the file)."""
+    found = f"Gaussians bound to triangle {max_face}, but head {head.name!r} has {head.n_faces} triangles"
     if max_face < FLAME_FACES + TEETH_FACES and not head.is_flame:
         return (f"{found}: this avatar was made on FLAME (GaussianAvatars' mesh with teeth has "
                 f"{FLAME_FACES + TEETH_FACES:,} triangles): {PASS_FLAME}")

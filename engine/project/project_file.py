@@ -21,7 +21,7 @@ import tempfile
 import time
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,7 @@ class Project:
 
     def composed_avatar(self) -> Avatar:
         """The avatar with every enabled layer's Gaussian changes applied."""
-        a = self.avatar
-        return Avatar(a.head, compose(a.gaussians, self.layers), a.params, a.name)
+        return replace(self.avatar, gaussians=compose(self.avatar.gaussians, self.layers))
 
     def expr_offset(self) -> Tensor | None:
         """[E] summed expression offset of the enabled layers, or None."""

@@ -58,13 +58,17 @@ def train(
 ) -> TrainResult:
     """Train an avatar on a dataset folder and write it to out/avatar (plus out/checkpoint.pt).
 
-    resume=True continues from out/checkpoint.pt when it exists (same dataset; the config's iters may grow).
-    Cancelling saves a checkpoint and the avatar so far, then returns with cancelled=True.
+    A FLAME head trains with GaussianAvatars' teeth, as GaussianAvatars does (a dataset's 5023-vertex
+    offsets are padded). resume=True continues from out/checkpoint.pt when it exists (same dataset;
+    the config's iters may grow). Cancelling saves a checkpoint and the avatar so far, then returns
+    with cancelled=True.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     head_model = head if isinstance(head, HeadModel) else load_head(head)
+    if head_model.is_flame:
+        head_model = head_model.with_teeth()
     data = read_dataset(dataset)
     trainer = Trainer(head_model, data, config)
     checkpoint = out / CHECKPOINT_NAME
