@@ -25,7 +25,7 @@ from engine.avatar.gaussians import BoundGaussians
 from engine.edit.discriminator import EditDiscriminator
 from engine.edit.keyframes import View
 from engine.edit.layers import EditLayer
-from engine.render.rasterize import render
+from engine.render.rasterize import render, resolve_device
 from engine.render.splats import Splats
 
 GEOMETRY_FIELDS: tuple[str, ...] = ("xyz", "log_scale", "rotation", "opacity_logit")
@@ -59,6 +59,7 @@ class OptimConfig:
     render_backend: str = "auto"  # rasterizer backend
     cache_views: int = 256  # keyframes whose on-screen unselected Gaussians stay cached
     seed: int = 0  # keyframe order and densification jitter
+    device: str = "cpu"  # torch device the optimisation runs on ("cuda": gsplat; refused without CUDA)
 
 
 @dataclass
@@ -100,9 +101,15 @@ class EditOptimiser:
         assert selected.shape == (n,) and selected.dtype == torch.bool, f"selected must be bool [N={n}]"
         if not targets:
             raise ValueError("the edit optimisation needs at least one keyframe")
+        self.device = resolve_device(config.device)
+        if self.device.type != "cpu":
+            avatar = avatar.to(self.device)
+            for t in targets:
+                t.original, t.mask, t.outside, t.edited, t.verts = (
+                    x.to(self.device) for x in (t.original, t.mask, t.outside, t.edited, t.verts))
         self.avatar, self.config, self.targets = avatar, config, targets
         self.discriminator, self.refresh = discriminator, refresh
-        self.indices = torch.nonzero(selected).squeeze(1)  # [M] base indices being optimised
+        self.indices = torch.nonzero(selected.cpu()).squeeze(1)  # [M] base indices being optimised
         self.fixed = avatar.gaussians.subset(~selected)  # never changes
         self._fixed_splats: dict[int, Splats] = {}
         self._faces: tuple[Tensor, Tensor, Tensor] | None = None  # (binding it was made for, faces, local binding)
@@ -187,7 +194,9 @@ class EditOptimiser:
         terms = {"inside": inside.item(), "outside": outside.item(), "anchor": float(anchor.detach())}
         every = max(1, c.adversarial_every)
         if self.discriminator is not None and c.weight_adversarial > 0 and self.steps_done % every == 0:
-            adv = self.discriminator.adversarial_loss(rgb, t.mask) * (c.weight_adversarial * every)
+            on = next(self.discriminator.net.parameters()).device
+            adv = self.discriminator.adversarial_loss(rgb.to(on), t.mask.to(on)).to(rgb.device) * (
+                c.weight_adversarial * every)
             total = total + adv
             terms["adversarial"] = adv.item()
         return total, terms
@@ -219,7 +228,7 @@ class EditOptimiser:
         if self._geometry_on() and c.densify_every and self.steps_done % c.densify_every == 0 \
                 and self.steps_done < 0.8 * c.steps:
             self.densify()
-        return StepInfo(self.steps_done, i, loss.item(), terms, rgb.detach())
+        return StepInfo(self.steps_done, i, loss.item(), terms, rgb.detach().cpu())
 
     @property
     def finished(self) -> bool:
@@ -230,9 +239,9 @@ class EditOptimiser:
         k = (self.steps_done // self.config.refresh_every - 1) % len(self.targets)
         with torch.no_grad():
             rgb, _ = self.render_target(k)
-        new = self.refresh(k, rgb.detach()) if self.refresh is not None else None
+        new = self.refresh(k, rgb.detach().cpu()) if self.refresh is not None else None
         if new is not None:
-            self.targets[k].edited = new
+            self.targets[k].edited = new.to(self.device)
 
     # ---- densification ----------------------------------------------------------------------
     def _accumulate(self, means2d: Tensor) -> None:
@@ -268,9 +277,9 @@ class EditOptimiser:
 
     # ---- result -------------------------------------------------------------------------------
     def layer(self, name: str, info: dict | None = None) -> EditLayer:
-        """The edit as a layer: deltas on the selected base Gaussians that changed, plus added ones."""
+        """The edit as a layer (on the CPU): deltas on the selected base Gaussians that changed, plus added ones."""
         m = self.indices.shape[0]
-        deltas = {k: (self.params[k].detach()[:m] - getattr(self.start, k)) for k in ("sh", *GEOMETRY_FIELDS)}
+        deltas = {k: (self.params[k].detach()[:m] - getattr(self.start, k)).cpu() for k in ("sh", *GEOMETRY_FIELDS)}
         changed = torch.zeros(m, dtype=torch.bool)
         for d in deltas.values():
             changed |= (d != 0).reshape(m, -1).any(dim=1)
@@ -279,6 +288,6 @@ class EditOptimiser:
         if self.n_added:
             rows = slice(m, None)
             added = BoundGaussians(binding=self.binding[rows].clone(), labels=self.labels[rows].clone(),
-                                   **{k: v.detach()[rows].clone() for k, v in self.params.items()})
+                                   **{k: v.detach()[rows].clone() for k, v in self.params.items()}).to("cpu")
         return EditLayer(name=name, kind="edit", indices=self.indices[changed], deltas=deltas, added=added,
                          info=info or {})
