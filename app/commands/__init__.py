@@ -7,14 +7,38 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.avatar.avatar import Avatar
+    from engine.head.model import HeadModel
+
+
+def add_head_arguments(p: argparse.ArgumentParser, device: bool = False) -> None:
+    """--flame and --flame-masks (the user's FLAME model and its masks file), and --device when asked."""
+    p.add_argument("--flame", default=None,
+                   help="your FLAME model file or folder (generic_model.pkl, flame2023.pkl, FLAME_NEUTRAL.*): needed "
+                        "for GaussianAvatars avatars and VHAP datasets (default: the one the avatar names, "
+                        "DYNAMICAVATARS_FLAME, or the demo head)")
+    p.add_argument("--flame-masks", default=None, metavar="FILE",
+                   help="FLAME_masks.pkl giving component labels (default: the one beside the FLAME model)")
+    if device:
+        p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda (gsplat; needs a GPU)")
+
+
+def head_arg(args: argparse.Namespace) -> HeadModel | str | None:
+    """The head --flame / --flame-masks name: a path (or None) for the loaders, or a loaded head with masks."""
+    masks = getattr(args, "flame_masks", None)
+    if masks is None:
+        return args.flame
+    from engine.head.model import load_head
+
+    return load_head(args.flame or "flame", masks=masks)
 
 
 def load_avatar_arg(args: argparse.Namespace) -> Avatar:
-    """The avatar named by args.avatar (a folder, a point_cloud.ply, or 'demo'), with args.flame's head."""
+    """The avatar named by args.avatar (a folder, a point_cloud.ply, a GaussianAvatars output folder or
+    'demo'), with the head --flame / --flame-masks name."""
     from engine.avatar.demo import load_demo_avatar
     from engine.avatar.files import load_avatar
 
-    return load_demo_avatar() if args.avatar == "demo" else load_avatar(args.avatar, head=args.flame)
+    return load_demo_avatar() if args.avatar == "demo" else load_avatar(args.avatar, head=head_arg(args))
 
 
 def component_names(items: list[str] | None) -> list[str]:

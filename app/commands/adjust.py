@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from app.cli import CommandError
-from app.commands import component_names, load_avatar_arg
+from app.commands import add_head_arguments, component_names, load_avatar_arg
 
 if TYPE_CHECKING:
     from engine.edit.adjust import AdjustParams
@@ -45,7 +45,7 @@ def parse_colour(text: str) -> tuple[float, float, float]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("avatar", metavar="AVATAR", help="avatar folder, point_cloud.ply, or 'demo'")
-    p.add_argument("--flame", default=None, help="FLAME model file/folder for a GaussianAvatars avatar")
+    add_head_arguments(p)
     p.add_argument("--components", nargs="+", required=True, metavar="NAME",
                    help="components or groups to change, e.g. lips, hair, brows, ears (comma or space separated)")
     p.add_argument("--tint", default=None, metavar="COLOUR", help="target colour: R,G,B in [0,1], #rrggbb or a name")

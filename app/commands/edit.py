@@ -6,18 +6,18 @@ import argparse
 from pathlib import Path
 
 from app.cli import CommandError
-from app.commands import component_names, load_avatar_arg
+from app.commands import add_head_arguments, component_names, load_avatar_arg
 
 BACKENDS = ("procedural", "instruct-pix2pix", "inpaint", "http")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("avatar", metavar="AVATAR", help="avatar folder, point_cloud.ply, or 'demo'")
+    p.add_argument("avatar", metavar="AVATAR", help="avatar folder, point_cloud.ply, GaussianAvatars output folder, or 'demo'")
     p.add_argument("--prompt", required=True, help='what to change, e.g. "make the lips blue"')
     p.add_argument("--components", nargs="*", default=None, metavar="NAME",
                    help="components or groups to edit (default: those the refined plan names)")
     p.add_argument("--out", required=True, help="folder for the edited avatar and project.dap (base + layer)")
-    p.add_argument("--flame", default=None, help="FLAME model file/folder for a GaussianAvatars avatar")
+    add_head_arguments(p, device=True)
     p.add_argument("--dataset", default=None, help="the avatar's VHAP dataset folder (default: orbit cameras)")
     p.add_argument("--refiner", default="rules", help="prompt refiner backend (rules, local, http)")
     p.add_argument("--backend", choices=BACKENDS, default="procedural", help="image editor")
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.avatar.files import save_avatar
     from engine.edit.editors import EditorError, EditorSettings, make_editor
     from engine.edit.layers import compose
+    from engine.edit.optimise import OptimConfig
     from engine.edit.run import EditConfig, run_edit
     from engine.head.components import expand, labels_of
     from engine.project.project_file import Project, save_project
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         dataset = read_dataset(args.dataset)
     settings = EditorSettings(args.backend, model=args.model, url=args.url)
     config = EditConfig(size=args.size, keyframes=args.keyframes, all_frames=args.all_frames, max_steps=args.steps,
-                        seed=args.seed)
+                        seed=args.seed, optim=OptimConfig(device=args.device))
     try:
         with progress_bar("edit") as progress:
             result = run_edit(avatar, selection, plan, make_editor(settings), config, dataset, progress)

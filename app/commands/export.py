@@ -10,14 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.cli import CommandError
+from app.commands import add_head_arguments, head_arg
 from app.progress import progress_bar
 from engine.export.camera_paths import CameraPath
 from engine.export.video import RENDERERS, ExportCancelled, VideoJob, VideoSettings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("avatar", metavar="AVATAR", help="project (.dap), avatar folder, point_cloud.ply, or 'demo'")
-    p.add_argument("--flame", default=None, help="FLAME model file/folder (overrides the one the avatar names)")
+    p.add_argument("avatar", metavar="AVATAR", help="project (.dap), avatar folder, point_cloud.ply, GaussianAvatars output folder, or 'demo'")
+    add_head_arguments(p)
     out = p.add_argument_group("outputs (one or more)")
     out.add_argument("--video", metavar="OUT.mp4", help="H.264 mp4 to write")
     out.add_argument("--frames", metavar="DIR", help="folder to write PNG frames into")
@@ -52,11 +53,11 @@ def _load(args: argparse.Namespace) -> tuple[object, object, object, object]:
         avatar = load_demo_avatar()
         return avatar, avatar, None, None
     if Path(args.avatar).suffix == PROJECT_SUFFIX:
-        project = load_project(args.avatar, head=args.flame)
+        project = load_project(args.avatar, head=head_arg(args))
         return project.composed_avatar(), project.avatar, project.expr_offset(), project
     if not Path(args.avatar).exists():
         raise CommandError(f"{args.avatar}: no such avatar, project or file")
-    avatar = load_avatar(args.avatar, head=args.flame)
+    avatar = load_avatar(args.avatar, head=head_arg(args))
     return avatar, avatar, None, None
 
 

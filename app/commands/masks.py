@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from app.cli import CommandError
-from app.commands import component_names, load_avatar_arg
+from app.commands import add_head_arguments, component_names, load_avatar_arg
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,7 +42,7 @@ def _action(actions: argparse._SubParsersAction, name: str, run: Callable[[argpa
     """A sub-parser for one action, with the arguments every action takes (AVATAR, --flame, --dataset)."""
     p = actions.add_parser(name, help=summary, description=description)
     p.add_argument("avatar", metavar="AVATAR", help="avatar folder, point_cloud.ply, or 'demo'")
-    p.add_argument("--flame", default=None, help="FLAME model file/folder for a GaussianAvatars avatar")
+    add_head_arguments(p)
     p.add_argument("--dataset", required=True, metavar="DS", help="dataset folder (VHAP / GaussianAvatars layout)")
     p.set_defaults(_action=run)
     return p

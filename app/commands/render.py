@@ -8,11 +8,11 @@ import time
 import torch
 
 from app.cli import CommandError
-from app.commands import load_avatar_arg
+from app.commands import add_head_arguments, load_avatar_arg
 from engine.avatar.posing import Pose, apply_pose
 from engine.io.images import save_png
 from engine.render.camera import framing, orbit_camera
-from engine.render.rasterize import BACKENDS, render
+from engine.render.rasterize import BACKENDS, render, resolve_device
 
 
 def parse_named_values(items: list[str], what: str) -> dict[str, float]:
@@ -30,8 +30,9 @@ def parse_named_values(items: list[str], what: str) -> dict[str, float]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--avatar", default="demo", help="avatar folder, point_cloud.ply, or 'demo' (default)")
-    p.add_argument("--flame", default=None, help="FLAME model file/folder for a GaussianAvatars avatar")
+    p.add_argument("--avatar", default="demo",
+                   help="avatar folder, point_cloud.ply, GaussianAvatars output folder, or 'demo' (default)")
+    add_head_arguments(p, device=True)
     p.add_argument("--expr", nargs="*", default=[], metavar="NAME=VALUE", help="expression weights, e.g. smile=0.8")
     p.add_argument("--frame", type=int, default=0, help="frame of the avatar's own FLAME sequence")
     p.add_argument("--jaw", type=float, default=0.0, help="jaw opening in radians")
@@ -50,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    avatar = load_avatar_arg(args)
+    device = resolve_device(args.device)
+    avatar = load_avatar_arg(args).to(device)
     pose = Pose(
         expressions=parse_named_values(args.expr, "--expr"),
         jaw=args.jaw, yaw=args.yaw, pitch=args.pitch, roll=args.roll, gaze_x=args.gaze[0], gaze_y=args.gaze[1],
@@ -64,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
         target, distance = framing(avatar.posed_vertices(avatar.frame_params(args.frame)), args.fov)
         camera = orbit_camera(args.cam_yaw, args.cam_pitch, args.distance or distance, target, args.fov, width, height)
         result = render(splats, camera, tuple(args.background), backend=args.backend)
-    save_png(args.out, result.rgb)
+    save_png(args.out, result.rgb.cpu())
     print(f"wrote {args.out} ({width}x{height}, {splats.count} Gaussians, {1000 * (time.perf_counter() - start):.0f} ms)")
     return 0

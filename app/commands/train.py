@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from app.commands import add_head_arguments, head_arg
 from app.errors import CommandError
 from app.progress import progress_bar
 from engine.train.config import TrainConfig
@@ -16,8 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (avatar/, checkpoint.pt, metrics.json)")
     p.add_argument("--iters", type=int, default=d.iters, help="optimisation steps")
     p.add_argument("--resolution", type=int, default=d.resolution, help="longer image side used for training")
-    p.add_argument("--device", default=d.device, help="torch device (cuda uses gsplat)")
-    p.add_argument("--flame", default=None, help="FLAME model file/folder (default: the demo head)")
+    add_head_arguments(p, device=True)
     p.add_argument("--finetune-flame", action="store_true", help="also refine per-frame FLAME parameters")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--label-weight", type=float, default=d.lambda_label,
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             progress(r.step.iteration / r.total, message)
 
         try:
-            result = train(args.dataset, args.out, config, head=args.flame, resume=args.resume, report=report)
+            result = train(args.dataset, args.out, config, head=head_arg(args), resume=args.resume, report=report)
         except KeyboardInterrupt:
             print("interrupted; run again with --resume to continue from the last checkpoint")
             return 130

@@ -256,7 +256,7 @@ def load_head(path: str | os.PathLike | None = None, teeth: bool = False,
     if key == "flame":
         env = os.environ.get(FLAME_ENV)
         if not env:
-            raise FlameFileError(f"no FLAME model given: set {FLAME_ENV} to your FLAME model file or folder")
+            raise FlameFileError(f"no FLAME model given: pass --flame FILE, or set {FLAME_ENV} to your FLAME model file or folder")
         key = env
     cache_key = (key, None if masks is None else str(Path(masks).resolve()))
     if cache_key not in _CACHE:
