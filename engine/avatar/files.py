@@ -22,9 +22,8 @@ from engine.avatar.avatar import Avatar
 from engine.avatar.flame_npz import load_flame_params, save_flame_params
 from engine.avatar.gaussians import BoundGaussians
 from engine.avatar.ply import BASE_FIELDS, TAIL_FIELDS, fields_to_sh, read_ply, sh_to_fields, write_ply
-from engine.head.match import PASS_FLAME, binding_mismatch, head_for
+from engine.head.match import PASS_FLAME, binding_mismatch, head_for, made_on_flame
 from engine.head.model import FLAME_ENV, HeadModel, load_head
-from engine.head.teeth import FLAME_VERTS, TEETH_VERTS
 from engine.io.atomic import FileFormatError, atomic_write
 from engine.render.splats import Splats
 
@@ -172,7 +171,7 @@ def load_avatar(path: str | os.PathLike, head: HeadModel | str | None = None) ->
 def _avatar_head(head: str | None, manifest: dict, files: AvatarFiles, offset_rows: int | None) -> HeadModel:
     """The head an avatar names or needs; refuses a FLAME-made avatar when no FLAME model is known."""
     source = head or manifest.get("head") or ("flame" if os.environ.get(FLAME_ENV) else None)
-    if source is None and (offset_rows in (FLAME_VERTS, FLAME_VERTS + TEETH_VERTS) or files.iteration is not None):
+    if source is None and (made_on_flame(offset_rows) or files.iteration is not None):
         raise FlameModelNeeded(files.params or files.ply, "this avatar was made with FLAME (GaussianAvatars); "
                                                           f"the demo head cannot drive it: {PASS_FLAME}")
     return load_head(source or "demo")

@@ -15,7 +15,8 @@ from engine.head.teeth import FLAME_FACES, FLAME_VERTS, TEETH_FACES, TEETH_VERTS
 if TYPE_CHECKING:
     from engine.head.model import HeadModel
 
-PASS_FLAME = "pass your FLAME model with --flame FILE (or set DYNAMICAVATARS_FLAME)"
+PASS_FLAME = ("pass your FLAME model with --flame FILE (or set DYNAMICAVATARS_FLAME; in the app: "
+              "File → FLAME model…)")
 """What to do when a file needs the user's FLAME model (the GUI asks for the file instead)."""
 
 
@@ -26,7 +27,7 @@ def _flame_words(vertices: int) -> str:
 def offset_mismatch(head: HeadModel, vertices: int, origin: str, key: str = "static_offset") -> str:
     """Why `origin`'s per-vertex offsets (vertices rows) do not fit `head`, and what to do."""
     found = f"{origin}: {key} has {vertices} vertices, head {head.name!r} has {head.n_verts}"
-    if vertices in (FLAME_VERTS, FLAME_VERTS + TEETH_VERTS) and not head.is_flame:
+    if made_on_flame(vertices) and not head.is_flame:
         return (f"{found}: this was tracked with {_flame_words(vertices)} ({vertices} vertices), "
                 f"not with the {head.name}: {PASS_FLAME}")
     if vertices == FLAME_VERTS + TEETH_VERTS and head.is_flame:
@@ -41,6 +42,11 @@ def binding_mismatch(head: HeadModel, max_face: int) -> str:
         return (f"{found}: this avatar was made on FLAME (GaussianAvatars' mesh with teeth has "
                 f"{FLAME_FACES + TEETH_FACES:,} triangles): {PASS_FLAME}")
     return f"{found}: open it with the head model it was made with (--flame FILE)"
+
+
+def made_on_flame(offset_vertices: int | None) -> bool:
+    """Whether per-vertex offsets of this many rows come from FLAME (with or without teeth)."""
+    return offset_vertices in (FLAME_VERTS, FLAME_VERTS + TEETH_VERTS)
 
 
 def needs_teeth(offset_vertices: int | None, max_face: int | None) -> bool:

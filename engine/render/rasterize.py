@@ -70,6 +70,11 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+def available_devices() -> list[str]:
+    """Devices work can run on here: "cpu", then each CUDA device ("cuda", "cuda:1", ...)."""
+    return ["cpu"] + [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """The torch device named ("cpu", "cuda", "cuda:N"); raises ValueError saying what is missing.
 

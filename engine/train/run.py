@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from engine.avatar.files import save_avatar
-from engine.data.vhap_format import read_dataset
+from engine.data.vhap_format import read_dataset, read_flame_npz
+from engine.head.match import made_on_flame
 from engine.head.model import HeadModel, load_head
 from engine.io.atomic import atomic_write
 from engine.train.checkpoint import load_checkpoint, save_checkpoint
@@ -99,6 +100,13 @@ def train(
         json.dump({"iterations": trainer.iteration, "metrics": metrics, "history": trainer.history[-1:]}, fh, indent=2)
     done = trainer.iteration - start_iter
     return TrainResult(out, trainer.iteration, cancelled, metrics, seconds, done / seconds if seconds > 0 else 0.0)
+
+
+def dataset_needs_flame(dataset: str | Path) -> bool:
+    """Whether a dataset was tracked with FLAME (its first FLAME file's static offset has FLAME's rows)."""
+    frames = read_dataset(dataset, check_files=False).frames("train")
+    offset = read_flame_npz(frames[0].flame_param_path).static_offset if frames else None
+    return offset is not None and made_on_flame(int(offset.shape[0]))
 
 
 def with_iters(config: TrainConfig, iters: int) -> TrainConfig:
