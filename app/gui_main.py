@@ -18,7 +18,10 @@ from pathlib import Path
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynamicavatars-gui", description="DynamicAvatars desktop viewer.")
-    p.add_argument("--avatar", default=None, help="avatar folder or point_cloud.ply (default: the demo avatar)")
+    p.add_argument("--avatar", default=None,
+                   help="avatar folder, point_cloud.ply or GaussianAvatars output folder (default: the demo avatar)")
+    p.add_argument("--flame", default=None, metavar="FILE",
+                   help="your FLAME model file (remembered; the same as File → FLAME model…)")
     p.add_argument("--sequence", default=None, help="FLAME sequence .npz to play on the avatar")
     p.add_argument("--backend", default="auto", choices=("auto", "gl", "gsplat", "cpu", "torch"),
                    help="viewport renderer (auto: gsplat with CUDA, else OpenGL, else the CPU rasterizer)")
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     window.resize(*parse_size(args.size))
     app.aboutToQuit.connect(controller.shutdown)
     features = install_features(window)
+    if args.flame:
+        window.settings.setValue("flame_model", str(Path(args.flame).resolve()))
     window.show()
     project = features["project"]
     if not (args.screenshot or args.no_recovery) and project.offer_recovery():

@@ -2,7 +2,9 @@
 
 Panels come from PANELS (PanelSpec: a factory taking the window). Later panels (masks, prompt,
 edit, train, export) are added with `register_panel(PanelSpec(...))` before the window is built.
-Files load on worker threads; failures become dialogs and the old avatar stays.
+Files load on worker threads; failures become dialogs and the old avatar stays. Avatars open from a
+file or folder (File menu, or dropped on the window), GaussianAvatars output folders included; one
+made on FLAME asks for the user's FLAME model once (remembered, File → FLAME model…).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
 
 from app.render_thread import RenderController
@@ -27,6 +29,14 @@ from widgets.viewport import Viewport
 MAX_RECENT = 8
 AVATAR_FILTER = "Avatars (*.ply avatar.json);;All files (*)"
 SEQUENCE_FILTER = "FLAME parameters (*.npz);;All files (*)"
+FLAME_FILTER = "FLAME model (*.pkl *.npz);;All files (*)"
+
+
+@dataclass(frozen=True)
+class NeedsFlame:
+    """Result of a load job when the avatar was made on FLAME and no FLAME model is known (ask for it)."""
+
+    message: str
 
 
 @dataclass(frozen=True)
@@ -51,16 +61,23 @@ def register_panel(spec: PanelSpec) -> None:
     PANELS[:] = [p for p in PANELS if p.key != spec.key] + [spec]
 
 
-def load_avatar_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], path: str | None) -> Any:
-    """Worker job: the demo avatar (path None) or an avatar file/folder."""
+def load_avatar_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], path: str | None,
+                    flame: str | None = None) -> Any:
+    """Worker job: the demo avatar (path None) or an avatar file/folder; a FLAME-made one takes the FLAME
+    model `flame` (NeedsFlame when there is none)."""
     progress(0.0, f"Loading {display_name(path)}")
     if path is None:
         from engine.avatar.demo import load_demo_avatar
 
         return load_demo_avatar()
-    from engine.avatar.files import load_avatar
+    from engine.avatar.files import FlameModelNeeded, load_avatar
 
-    return load_avatar(path)
+    try:
+        return load_avatar(path)
+    except FlameModelNeeded as exc:
+        if not flame:
+            return NeedsFlame(str(exc))
+    return load_avatar(path, head=flame)
 
 
 def load_sequence_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], path: str) -> Any:
@@ -97,6 +114,7 @@ class MainWindow(QMainWindow):
         self.loading: Worker | None = None
         model.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         model.avatarChanged.connect(self._on_avatar)
+        self.setAcceptDrops(True)
 
     # ---- panels and menus --------------------------------------------------------------------
     def add_panel(self, spec: PanelSpec) -> QDockWidget:
@@ -133,6 +151,8 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file = self.file_menu = bar.addMenu("&File")
         self._action(file, "&Open avatar…", self.choose_avatar, QKeySequence.StandardKey.Open)
+        self._action(file, "Open avatar fol&der…", self.choose_avatar_folder)
+        self._action(file, "FLAME &model…", self.choose_flame_model)
         self._action(file, "Open &FLAME sequence…", self.choose_sequence, "Ctrl+Shift+O")
         self._action(file, "Open &demo avatar", lambda: self.open_avatar(None))
         self.recent_menu = file.addMenu("&Recent files")
@@ -184,11 +204,56 @@ class MainWindow(QMainWindow):
         self.status["avatar"].setText(avatar.name)
         self.status["gaussians"].setText(f"{avatar.gaussians.count:,} Gaussians")
         self.setWindowTitle(f"{avatar.name} — DynamicAvatars")
+        notes = avatar.head.notes
+        about = f"{avatar.head.name}: components from {notes.components}; {notes.expressions}"
+        self.status["avatar"].setToolTip(about)
+        if avatar.head.is_flame:  # where components and named expressions came from, or what is missing
+            QTimer.singleShot(0, lambda: self.statusBar().showMessage(about, 15000))  # after "Loaded ..."
+
+    @property
+    def flame_model(self) -> str | None:
+        """The user's FLAME model file (chosen once, remembered), or None."""
+        value = self.settings.value("flame_model", "")
+        return str(value) if value else None
+
+    def choose_flame_model(self) -> str | None:
+        """Ask for the user's FLAME model file and remember it; returns it (None when cancelled)."""
+        path, _ = QFileDialog.getOpenFileName(self, "Your FLAME model (generic_model.pkl, flame2023.pkl, ...)",
+                                              str(Path(self.flame_model or self._last_dir()).parent), FLAME_FILTER)
+        if path:
+            self.settings.setValue("flame_model", path)
+            self.statusBar().showMessage(f"FLAME model: {path}", 6000)
+        return path or None
 
     # ---- files -------------------------------------------------------------------------------
     def choose_avatar(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open avatar", self._last_dir(), AVATAR_FILTER)
         if path:
+            self.open_avatar(path)
+
+    def choose_avatar_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open avatar folder (ours, or a GaussianAvatars output folder)",
+                                                self._last_dir())
+        if path:
+            self.open_avatar(path)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """A dropped avatar folder or file opens; a .npz plays as a sequence, a .dap opens as a project."""
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if not paths:
+            return
+        event.acceptProposedAction()
+        path = paths[0]
+        project = self.features.get("project")
+        if path.endswith(".dap") and project is not None:
+            project.open_project(path)
+        elif path.endswith(".npz") and self.model.avatar is not None:
+            self.open_sequence(path)
+        else:
             self.open_avatar(path)
 
     def choose_sequence(self) -> None:
@@ -201,7 +266,7 @@ class MainWindow(QMainWindow):
     def open_avatar(self, path: str | None) -> Worker:
         """Load an avatar on a worker thread; on failure show a dialog and keep the current one."""
         self.statusBar().showMessage(f"Loading {display_name(path)}…")
-        worker = start_worker(load_avatar_job, path, name="load avatar")
+        worker = start_worker(load_avatar_job, path, self.flame_model, name="load avatar")
         worker.finished.connect(lambda avatar: self._avatar_loaded(avatar, path))
         worker.errored.connect(lambda msg: self._load_failed("Could not open avatar", msg, path))
         self.loading = worker
@@ -215,6 +280,12 @@ class MainWindow(QMainWindow):
         return worker
 
     def _avatar_loaded(self, avatar: Any, path: str | None) -> None:
+        if isinstance(avatar, NeedsFlame):
+            QMessageBox.information(self, "FLAME model needed", f"{avatar.message}\n\nPlease locate your FLAME model "
+                                    "file (it is licensed per user and never shipped).")
+            if self.choose_flame_model():
+                self.open_avatar(path)
+            return
         self.model.set_avatar(avatar, path)
         if path:
             self._remember("avatar", path)
