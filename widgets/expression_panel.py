@@ -1,7 +1,8 @@
 """Sliders for expression, jaw, neck, head pose and eye gaze, each with a numeric entry beside it.
 
-One row per named expression of the head (or expr_0..expr_9 with indices for a real FLAME model),
-then jaw, neck, head and eyes. A slider drag writes the model on every move (the render thread
+One row per named expression of the head (a FLAME model's are carried over from the demo head's; a
+FLAME model without them shows expr_0..expr_9), then jaw, neck, head and eyes. A FLAME head with named
+expressions also has its raw coefficients in a folded "Advanced" group. A slider drag writes the model on every move (the render thread
 drops stale frames) and forms one undo item from press to release. Reset, Randomise and a preset
 bar sit on top. All values live in the model's Pose; rows only mirror it (signals blocked while
 syncing).
@@ -23,6 +24,7 @@ from engine.avatar.posing import Pose
 from widgets.presets import PresetBar
 
 SLIDER_STEPS = 1000
+ADVANCED_COEFFICIENTS = 10  # raw FLAME expression coefficients shown in the Advanced group
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,14 @@ class ExpressionPanel(QWidget):
         self._expr_box = QGroupBox("Expression")
         self._expr_grid = QGridLayout(self._expr_box)
         self._body_layout.addWidget(self._expr_box)
+        self.advanced = QGroupBox("Advanced: FLAME expression coefficients", checkable=True, checked=False)
+        self.advanced.setObjectName("advanced_expressions")
+        advanced_body = QWidget()
+        self._advanced_grid = QGridLayout(advanced_body)
+        QVBoxLayout(self.advanced).addWidget(advanced_body)
+        advanced_body.setVisible(False)
+        self.advanced.toggled.connect(advanced_body.setVisible)
+        self._body_layout.addWidget(self.advanced)
         for title, specs in POSE_GROUPS:
             box = QGroupBox(title)
             grid = QGridLayout(box)
@@ -178,7 +188,7 @@ class ExpressionPanel(QWidget):
         for key in [k for k in self.rows if k.startswith("expr:")]:
             row = self.rows.pop(key)
             for w in (row.label, row.slider, row.spin):
-                self._expr_grid.removeWidget(w)
+                row.parent().removeWidget(w)
                 w.deleteLater()
             row.deleteLater()
         avatar = self.model.avatar
@@ -187,6 +197,11 @@ class ExpressionPanel(QWidget):
         self._expr_box.setTitle("Expression" if named or not names else "Expression (FLAME coefficients)")
         for i, spec in enumerate(expression_specs(names, named)):
             self._add_row(spec, self._expr_grid, i)
+        raw = avatar is not None and named and avatar.head.is_flame  # names are coefficient mixes there
+        coefficients = tuple(f"expr_{i}" for i in range(min(ADVANCED_COEFFICIENTS, avatar.head.n_expr))) if raw else ()
+        for i, spec in enumerate(expression_specs(coefficients, False)):
+            self._add_row(spec, self._advanced_grid, i)
+        self.advanced.setVisible(raw)
         self.setEnabled(avatar is not None)
         self.sync()
 
