@@ -39,6 +39,7 @@ def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool],
     config = config or EditConfig()
     if settings.get("keyframes"):
         config = replace(config, keyframes=int(settings["keyframes"]))
+    config = replace(config, optim=replace(config.optim, device=settings.get("device") or "cpu"))
     show = lambda i, before, after: preview((i, before.numpy(), after.numpy()))
     result = run_edit(avatar, selection, plan, editor, config, None, progress, cancel, show)
     return None if result is None else result.layer
@@ -160,7 +161,9 @@ def install_edit_panel(window: Any) -> EditController:
 
 
 def _build(window: Any) -> QWidget:
-    panel = EditPanel()
+    from engine.render.rasterize import available_devices
+
+    panel = EditPanel(devices=available_devices())
     window.edit_controller = EditController(window.model, panel)
     return panel
 

@@ -30,9 +30,10 @@ from engine.avatar.avatar import Avatar
 from engine.avatar.files import load_avatar
 from engine.data.synth import Cancelled as SynthCancelled
 from engine.data.synth import SynthConfig, generate
+from engine.render.rasterize import available_devices
 from engine.train.checkpoint import load_checkpoint
 from engine.train.config import TrainConfig
-from engine.train.run import AVATAR_DIR, CHECKPOINT_NAME, TrainReport, TrainResult, train
+from engine.train.run import AVATAR_DIR, CHECKPOINT_NAME, TrainReport, TrainResult, dataset_needs_flame, train
 from widgets.train_panel import TrainPanel, TrainSettings
 
 if TYPE_CHECKING:
@@ -158,9 +159,11 @@ def to_image(rgb: torch.Tensor) -> np.ndarray:
 
 
 def train_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], settings: TrainSettings,
-              config: TrainConfig, gate: PauseGate, preview: Callable[[object], None]) -> TrainOutcome:
+              config: TrainConfig, gate: PauseGate, preview: Callable[[object], None],
+              flame: str | None = None) -> TrainOutcome:
     """Worker job: train, then load the avatar written to out/avatar. Sends TrainHistory (when resuming),
-    TrainUpdate per step and PauseNotice through preview()."""
+    TrainUpdate per step and PauseNotice through preview(). A dataset tracked with FLAME trains on the
+    user's FLAME model `flame` (without one, training refuses it and says what to do)."""
     out = Path(settings.out)
     checkpoint = out / CHECKPOINT_NAME
     if settings.resume:
@@ -182,7 +185,9 @@ def train_job(progress: Callable[[float, str], None], cancel: Callable[[], bool]
     def should_stop() -> bool:
         return gate.check(cancel, lambda paused: preview(PauseNotice(paused, last[0])))
 
-    result = train(settings.dataset, out, config, resume=settings.resume, report=report, cancel=should_stop)
+    head = flame if flame and dataset_needs_flame(settings.dataset) else None
+    result = train(settings.dataset, out, config, head=head, resume=settings.resume, report=report,
+                   cancel=should_stop)
     try:
         avatar, error = load_avatar(out / AVATAR_DIR), None
     except (ValueError, OSError) as exc:
@@ -199,10 +204,6 @@ def synth_job(progress: Callable[[float, str], None], cancel: Callable[[], bool]
         raise WorkCancelled(str(exc)) from None
 
 
-def available_devices() -> list[str]:
-    return ["cpu"] + [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
-
-
 class TrainController(QObject):
     """Connects a TrainPanel to training jobs and the session (the trained avatar goes to the viewport)."""
 
@@ -211,9 +212,10 @@ class TrainController(QObject):
 
     def __init__(self, panel: TrainPanel, model: SessionModel, dialog_parent: QWidget | None = None,
                  base_config: TrainConfig = GUI_CONFIG, synth_config: SynthConfig | None = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, flame_model: Callable[[], str | None] = lambda: None) -> None:
         super().__init__(parent)
         self.panel, self.model = panel, model
+        self.flame_model = flame_model  # the user's FLAME model file (the window remembers it), for FLAME datasets
         self.dialog_parent = dialog_parent if dialog_parent is not None else panel
         self.base_config = base_config  # everything the panel does not set
         self.synth_config = synth_config or SynthConfig()  # what "Make synthetic…" renders
@@ -255,7 +257,8 @@ class TrainController(QObject):
         self.panel.set_avatar_available(False)
         self.panel.set_progress(0, settings.iters, 0.0, None)
         self.panel.set_status(f"Loading {settings.dataset}…")
-        worker = start_worker(train_job, settings, self.config_for(settings), self.gate, name="train")
+        worker = start_worker(train_job, settings, self.config_for(settings), self.gate, flame=self.flame_model(),
+                              name="train")
         worker.preview.connect(self._on_message)
         worker.finished.connect(self._on_finished)
         worker.errored.connect(lambda message: self._on_failed("Training failed", message))
@@ -392,7 +395,7 @@ def install_train_panel(window: MainWindow, model: SessionModel) -> TrainControl
 
     def factory(w: MainWindow) -> TrainPanel:
         panel = TrainPanel(devices=available_devices())
-        made.append(TrainController(panel, model, dialog_parent=w, parent=w))
+        made.append(TrainController(panel, model, dialog_parent=w, parent=w, flame_model=lambda: w.flame_model))
         return panel
 
     dock = window.add_panel(PanelSpec("train", "Train", factory, Qt.DockWidgetArea.RightDockWidgetArea))

@@ -38,13 +38,13 @@ def to_pixmap(image: np.ndarray, side: int = THUMB) -> QPixmap:
 class EditPanel(QWidget):
     """The Edit dock."""
 
-    edit_requested = Signal(dict)  # {"backend", "model", "url", "keyframes"}
+    edit_requested = Signal(dict)  # {"backend", "model", "url", "keyframes", "device"}
     cancel_requested = Signal()
     layer_toggled = Signal(str, bool)  # layer id, enabled
     layer_deleted = Signal(str)  # layer id
     compare_requested = Signal()  # render a before/after comparison of the current view
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, devices: list[str] | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -68,6 +68,10 @@ class EditPanel(QWidget):
         form.addRow("Model", row)
         form.addRow("Endpoint", self.url_edit)
         form.addRow("Keyframes", self.keyframes_spin)
+        self.device_box = QComboBox()
+        self.device_box.addItems(devices or ["cpu"])
+        self.device_box.setToolTip("Where the edit optimisation runs (cuda: gsplat on the GPU)")
+        form.addRow("Device", self.device_box)
         layout.addLayout(form)
         buttons = QHBoxLayout()
         self.edit_button = QPushButton("Edit")
@@ -117,7 +121,8 @@ class EditPanel(QWidget):
     # ---- requests -----------------------------------------------------------------------------
     def settings(self) -> dict:
         return {"backend": self.backend_box.currentData(), "model": self.model_edit.text().strip() or None,
-                "url": self.url_edit.text().strip() or None, "keyframes": self.keyframes_spin.value() or None}
+                "url": self.url_edit.text().strip() or None, "keyframes": self.keyframes_spin.value() or None,
+                "device": self.device_box.currentText()}
 
     def _request_edit(self) -> None:
         self.edit_requested.emit(self.settings())
