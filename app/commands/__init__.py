@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,13 +33,25 @@ def head_arg(args: argparse.Namespace) -> HeadModel | str | None:
     return load_head(args.flame or "flame", masks=masks)
 
 
+def report_head(head: HeadModel) -> None:
+    """Say on stderr where a FLAME head's components and named expressions came from (or what is missing)."""
+    if head.is_flame:
+        teeth = ", with GaussianAvatars' teeth" if head.has_teeth else ""
+        print(f"FLAME head {head.name} ({head.n_verts} vertices{teeth}): components from {head.notes.components}; "
+              f"{head.notes.expressions}", file=sys.stderr)
+
+
 def load_avatar_arg(args: argparse.Namespace) -> Avatar:
     """The avatar named by args.avatar (a folder, a point_cloud.ply, a GaussianAvatars output folder or
     'demo'), with the head --flame / --flame-masks name."""
     from engine.avatar.demo import load_demo_avatar
     from engine.avatar.files import load_avatar
 
-    return load_demo_avatar() if args.avatar == "demo" else load_avatar(args.avatar, head=head_arg(args))
+    if args.avatar == "demo":
+        return load_demo_avatar()
+    avatar = load_avatar(args.avatar, head=head_arg(args))
+    report_head(avatar.head)
+    return avatar
 
 
 def component_names(items: list[str] | None) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands import add_head_arguments, head_arg
+from app.commands import add_head_arguments, head_arg, report_head
 from app.errors import CommandError
 from app.progress import progress_bar
 from engine.train.config import TrainConfig
@@ -48,4 +48,5 @@ def run(args: argparse.Namespace) -> int:
         if m:
             print(f"{split}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} over {int(m['frames'])} frames")
     print(f"wrote {result.out / 'avatar'} ({result.iterations} iterations, {result.iters_per_second:.2f} it/s)")
+    report_head(result.head)
     return 0

@@ -303,5 +303,5 @@ def _read_user_head(path: str, masks: str | os.PathLike | None) -> HeadModel:
     arrays = {**arrays, "expression_names": np.array(named.names), "expression_directions": named.directions}
     worst = max(named.residual.items(), key=lambda kv: kv[1])
     expressions = (f"named expressions derived from the demo head's through {len(landmarks.face_idx)} landmarks "
-                   f"(largest fit error: {worst[0]} {worst[1]:.0%})")
+                   f"(least-squares residual up to {worst[1]:.0%}, {worst[0]})")
     return HeadModel(arrays, name, source, HeadNotes(components, expressions), landmarks)

@@ -45,6 +45,7 @@ class TrainResult:
     metrics: dict[str, dict[str, float]]  # split -> {psnr, ssim, frames} at the end
     seconds: float  # wall time of this run
     iters_per_second: float  # iterations of this run / seconds
+    head: HeadModel  # the head it trained on (a FLAME head with GaussianAvatars' teeth)
 
 
 def train(
@@ -99,7 +100,8 @@ def train(
     with atomic_write(out / "metrics.json", "w") as fh:
         json.dump({"iterations": trainer.iteration, "metrics": metrics, "history": trainer.history[-1:]}, fh, indent=2)
     done = trainer.iteration - start_iter
-    return TrainResult(out, trainer.iteration, cancelled, metrics, seconds, done / seconds if seconds > 0 else 0.0)
+    return TrainResult(out, trainer.iteration, cancelled, metrics, seconds, done / seconds if seconds > 0 else 0.0,
+                       head_model)
 
 
 def dataset_needs_flame(dataset: str | Path) -> bool:
