@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,6 @@ class HeadModel(torch.nn.Module):
         self.arrays = arrays  # the arrays it was built from (with_teeth builds from them)
         self.notes = notes
         self.landmarks = landmarks  # the 51-landmark embedding, when its file was found
-        self._with_teeth: HeadModel | None = None
         f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
         dirs = np.asarray(arrays["shapedirs"], dtype=np.float32)
         split = shape_split(dirs.shape[2])
@@ -129,10 +129,10 @@ class HeadModel(torch.nn.Module):
         it has them). Raises ValueError for a head that is not FLAME's 5023-vertex mesh."""
         if self.has_teeth:
             return self
-        if self._with_teeth is None:
-            arrays = add_teeth(self.arrays, self.n_shape)
-            self._with_teeth = HeadModel(arrays, self.name, self.source, self.notes, self.landmarks)
-        return self._with_teeth
+        if self not in _TEETH:
+            _TEETH[self] = HeadModel(add_teeth(self.arrays, self.n_shape), self.name, self.source, self.notes,
+                                     self.landmarks)
+        return _TEETH[self]
 
     def neutral_params(self, frames: int = 1) -> FlameParams:
         """Zero parameters sized for this head."""
@@ -241,6 +241,8 @@ def _used_columns(dirs: np.ndarray) -> int:
 
 
 _CACHE: dict[tuple[str, str | None], HeadModel] = {}
+_TEETH: weakref.WeakKeyDictionary[HeadModel, HeadModel] = weakref.WeakKeyDictionary()
+"""Each head's version with teeth (kept outside the module: not a submodule that .to() or deepcopy drags)."""
 
 
 def load_head(path: str | os.PathLike | None = None, teeth: bool = False,
