@@ -17,6 +17,7 @@ from PIL import Image
 from engine.edit.colour_space import srgb_to_oklab
 from engine.edit.editors import EditorError, EditorSettings, make_editor
 from engine.prompting import refine
+from tiny_models import tiny_diffusers
 
 
 def _image_and_mask(h: int = 64, w: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,52 +50,9 @@ def test_procedural_refuses_shape_edits() -> None:
         make_editor(EditorSettings("procedural")).edit(image, mask, refine("make the nose bigger").plan)
 
 
-def _write_tokenizer(folder: Path) -> None:
-    from transformers import CLIPTokenizer
-
-    words = ["make", "the", "lips", "blue", "keep", "face", "a", "photo"]
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for ch in "abcdefghijklmnopqrstuvwxyz,;.":
-        vocab[ch] = len(vocab)
-        vocab[ch + "</w>"] = len(vocab)
-    for w in words:
-        vocab.setdefault(w + "</w>", len(vocab))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    CLIPTokenizer.from_pretrained(str(folder), model_max_length=77).save_pretrained(str(folder))
-
-
-def _tiny_pipeline(mode: str, folder: Path) -> None:
-    from diffusers import (
-        AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, StableDiffusionInstructPix2PixPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    in_ch = 8 if mode == "instruct-pix2pix" else 9
-    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=in_ch,
-                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
-                                attention_head_dim=2, norm_num_groups=4)
-    vae = AutoencoderKL(block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-                        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), norm_num_groups=4)
-    text = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=1, hidden_size=16, intermediate_size=32,
-                                        num_attention_heads=2, num_hidden_layers=1, vocab_size=100,
-                                        max_position_embeddings=77, projection_dim=16))
-    _write_tokenizer(folder / "tok")
-    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tok"))
-    cls = StableDiffusionInstructPix2PixPipeline if mode == "instruct-pix2pix" else StableDiffusionInpaintPipeline
-    pipe = cls(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=DDIMScheduler(),
-               safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(str(folder / "model"))
-
-
 @pytest.mark.parametrize("mode", ["instruct-pix2pix", "inpaint"])
 def test_diffusion_editor_end_to_end_from_a_saved_tiny_pipeline(tmp_path: Path, mode: str) -> None:
-    _tiny_pipeline(mode, tmp_path)
+    tiny_diffusers(tmp_path / "model", mode)
     image, mask = _image_and_mask(48, 40)
     plan = refine("make the lips blue").plan.model_copy(update={"steps": 2})
     editor = make_editor(EditorSettings(mode, model=str(tmp_path / "model"), size=32))

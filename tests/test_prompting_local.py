@@ -15,45 +15,24 @@ from engine.prompting.llm_json import BackendError, build_messages, system_promp
 from engine.prompting.llm_local import LocalLLMConfig, LocalLLMRefiner  # noqa: E402
 from engine.prompting.plan import PlanError  # noqa: E402
 from engine.prompting.refine import RefineSettings, refine, refine_with  # noqa: E402
+from tiny_models import tiny_chat_lm  # noqa: E402
 
 PLAN = {"refined_prompt": "make the hair bright blue", "components": ["hair"], "kinds": ["colour"],
         "colour": [30, 90, 255], "guidance_scale": 9.0, "steps": 25, "expression": {"smile": 0.2}}
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
-
-
-def _save_tiny_model(folder: Path, chat: bool) -> None:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    corpus = [system_prompt(), json.dumps(PLAN), "give her bright red lipstick and make her smile"] * 3
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(corpus, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    if chat:
-        fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(fast), n_positions=2048, n_embd=32, n_layer=2, n_head=2,
-                        bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
-    GPT2LMHeadModel(config).save_pretrained(folder)
+CORPUS = [system_prompt(), json.dumps(PLAN), "give her bright red lipstick and make her smile"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_gpt2")
-    _save_tiny_model(folder, chat=False)
+    tiny_chat_lm(folder, CORPUS, chat=False)
     return folder
 
 
 @pytest.fixture(scope="module")
 def chat_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_gpt2_chat")
-    _save_tiny_model(folder, chat=True)
+    tiny_chat_lm(folder, CORPUS, chat=True)
     return folder
 
 
