@@ -17,7 +17,7 @@ from torch import Tensor
 
 from engine.prompting.plan import EditPlan
 
-EDITOR_BACKENDS: tuple[str, ...] = ("procedural", "instruct-pix2pix", "inpaint", "http")
+EDITOR_BACKENDS: tuple[str, ...] = ("procedural", "instruct-pix2pix", "inpaint", "img2img", "http")
 """Backend names `make_editor` accepts."""
 
 
@@ -43,9 +43,10 @@ class EditorSettings:
     device: str | None = None  # diffusers device; None: CUDA when present, else CPU
     size: int = 512  # diffusion / endpoint working resolution (square side, multiple of 8)
     url: str | None = None  # http: endpoint base URL (".../v1") or the full ".../images/edits" URL
-    api_key: str | None = None  # http: bearer token (None: env DYNAMICAVATARS_IMAGE_API_KEY, if set)
+    api_key: str | None = field(default=None, repr=False)  # http: bearer token (None: env or system keyring)
     timeout: float = 120.0  # http: seconds per request
     retries: int = 2  # http: extra attempts after a failed request
+    cpu_max_steps: int = 20  # diffusers on a CPU: most denoising steps of a full-step model
 
 
 class ImageEditor(abc.ABC):
@@ -112,12 +113,12 @@ def make_editor(settings: EditorSettings) -> ImageEditor:
         from engine.edit.editors.procedural import ProceduralEditor
 
         return ProceduralEditor()
-    if settings.backend in ("instruct-pix2pix", "inpaint"):
+    if settings.backend in ("instruct-pix2pix", "inpaint", "img2img"):
         from engine.edit.editors.diffusion import DiffusionEditor
 
         if not settings.model:
             raise EditorError(f"the {settings.backend} editor needs a model: a local folder or a cached hub id")
-        return DiffusionEditor(settings.model, settings.backend, settings.device, settings.size)
+        return DiffusionEditor(settings.model, settings.backend, settings.device, settings.size, settings.cpu_max_steps)
     if settings.backend == "http":
         from engine.edit.editors.http_image import HttpImageEditor
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -23,9 +22,9 @@ from torch import Tensor
 from engine.edit.editors.base import (
     EditedImage, EditorError, ImageEditor, check_inputs, composite, from_uint8, resize_image, to_uint8,
 )
+from engine.models.secrets import api_key as api_key_for
 from engine.prompting.plan import EditPlan
 
-API_KEY_ENV = "DYNAMICAVATARS_IMAGE_API_KEY"
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -77,7 +76,7 @@ class HttpImageEditor(ImageEditor):
     def __init__(self, url: str, api_key: str | None = None, model: str | None = None, size: int = 512,
                  timeout: float = 120.0, retries: int = 2, backoff: float = 1.0) -> None:
         self.url = edits_url(url)  # full endpoint URL
-        self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)  # bearer token or None
+        self.api_key = api_key if api_key is not None else api_key_for("editor").key  # env, else keyring, or None
         self.model = model  # model name sent to the endpoint, or None for its default
         self.size = size  # square side the image is sent at
         self.timeout, self.retries, self.backoff = timeout, retries, backoff  # seconds, extra attempts, first pause
