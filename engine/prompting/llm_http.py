@@ -39,11 +39,17 @@ class HttpLLMConfig:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "HttpLLMConfig":
-        """Settings from DYNAMICAVATARS_LLM_BASE_URL / _MODEL / _API_KEY; `overrides` that are not None win."""
+        """Settings from DYNAMICAVATARS_LLM_BASE_URL / _MODEL, the key from DYNAMICAVATARS_LLM_API_KEY or the
+        system keyring; `overrides` that are not None win."""
+        from engine.models.secrets import api_key
+
         values: dict[str, Any] = {}
-        for key, env in (("base_url", ENV_BASE_URL), ("model", ENV_MODEL), ("api_key", ENV_API_KEY)):
+        for key, env in (("base_url", ENV_BASE_URL), ("model", ENV_MODEL)):
             if os.environ.get(env):
                 values[key] = os.environ[env]
+        stored = api_key("refiner").key  # ENV_API_KEY first, then the keyring
+        if stored:
+            values["api_key"] = stored
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

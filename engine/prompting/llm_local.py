@@ -9,7 +9,6 @@ falls back to the rules backend and shows why).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -102,18 +101,27 @@ class LocalLLMRefiner:
         self._model: Any = None
 
     def load(self) -> None:
-        """Load tokenizer and model (BackendError naming the model when that fails)."""
+        """Load tokenizer and model (BackendError naming the model when that fails).
+
+        The model is a local folder or a hub id in huggingface_hub's cache (engine.models.resolve_local);
+        fp16 on CUDA, float32 on a CPU.
+        """
         if self._model is not None:
             return
-        if self.config.local_files_only:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from engine.models import ModelError, resolve_local
+
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(self.config.model,
-                                                            local_files_only=self.config.local_files_only)
-            model = AutoModelForCausalLM.from_pretrained(self.config.model,
-                                                         local_files_only=self.config.local_files_only)
+            folder = str(resolve_local(self.config.model)) if self.config.local_files_only else self.config.model
+        except ModelError as exc:
+            raise BackendError(f"cannot load language model {self.config.model!r}: {exc}") from exc
+        dtype = torch.float16 if str(self.config.device).startswith("cuda") else torch.float32
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=self.config.local_files_only)
+            model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=self.config.local_files_only,
+                                                         dtype=dtype)
         except (OSError, ValueError, KeyError) as exc:
             raise BackendError(f"cannot load language model {self.config.model!r}: {exc}") from exc
         self._model = model.to(self.config.device).eval()
