@@ -4,7 +4,7 @@ For instance jonathandinu/face-parsing (19 CelebAMask-HQ classes: background, sk
 l_eye, r_eye, l_brow, r_brow, l_ear, r_ear, mouth, u_lip, l_lip, hair, hat, ear_r, neck_l, neck,
 cloth). The checkpoint's id2label names are mapped to COMPONENTS by CELEBAMASK_TO_COMPONENT;
 classes that are not part of a head (background, cloth) become -1. Nothing is downloaded: pass a
-folder (or a hub id already in the local cache, with HF_HUB_OFFLINE=1).
+folder or a hub id already in huggingface_hub's cache (engine.models).
 """
 
 from __future__ import annotations
@@ -74,12 +74,15 @@ class FaceParser:
 
     @staticmethod
     def from_path(path: str | os.PathLike, input_size: int = 512) -> FaceParser:
-        """Load a checkpoint folder (config.json + weights) without network access."""
+        """Load a checkpoint folder (config.json + weights), or a hub id in the local cache, without network access."""
         from transformers import SegformerForSemanticSegmentation
 
+        from engine.models import ModelError, resolve_local
+
         try:
-            model = SegformerForSemanticSegmentation.from_pretrained(str(path), local_files_only=True)
-        except (OSError, ValueError) as exc:
+            folder = resolve_local(str(path))
+            model = SegformerForSemanticSegmentation.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError, ModelError) as exc:
             raise ValueError(f"{path}: cannot load a SegFormer face parser ({exc})") from None
         model.eval()
         return FaceParser(model, component_table(model.config.id2label), input_size)
