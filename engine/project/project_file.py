@@ -8,6 +8,8 @@
     sequence.npz         the FLAME sequence being shown, when it is not the avatar's own (optional)
     current_param.npz    the expression/pose shown when saved, one frame (optional)
     presets.json, prompt_history.json, ui.json
+    models.json          models pinned for this project, role -> {source, server_model} (optional;
+                         never API keys)
 
 Writing goes to a temporary file beside the target, renamed over it only when complete, so an
 interrupted save leaves the previous project intact. Reading never writes to the file.
@@ -72,6 +74,7 @@ class Project:
     ui: dict[str, Any] = field(default_factory=dict)  # free-form JSON-able UI state (camera, panels, pose)
     sequence: FlameParams | None = None  # the shown FLAME sequence when not the avatar's own (file, take)
     current_params: FlameParams | None = None  # the expression/pose shown when saved, one frame
+    models: dict[str, Any] = field(default_factory=dict)  # pinned models, role -> {"source", "server_model"}
 
     def composed_avatar(self) -> Avatar:
         """The avatar with every enabled layer's Gaussian changes applied."""
@@ -122,6 +125,7 @@ def save_project(project: Project, path: str | os.PathLike, recovery_of: str | o
                 zf.writestr(f"{key}.npz", npz_bytes(flame_params_to_arrays(value)))
         for name, data in parts.items():
             zf.writestr(name, data)
+        zf.writestr("models.json", _json_bytes(project.models, "models"))
         manifest = {
             "format": PROJECT_FORMAT, "version": PROJECT_VERSION, "saved_at": time.time(),
             "name": project.avatar.name, "head": project.avatar.head.source,
@@ -233,4 +237,36 @@ def _load_rest(p: Path, members: dict[str, bytes], manifest: dict[str, Any], ava
             raise FileFormatError(p, f"{key}.json is not valid JSON ({exc})") from None
     if not isinstance(out["presets"], dict) or not isinstance(out["prompt_history"], list) or not isinstance(out["ui"], dict):
         raise FileFormatError(p, "presets.json and ui.json must hold objects, prompt_history.json a list")
+    out["models"] = _models_part(p, members)
     return out
+
+
+def _models_part(p: Path, members: dict[str, bytes]) -> dict[str, Any]:
+    if "models.json" not in members:  # projects saved before models could be pinned
+        return {}
+    try:
+        models = json.loads(members["models.json"])
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FileFormatError(p, f"models.json is not valid JSON ({exc})") from None
+    if not isinstance(models, dict):
+        raise FileFormatError(p, "models.json must hold an object of role: model")
+    return models
+
+
+def read_model_pins(path: str | os.PathLike) -> dict[str, Any]:
+    """The models a project pins (role -> {"source", "server_model"}), without reading its avatar."""
+    p = Path(path)
+    members = _read_members(p, only=("manifest.json", "models.json"))
+    _check_manifest(p, members)
+    return _models_part(p, members)
+
+
+def write_model_pins(path: str | os.PathLike, models: dict[str, Any]) -> None:
+    """Replace a project's pinned models, keeping every other part byte for byte (atomic rewrite)."""
+    p = Path(path)
+    members = _read_members(p)
+    _check_manifest(p, members)
+    members["models.json"] = _json_bytes(models, "models")
+    with atomic_write(p) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
