@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("render", "synth", "train", "refine", "edit", "adjust", "masks", "export")
+COMMANDS: tuple[str, ...] = ("render", "synth", "train", "refine", "edit", "adjust", "masks", "export", "models")
 """Subcommands, in the order `--help` lists them."""
 
 from app.errors import CommandError

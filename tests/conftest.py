@@ -1,10 +1,15 @@
-"""Shared test set-up: headless Qt, offline hubs, few threads."""
+"""Shared test set-up: headless Qt, offline hubs, a private model cache and settings folder, few threads."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+_PRIVATE = tempfile.mkdtemp(prefix="dynamicavatars-tests-")  # never the real user cache or model settings
+os.environ["HF_HOME"] = os.path.join(_PRIVATE, "hf")
+os.environ["HF_HUB_CACHE"] = os.path.join(_PRIVATE, "hf", "hub")
+os.environ["DYNAMICAVATARS_CONFIG_DIR"] = os.path.join(_PRIVATE, "config")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as engine/__init__.py; before anything loads torch

@@ -8,7 +8,7 @@ from pathlib import Path
 from app.cli import CommandError
 from app.commands import add_head_arguments, component_names, load_avatar_arg
 
-BACKENDS = ("procedural", "instruct-pix2pix", "inpaint", "http")
+BACKENDS = ("auto", "procedural", "instruct-pix2pix", "inpaint", "img2img", "http")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,8 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder for the edited avatar and project.dap (base + layer)")
     add_head_arguments(p, device=True)
     p.add_argument("--dataset", default=None, help="the avatar's VHAP dataset folder (default: orbit cameras)")
-    p.add_argument("--refiner", default="rules", help="prompt refiner backend (rules, local, http)")
-    p.add_argument("--backend", choices=BACKENDS, default="procedural", help="image editor")
+    p.add_argument("--refiner", default="auto",
+                   help="prompt refiner backend (rules, local, http; auto: the one chosen in the model settings)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="image editor (auto: the one chosen with `dynamicavatars models use editor`, else procedural)")
     p.add_argument("--model", default=None, help="diffusers model folder or cached hub id; http: model name")
     p.add_argument("--url", default=None, help="http editor: endpoint base URL, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--keyframes", type=int, default=None, help="K keyframes (default: the plan's)")
@@ -36,16 +38,16 @@ def run(args: argparse.Namespace) -> int:
     from app.progress import progress_bar
     from engine.avatar.avatar import Avatar
     from engine.avatar.files import save_avatar
-    from engine.edit.editors import EditorError, EditorSettings, make_editor
+    from engine.edit.editors import EditorError
     from engine.edit.layers import compose
     from engine.edit.optimise import OptimConfig
     from engine.edit.run import EditConfig, run_edit
     from engine.head.components import expand, labels_of
     from engine.project.project_file import Project, save_project
-    from engine.prompting import gaussians_context, refine
+    from engine.prompting import gaussians_context
 
     avatar = load_avatar_arg(args)
-    plan = refine(args.prompt, backend=args.refiner, context=gaussians_context(avatar.gaussians)).plan
+    plan = _refine(args, gaussians_context(avatar.gaussians)).plan
     names = component_names(args.components)
     try:
         if names:
@@ -59,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
         from engine.data.vhap_format import read_dataset
 
         dataset = read_dataset(args.dataset)
-    settings = EditorSettings(args.backend, model=args.model, url=args.url)
     config = EditConfig(size=args.size, keyframes=args.keyframes, all_frames=args.all_frames, max_steps=args.steps,
                         seed=args.seed, optim=OptimConfig(device=args.device))
     try:
+        editor = _editor(args, plan)
         with progress_bar("edit") as progress:
-            result = run_edit(avatar, selection, plan, make_editor(settings), config, dataset, progress)
+            result = run_edit(avatar, selection, plan, editor, config, dataset, progress)
     except EditorError as exc:
         raise CommandError(str(exc)) from None
     if result is None:
@@ -79,3 +81,36 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {out / 'avatar'} and {out / 'project.dap'} ({result.layer.name}: "
           f"{result.layer.indices.numel()} Gaussians changed; {result.seconds:.0f} s)")
     return 0
+
+
+def _editor(args: argparse.Namespace, plan: object) -> object:
+    """The editor the flags name, or with --backend auto the one the model settings choose (printed, with
+    the time a diffusion edit will take, measured on this machine when not known yet)."""
+    from app.model_choices import current_settings, edit_estimate, editor_settings
+    from engine.edit.editors import EditorSettings, make_editor
+    from engine.edit.run import EditConfig
+
+    if args.backend != "auto":
+        return make_editor(EditorSettings(args.backend, model=args.model, url=args.url))
+    models = current_settings()
+    settings, reason = editor_settings(models)
+    print(f"editor: {reason}")
+    editor = make_editor(settings)
+    seconds, text = edit_estimate(editor, plan, EditConfig(keyframes=args.keyframes, max_steps=args.steps), models)
+    if seconds is not None:
+        print(f"estimate: {text}")
+    return editor
+
+
+def _refine(args: argparse.Namespace, context: object) -> object:
+    """The plan of args.prompt for the avatar (context), by --refiner or, with auto, the chosen refiner."""
+    from app.model_choices import current_settings, refine_choice
+    from engine.prompting import refine
+
+    if args.refiner != "auto":
+        return refine(args.prompt, backend=args.refiner, context=context)
+    backend, settings, _ = refine_choice(current_settings())
+    result = refine(args.prompt, backend, settings, context)
+    for line in result.messages():
+        print(f"note: {line}")
+    return result

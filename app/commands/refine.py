@@ -12,8 +12,9 @@ from engine.prompting.plan import UNCLEAR_PREFIX
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help='the edit request, e.g. "give her bright red lipstick"')
-    parser.add_argument("--backend", choices=BACKENDS, default="rules",
-                        help="refiner: offline rules (default), a local language model, or an HTTP endpoint")
+    parser.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
+                        help="refiner: offline rules, a local language model, or an HTTP endpoint "
+                             "(auto, the default: the one chosen with `dynamicavatars models use refiner`, else rules)")
     parser.add_argument("--model", default=None,
                         help="local: model folder or cached id; http: model name on the server")
     parser.add_argument("--base-url", default=None, help="http: server root, e.g. http://127.0.0.1:8080/v1")
@@ -46,12 +47,20 @@ def _refusal(exc: UnclearPrompt | NothingToEdit, as_json: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    backend = args.backend
     settings = RefineSettings(
         local_model=args.model if args.backend == "local" else None,
         http_model=args.model if args.backend == "http" else None,
         base_url=args.base_url, timeout=args.timeout,
         use_embeddings=False if args.no_embeddings else None,
     )
+    if backend == "auto":
+        from dataclasses import replace
+
+        from app.model_choices import current_settings, refine_choice
+
+        backend, chosen, _ = refine_choice(current_settings())
+        settings = replace(chosen, timeout=args.timeout, use_embeddings=settings.use_embeddings)
     context = None
     if args.avatar:
         from app.commands import load_avatar_arg
@@ -59,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
         context = gaussians_context(load_avatar_arg(args).gaussians)
     try:
-        result = refine(args.prompt, args.backend, settings, context)
+        result = refine(args.prompt, backend, settings, context)
     except (UnclearPrompt, NothingToEdit) as exc:
         return _refusal(exc, args.json)
     if args.json:
