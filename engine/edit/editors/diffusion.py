@@ -28,17 +28,22 @@ from engine.prompting.plan import EditPlan
 MODES: tuple[str, ...] = ("instruct-pix2pix", "inpaint", "img2img")
 
 
-def load_pipeline(model: str, mode: str, device: torch.device, cpu_max_steps: int = 20) -> tuple[Any, DiffusionRun]:
-    """A diffusers pipeline for mode from a local folder or cached hub id (never downloads), and how it runs."""
-    import diffusers
-
+def plan_run(model: str, mode: str, device: torch.device, cpu_max_steps: int = 20) -> tuple[Any, DiffusionRun]:
+    """(folder, how it runs) of a local folder or cached hub id, without loading anything (never downloads)."""
     from engine.models import ModelError, card, resolve_local
 
     try:
         folder = resolve_local(model)
     except ModelError as exc:
         raise EditorError(f"cannot load the {mode} model {model!r} without downloading: {exc}") from None
-    run = plan_diffusion(folder, device, card(model), cpu_max_steps)
+    return folder, plan_diffusion(folder, device, card(model), cpu_max_steps)
+
+
+def load_pipeline(model: str, mode: str, device: torch.device, cpu_max_steps: int = 20) -> tuple[Any, DiffusionRun]:
+    """A diffusers pipeline for mode from a local folder or cached hub id (never downloads), and how it runs."""
+    import diffusers
+
+    folder, run = plan_run(model, mode, device, cpu_max_steps)
     cls = {"instruct-pix2pix": diffusers.StableDiffusionInstructPix2PixPipeline,
            "inpaint": diffusers.StableDiffusionInpaintPipeline,
            "img2img": diffusers.AutoPipelineForImage2Image}[mode]
@@ -84,19 +89,23 @@ class DiffusionEditor(ImageEditor):
                 self._pipe, self.run = load_pipeline(self.model, self.mode, self.device, self.cpu_max_steps)
             return self._pipe
 
+    def run_plan(self) -> DiffusionRun:
+        """How the model runs here (reads the model folder; loads nothing)."""
+        if self.run is None:
+            self.run = plan_run(self.model, self.mode, self.device, self.cpu_max_steps)[1]
+        return self.run
+
     def steps_for(self, plan: EditPlan) -> int:
-        """Denoising steps one edit of plan runs (loads the pipeline)."""
-        _ = self.pipeline
-        assert self.run is not None
-        return self.run.steps_for(plan.steps)
+        """Denoising steps one edit of plan runs."""
+        return self.run_plan().steps_for(plan.steps)
 
     def denoising_steps(self, plan: EditPlan) -> int:
         """Denoising steps one edit of plan really runs (img2img and inpainting run steps × strength)."""
         steps = self.steps_for(plan)
         if self.mode == "instruct-pix2pix":
             return steps
-        assert self.run is not None
-        strength = plan.strength if self.run.strength is None or self.mode == "inpaint" else self.run.strength
+        run = self.run_plan()
+        strength = plan.strength if run.strength is None or self.mode == "inpaint" else run.strength
         return max(1, int(max(steps, int(np.ceil(1.0 / strength))) * strength))
 
     def _call(self, pil_image: Any, pil_mask: Any, plan: EditPlan, seed: int, steps: int | None = None) -> np.ndarray:
