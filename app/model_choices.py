@@ -28,8 +28,10 @@ def current_settings(project: str | os.PathLike | None = None, pins: dict[str, A
     return settings.merged(pins_from_json(pins or {}, str(project or "project")))
 
 
-def editor_settings(settings: ModelSettings, size: int = 512) -> tuple[EditorSettings, str]:
-    """The editor the settings choose (procedural when none or when the choice cannot be used), and why."""
+def editor_settings(settings: ModelSettings, size: int | None = None) -> tuple[EditorSettings, str]:
+    """The editor the settings choose (procedural when none or when the choice cannot be used), and why;
+    size: the diffusion working size (default: the settings')."""
+    size = size or settings.diffusion_size
     chosen = describe("editor", settings)
     if chosen.backend == "http" and chosen.choice is not None:
         return EditorSettings("http", model=chosen.choice.server_model, url=chosen.choice.source,

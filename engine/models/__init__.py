@@ -5,7 +5,12 @@ huggingface_hub's cache, what is installed, and how to run it on this machine. N
 from engine.models.cache import Installed, installed, remove_model, resolve_local
 from engine.models.catalog import CATALOG, HTTP_ROLES, ROLE_INFO, ROLES, ModelCard, card, cards_for, recommended
 from engine.models.errors import (
-    DiskSpaceError, DownloadCancelled, HubUnreachableError, ModelError, NotInstalledError, OfflineError,
+    DiskSpaceError,
+    DownloadCancelled,
+    HubUnreachableError,
+    ModelError,
+    NotInstalledError,
+    OfflineError,
     SecretStoreError,
 )
 from engine.models.hub import DownloadPlan, DownloadResult, cache_dir, download_model, is_offline, plan_download

@@ -3,6 +3,7 @@ folders, and turning a choice into the folder a loader reads, without any networ
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from engine.models.errors import ModelError, NotInstalledError
 from engine.models.files import select_files
 from engine.models.hub import cache_dir, repo_folder
 from engine.models.settings import is_url
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ def remove_model(repo_id: str) -> int:
                      for r in repo.revisions]
         if revisions:
             info.delete_revisions(*revisions).execute()
-    except Exception:  # a damaged or partial entry the scanner refuses: the folder goes below all the same
-        pass
+    except Exception as exc:  # a damaged or partial entry the scanner refuses: the folder goes below all the same
+        log.info("cache scan of %s failed (%s); removing its folder", repo_id, type(exc).__name__)
     shutil.rmtree(folder, ignore_errors=True)
     return freed

@@ -22,7 +22,11 @@ from typing import Any
 
 from engine.models.catalog import card
 from engine.models.errors import (
-    DiskSpaceError, DownloadCancelled, HubUnreachableError, ModelError, OfflineError,
+    DiskSpaceError,
+    DownloadCancelled,
+    HubUnreachableError,
+    ModelError,
+    OfflineError,
 )
 from engine.models.files import has_fp16_variant, select_files
 from engine.models.settings import ModelSettings
@@ -112,7 +116,11 @@ def hub_errors(endpoint: str, repo_id: str, exc: BaseException) -> ModelError:
     """A ModelError with a message for a person, for an exception of huggingface_hub or its HTTP client."""
     import httpx2
     from huggingface_hub.errors import (
-        GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
@@ -251,10 +259,10 @@ class _Meter:
                         meter.files_done = max(meter.files_done, self.n)
                 meter.report()
 
-            def __enter__(self) -> "Bar":
+            def __enter__(self) -> Bar:
                 return self
 
-            def __exit__(self, *exc: Any) -> None:
+            def __exit__(self, *exc: object) -> None:
                 return None
 
             @property

@@ -106,3 +106,15 @@ def format_duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def describe_device(device: str | None, cpu_max_steps: int = 20) -> str:
+    """One line on where models will run and what that means for the choice of model."""
+    dev = pick_device(device)
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        gb = props.total_memory / 1e9
+        slicing = ", attention slicing" if gb < SLICING_BELOW_GB else ""
+        return f"Device: CUDA {props.name} ({gb:.0f} GB): fp16 weights{slicing}; every model runs well."
+    return (f"Device: CPU (no CUDA GPU): few-step editors (SD-Turbo, LCM) take seconds to minutes per view; "
+            f"full-step ones run at most {cpu_max_steps} steps and take minutes. Small refiners (< 1 GB) are fine.")

@@ -38,7 +38,7 @@ class Choice:
         return {"source": self.source, "server_model": self.server_model}
 
     @staticmethod
-    def from_json(data: Any, origin: str) -> "Choice":
+    def from_json(data: Any, origin: str) -> Choice:
         if isinstance(data, str):
             return Choice(data)
         if not isinstance(data, dict) or not isinstance(data.get("source"), str) or not data["source"].strip():
@@ -57,12 +57,13 @@ class ModelSettings:
     keep_free_gb: float = 2.0  # a download must leave this much disk free
     device: str | None = None  # "cuda", "cpu", ...; None: CUDA when present
     cpu_max_steps: int = 20  # most denoising steps of a full-step diffusion model on a CPU
+    diffusion_size: int = 512  # working resolution of diffusion editors (square side, multiple of 8)
     timings: dict[str, float] = field(default_factory=dict)  # "model|device|size" -> measured seconds per step
 
     def choice(self, role: str) -> Choice | None:
         return self.choices.get(check_role(role))
 
-    def with_choice(self, role: str, choice: Choice | None) -> "ModelSettings":
+    def with_choice(self, role: str, choice: Choice | None) -> ModelSettings:
         """A copy with role set to choice (None: back to the offline default)."""
         check_choice(role, choice)
         choices = {k: v for k, v in self.choices.items() if k != role}
@@ -70,10 +71,10 @@ class ModelSettings:
             choices[role] = choice
         return replace(self, choices=choices)
 
-    def with_timing(self, key: str, seconds_per_step: float) -> "ModelSettings":
+    def with_timing(self, key: str, seconds_per_step: float) -> ModelSettings:
         return replace(self, timings={**self.timings, key: round(float(seconds_per_step), 4)})
 
-    def merged(self, pins: dict[str, Choice]) -> "ModelSettings":
+    def merged(self, pins: dict[str, Choice]) -> ModelSettings:
         """These settings with a project's pins taking precedence."""
         return replace(self, choices={**self.choices, **pins})
 
@@ -81,7 +82,8 @@ class ModelSettings:
         return {"format": SETTINGS_FORMAT, "version": SETTINGS_VERSION,
                 "choices": {k: v.to_json() for k, v in self.choices.items()}, "hub_endpoint": self.hub_endpoint,
                 "offline": self.offline, "keep_free_gb": self.keep_free_gb, "device": self.device,
-                "cpu_max_steps": self.cpu_max_steps, "timings": dict(self.timings)}
+                "cpu_max_steps": self.cpu_max_steps, "diffusion_size": self.diffusion_size,
+                "timings": dict(self.timings)}
 
 
 def is_url(text: str) -> bool:
@@ -120,15 +122,17 @@ def settings_from_json(data: Any, origin: str) -> ModelSettings:
         choices = pins_from_json(data.get("choices") or {}, origin)
         keep = float(data.get("keep_free_gb", 2.0))
         steps = int(data.get("cpu_max_steps", 20))
+        size = int(data.get("diffusion_size", 512))
         timings = {str(k): float(v) for k, v in (data.get("timings") or {}).items()}
     except (TypeError, ValueError) as exc:
         raise FileFormatError(origin, str(exc)) from None
-    if keep < 0 or steps < 1:
-        raise FileFormatError(origin, "keep_free_gb must be 0 or more and cpu_max_steps at least 1")
+    if keep < 0 or steps < 1 or size < 8 or size % 8:
+        raise FileFormatError(origin, "keep_free_gb must be 0 or more, cpu_max_steps at least 1 and "
+                                      "diffusion_size a positive multiple of 8")
     endpoint, device = data.get("hub_endpoint"), data.get("device")
     return ModelSettings(choices, endpoint if isinstance(endpoint, str) and endpoint else None,
                          bool(data.get("offline", False)), keep, device if isinstance(device, str) and device else None,
-                         steps, timings)
+                         steps, size, timings)
 
 
 def pins_from_json(data: Any, origin: str) -> dict[str, Choice]:
