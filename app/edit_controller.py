@@ -35,11 +35,20 @@ def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool],
     from engine.edit.editors import EditorSettings, make_editor
     from engine.edit.run import run_edit
 
-    editor = make_editor(EditorSettings(settings["backend"], model=settings.get("model"), url=settings.get("url")))
+    chosen = settings.get("editor_settings")  # backend "auto": what the model settings choose
+    editor = make_editor(chosen or EditorSettings(settings["backend"], model=settings.get("model"),
+                                                  url=settings.get("url")))
     config = config or EditConfig()
     if settings.get("keyframes"):
         config = replace(config, keyframes=int(settings["keyframes"]))
     config = replace(config, optim=replace(config.optim, device=settings.get("device") or "cpu"))
+    if settings.get("models") is not None:
+        from app.model_choices import edit_estimate
+
+        progress(0.0, "Loading the model and measuring its speed…")
+        _, text = edit_estimate(editor, plan, config, settings["models"])
+        if text:
+            progress(0.0, f"Estimate: {text}")
     show = lambda i, before, after: preview((i, before.numpy(), after.numpy()))
     result = run_edit(avatar, selection, plan, editor, config, None, progress, cancel, show)
     return None if result is None else result.layer
@@ -55,17 +64,50 @@ class EditController(QObject):
         self.plan: EditPlan | None = None
         self.selection_source: Callable[[], torch.Tensor | None] | None = None
         self.worker: Worker | None = None
+        self.models: Any = None  # engine.models.ModelSettings (user settings + project pins), for backend "auto"
         panel.edit_requested.connect(self.start_edit)
         panel.cancel_requested.connect(self.cancel)
         panel.layer_toggled.connect(self.toggle_layer)
         panel.layer_deleted.connect(self.delete_layer)
         panel.compare_requested.connect(self.compare)
+        panel.backend_changed.connect(lambda _: self._show_backend())
         model.layersChanged.connect(self._show_layers)
         model.avatarChanged.connect(self._show_layers)
         self._show_layers()
 
     def set_plan(self, plan: EditPlan | None) -> None:
         self.plan = plan
+        self._show_backend()
+
+    def set_model_settings(self, settings: Any) -> None:
+        """The model settings (engine.models.ModelSettings) the Automatic backend follows."""
+        self.models = settings
+        self._show_backend()
+
+    def _show_backend(self) -> None:
+        """Tell the panel which editor an edit will use and why; offer "Get a model…" where the plan needs one."""
+        from app.model_choices import edit_estimate, editor_settings, needs_generative
+        from engine.models import ModelSettings
+
+        backend = self.panel.backend_box.currentData()
+        if backend != "auto":
+            self.panel.set_backend_note(f"{backend}: chosen above", False)
+            return
+        models = self.models or ModelSettings()
+        chosen, reason = editor_settings(models)
+        needs = needs_generative(self.plan)
+        text = reason
+        if chosen.backend == "procedural" and needs:
+            text += " — this plan (texture, shape or accessory) needs a diffusion model or an image endpoint"
+        elif chosen.backend in ("instruct-pix2pix", "inpaint", "img2img") and self.plan is not None:
+            from engine.edit.editors import make_editor
+
+            try:
+                _, estimate = edit_estimate(make_editor(chosen), self.plan, self.config, models, measure=False)
+            except Exception as exc:  # never let a note break the panel
+                estimate = str(exc)
+            text += f"; {estimate}"
+        self.panel.set_backend_note(text, chosen.backend == "procedural" and needs)
 
     def set_selection_source(self, source: Callable[[], torch.Tensor | None] | None) -> None:
         """A function returning the painted/lifted selection [N] (bool or float), or None for the plan's components."""
@@ -99,6 +141,12 @@ class EditController(QObject):
             return
         if self.worker is not None and self.worker.is_running():
             return
+        if settings.get("backend") == "auto":
+            from app.model_choices import editor_settings
+            from engine.models import ModelSettings
+
+            models = self.models or ModelSettings()
+            settings = {**settings, "editor_settings": editor_settings(models)[0], "models": models}
         avatar = self._editable_avatar()
         selection = self._selection(avatar, self.plan)
         plan, base = self.plan, self.model.avatar

@@ -118,6 +118,10 @@ def install_features(window: MainWindow, state_folder: str | None = None,  # noq
     project = features["project"] = install_project(window, state_folder)
     project.add_part(save=lambda p: setattr(p, "prompt_history", prompt.history),
                      load=lambda p: prompt.set_history(p.prompt_history), changed=prompt.historyChanged)
+    from app.models_controller import connect_models, install_models
+
+    features["models"] = models = install_models(window)
+    connect_models(models, edit, prompt, project)
     window.features.update(features)
     docks = window.docks
     window.resizeDocks([docks["expression"], docks["prompt"], docks["layers"]], [420, 420, 110], Qt.Orientation.Vertical)

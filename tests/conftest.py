@@ -13,3 +13,5 @@ os.environ["HF_HOME"] = os.path.join(_PRIVATE, "hf")
 os.environ["HF_HUB_CACHE"] = os.path.join(_PRIVATE, "hf", "hub")
 os.environ["DYNAMICAVATARS_CONFIG_DIR"] = os.path.join(_PRIVATE, "config")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as engine/__init__.py; before anything loads torch
+
+from models_env import private_hub, tiny_repos  # noqa: E402,F401  (fixtures of the model-registry tests)

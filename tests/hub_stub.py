@@ -38,10 +38,10 @@ class StubHub:
             def log_message(self, *args: object) -> None:
                 return
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 hub.handle(self, body=True)
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 hub.handle(self, body=False)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -52,7 +52,7 @@ class StubHub:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> "StubHub":
+    def __enter__(self) -> StubHub:
         self.thread.start()
         return self
 

@@ -13,7 +13,7 @@ LM_CORPUS = ['{"refined_prompt": "make the hair bright blue", "components": ["ha
              "give her bright red lipstick and make her smile", "You turn a request into one JSON object."]
 
 
-def memory_keyring():  # noqa: ANN201
+def memory_keyring():
     """A keyring backend kept in memory (the test machine has no Secret Service)."""
     import keyring.backend
     from keyring.errors import PasswordDeleteError
@@ -70,8 +70,9 @@ def go_offline(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def tiny_repos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Hub id -> folder of the tiny models the stand-in hub serves."""
-    from engine.semantics.face_parser import CELEBAMASK_TO_COMPONENT
     from tiny_models import add_hub_extras, tiny_chat_lm, tiny_diffusers, tiny_segformer
+
+    from engine.semantics.face_parser import CELEBAMASK_TO_COMPONENT
 
     root = tmp_path_factory.mktemp("tiny-repos")
     return {

@@ -11,13 +11,24 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_stub import StubHub
+from models_env import go_offline
 
 from engine.models import (
-    Choice, DiskSpaceError, DownloadCancelled, HubUnreachableError, ModelSettings, NotInstalledError, OfflineError,
-    describe, download_model, installed, list_models, resolve, resolve_local,
+    Choice,
+    DiskSpaceError,
+    DownloadCancelled,
+    HubUnreachableError,
+    ModelSettings,
+    NotInstalledError,
+    OfflineError,
+    describe,
+    download_model,
+    installed,
+    list_models,
+    resolve,
+    resolve_local,
 )
-from hub_stub import StubHub
-from models_env import go_offline, private_hub, tiny_repos  # noqa: F401  (fixtures)
 
 JUNK = ("onnx/", "safety_checker/", "single_file.safetensors", "README.md", "pytorch_model.bin", "flax_model")
 

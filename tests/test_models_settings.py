@@ -12,7 +12,6 @@ from engine.io.atomic import FileFormatError
 from engine.models import CATALOG, ROLES, Choice, ModelSettings, card, load_settings, recommended, save_settings
 from engine.models.files import select_files
 from engine.models.settings import pins_from_json, pins_to_json, settings_path
-from models_env import private_hub  # noqa: F401  (fixture)
 
 SD_TURBO_LIKE = [
     ".gitattributes", "LICENSE", "README.md", "model_index.json", "sd_turbo.safetensors", "output_tile.jpg",
@@ -31,7 +30,8 @@ def test_select_files_takes_what_the_pipeline_needs() -> None:
     assert "unet/diffusion_pytorch_model.safetensors" in full and "model_index.json" in full
     assert "tokenizer/vocab.json" in full and "feature_extractor/preprocessor_config.json" in full
     for unwanted in ("sd_turbo.safetensors", "unet/diffusion_pytorch_model.bin", "safety_checker/model.safetensors",
-                     "onnx/unet/model.onnx", "README.md", "output_tile.jpg", "unet/diffusion_pytorch_model.fp16.safetensors"):
+                     "onnx/unet/model.onnx", "README.md", "output_tile.jpg",
+                     "unet/diffusion_pytorch_model.fp16.safetensors"):
         assert unwanted not in full
     half = select_files(SD_TURBO_LIKE, "img2img", fp16=True)
     assert sorted(p for p in half if p.endswith(".safetensors")) == [
@@ -44,7 +44,8 @@ def test_select_files_takes_what_the_pipeline_needs() -> None:
           "onnx/model.onnx", "model.gguf", "training_args.bin"]
     assert select_files(lm, "causal-lm", fp16=False) == ["config.json", "generation_config.json", "model.safetensors",
                                                          "tokenizer.json"]
-    assert select_files(["config.json", "pytorch_model.bin"], "segformer", False) == ["config.json", "pytorch_model.bin"]
+    only_bin = ["config.json", "pytorch_model.bin"]
+    assert select_files(only_bin, "segformer", False) == only_bin
 
 
 def test_catalog_covers_every_role_with_licence_and_size() -> None:

@@ -31,7 +31,7 @@ def add_hub_extras(folder: Path) -> Path:
     return folder
 
 
-def _clip_tokenizer(folder: Path):  # noqa: ANN202
+def _clip_tokenizer(folder: Path):
     from transformers import CLIPTokenizer
 
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
@@ -48,8 +48,12 @@ def tiny_diffusers(folder: Path, mode: str = "instruct-pix2pix", fp16_variant: b
     """A diffusers pipeline folder: InstructPix2Pix (UNet with 8 input channels), inpainting (9) or a plain
     SD pipeline (4, used for img2img); fp16_variant adds the *.fp16.safetensors weights beside the fp32 ones."""
     from diffusers import (
-        AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, StableDiffusionInstructPix2PixPipeline,
-        StableDiffusionPipeline, UNet2DConditionModel,
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionInstructPix2PixPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
     )
     from transformers import CLIPTextConfig, CLIPTextModel
 

@@ -1,5 +1,6 @@
-"""Edit panel: editor backend, model path / URL, Edit and Cancel, progress with the current keyframe's
-before/after images, the layer list (toggle, delete) and a before/after split comparison.
+"""Edit panel: editor backend (Automatic: the one chosen in Edit → Models…), which backend will run and
+why, "Get a model…" where the plan needs one, model path / URL, Edit and Cancel, progress with the
+current keyframe's before/after images, the layer list (toggle, delete) and a before/after split comparison.
 
 It computes nothing: it emits requests and shows what it is given (model/view split; no app imports).
 """
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 BACKENDS: tuple[tuple[str, str], ...] = (
     ("procedural", "Procedural (offline)"), ("instruct-pix2pix", "InstructPix2Pix (diffusers)"),
     ("inpaint", "Stable Diffusion inpainting"), ("http", "Image-edit endpoint (HTTP)"),
+    ("img2img", "Few-step img2img (diffusers)"), ("auto", "Automatic (Edit → Models…)"),
 )
 THUMB = 160
 
@@ -43,6 +45,8 @@ class EditPanel(QWidget):
     layer_toggled = Signal(str, bool)  # layer id, enabled
     layer_deleted = Signal(str)  # layer id
     compare_requested = Signal()  # render a before/after comparison of the current view
+    get_model_requested = Signal()  # open the Models dialog at the image editor
+    backend_changed = Signal(str)  # the backend picker's key
 
     def __init__(self, parent: QWidget | None = None, devices: list[str] | None = None) -> None:
         super().__init__(parent)
@@ -51,7 +55,10 @@ class EditPanel(QWidget):
         self.backend_box = QComboBox()
         for key, text in BACKENDS:
             self.backend_box.addItem(text, key)
+        self.backend_box.setCurrentIndex(self.backend_box.findData("auto"))
         self.backend_box.currentIndexChanged.connect(self._sync_fields)
+        self.backend_box.currentIndexChanged.connect(
+            lambda: self.backend_changed.emit(self.backend_box.currentData() or ""))
         self.model_edit = QLineEdit()
         self.model_edit.setPlaceholderText("diffusers folder or cached hub id")
         browse = QPushButton("…")
@@ -64,7 +71,18 @@ class EditPanel(QWidget):
         self.keyframes_spin = QSpinBox()
         self.keyframes_spin.setRange(0, 64)
         self.keyframes_spin.setSpecialValueText("from plan")
+        self.backend_note = QLabel("")
+        self.backend_note.setWordWrap(True)
+        self.backend_note.setObjectName("editBackendNote")
+        self.get_model_button = QPushButton("Get a model…")
+        self.get_model_button.setToolTip("Download a diffusion model or set an image endpoint (Edit → Models…)")
+        self.get_model_button.clicked.connect(self.get_model_requested)
+        self.get_model_button.setVisible(False)
+        note_row = QHBoxLayout()
+        note_row.addWidget(self.backend_note, 1)
+        note_row.addWidget(self.get_model_button)
         form.addRow("Editor", self.backend_box)
+        form.addRow(note_row)
         form.addRow("Model", row)
         form.addRow("Endpoint", self.url_edit)
         form.addRow("Keyframes", self.keyframes_spin)
@@ -134,7 +152,7 @@ class EditPanel(QWidget):
 
     def _sync_fields(self) -> None:
         backend = self.backend_box.currentData()
-        self.model_edit.setEnabled(backend != "procedural")
+        self.model_edit.setEnabled(backend not in ("procedural", "auto"))
         self.url_edit.setEnabled(backend == "http")
 
     def _item_changed(self, item: QListWidgetItem) -> None:
@@ -158,6 +176,11 @@ class EditPanel(QWidget):
 
     def show_message(self, message: str) -> None:
         self.status_label.setText(message)
+
+    def set_backend_note(self, text: str, offer_model: bool = False) -> None:
+        """Say which backend an edit will use and why; offer_model shows "Get a model…" beside it."""
+        self.backend_note.setText(text)
+        self.get_model_button.setVisible(offer_model)
 
     def show_preview(self, index: int, before: np.ndarray, after: np.ndarray) -> None:
         self.before_label.setPixmap(to_pixmap(before))

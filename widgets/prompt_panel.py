@@ -43,6 +43,9 @@ class PromptPanel(QWidget):
         self._plan: EditPlan | None = None
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_prompt_row(backends))
+        self.backend_note = QLabel("")  # which refiner runs and why (set from the model settings)
+        self.backend_note.setWordWrap(True)
+        layout.addWidget(self.backend_note)
         self.refined_edit = QLineEdit()
         self.negative_edit = QLineEdit()
         self.refined_edit.editingFinished.connect(lambda: self._edit("refined_prompt", self.refined_edit.text()))
@@ -207,6 +210,10 @@ class PromptPanel(QWidget):
         self._plan = plan
         self._sync()
         self._show_messages(messages)
+
+    def set_backend_note(self, text: str) -> None:
+        """Say which refiner backend will run and why (e.g. "Refiner: rules: no prompt refiner model set")."""
+        self.backend_note.setText(text)
 
     @Slot(str)
     def show_error(self, message: str) -> None:
