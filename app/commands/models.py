@@ -45,11 +45,10 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from app.model_choices import current_settings
     from engine.models import ROLE_INFO, describe, list_models
     from engine.models.hub import cache_dir, format_bytes, is_offline
     from engine.models.settings import settings_path
-
-    from app.model_choices import current_settings
 
     settings = current_settings()
     entries = list_models(settings)
