@@ -92,3 +92,24 @@ def edit_estimate(editor: Any, plan: EditPlan, config: EditConfig, settings: Mod
     return total, (f"about {format_duration(total)}: {edits} image edits × {steps} steps × {per_step:.2f} s/step "
                    f"on the {device}")
 
+
+
+def label_maps_if_needed(dataset: str | os.PathLike, settings: ModelSettings, progress: Any = None,
+                         cancel: Any = None, required: bool = False) -> str:
+    """Make label maps with the chosen face parser for the dataset's frames that have none; a line saying what
+    happened ("" when every frame has one). required: ValueError when no parser is set instead of a note."""
+    from engine.semantics.parse_labels import frames_without_labels, write_label_maps
+
+    missing = frames_without_labels(dataset)
+    if not missing:
+        return ""
+    parser = describe("parser", settings)
+    if parser.path is None or parser.choice is None:
+        if required:
+            raise ValueError(f"making label maps needs a face parser: {parser.reason} "
+                             "(dynamicavatars models get jonathandinu/face-parsing --use parser)")
+        return f"{missing} frames have no label map and {parser.reason}; the label loss skips them"
+    from engine.semantics.face_parser import FaceParser
+
+    written = write_label_maps(dataset, FaceParser.from_path(parser.choice.source), progress, cancel)
+    return f"{written} label maps made by the face parser {parser.choice.source}"

@@ -185,6 +185,12 @@ def train_job(progress: Callable[[float, str], None], cancel: Callable[[], bool]
     def should_stop() -> bool:
         return gate.check(cancel, lambda paused: preview(PauseNotice(paused, last[0])))
 
+    if config.lambda_label:  # the face parser chosen in Edit → Models… labels frames that have no label map
+        from app.model_choices import current_settings, label_maps_if_needed
+
+        note = label_maps_if_needed(settings.dataset, current_settings(), progress, cancel)
+        if note:
+            progress(0.0, note)
     head = flame if flame and dataset_needs_flame(settings.dataset) else None
     result = train(settings.dataset, out, config, head=head, resume=settings.resume, report=report,
                    cancel=should_stop)

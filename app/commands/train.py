@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-weight", type=float, default=d.lambda_label,
                    help="weight of the label loss that draws part outlines where the dataset's label maps put them "
                         "(0 = off; needs label maps)")
+    p.add_argument("--parse-labels", action=argparse.BooleanOptionalAction, default=None,
+                   help="make label maps for frames that have none with the face parser chosen in the model "
+                        "settings (default: when the label loss is on and a parser is set)")
     p.add_argument("--seed", type=int, default=d.seed)
 
 
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(iters=args.iters, resolution=args.resolution, device=args.device,
                          finetune_flame=args.finetune_flame, seed=args.seed,
                          lambda_label=args.label_weight)
+    _parse_labels(args)
     with progress_bar("train") as progress:
         def report(r: TrainReport) -> None:
             message = f"it {r.step.iteration} loss {r.step.loss:.4f} psnr {r.step.psnr:.1f} n={r.step.gaussians}"
@@ -50,3 +54,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result.out / 'avatar'} ({result.iterations} iterations, {result.iters_per_second:.2f} it/s)")
     report_head(result.head)
     return 0
+
+
+def _parse_labels(args: argparse.Namespace) -> None:
+    """Label maps by the chosen face parser for the frames of the dataset that have none (see --parse-labels)."""
+    if args.parse_labels is False or (args.parse_labels is None and not args.label_weight):
+        return
+    from app.model_choices import current_settings, label_maps_if_needed
+    from engine.data.vhap_format import DatasetError
+
+    try:
+        with progress_bar("labels") as progress:
+            note = label_maps_if_needed(args.dataset, current_settings(), progress, required=bool(args.parse_labels))
+    except (DatasetError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    if note:
+        print(f"labels: {note}")
