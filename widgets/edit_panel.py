@@ -14,7 +14,7 @@ from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
-    QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
+    QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
 BACKENDS: tuple[tuple[str, str], ...] = (
@@ -74,15 +74,14 @@ class EditPanel(QWidget):
         self.backend_note = QLabel("")
         self.backend_note.setWordWrap(True)
         self.backend_note.setObjectName("editBackendNote")
+        self.backend_note.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
         self.get_model_button = QPushButton("Get a model…")
         self.get_model_button.setToolTip("Download a diffusion model or set an image endpoint (Edit → Models…)")
         self.get_model_button.clicked.connect(self.get_model_requested)
         self.get_model_button.setVisible(False)
-        note_row = QHBoxLayout()
-        note_row.addWidget(self.backend_note, 1)
-        note_row.addWidget(self.get_model_button)
         form.addRow("Editor", self.backend_box)
-        form.addRow(note_row)
+        form.addRow(self.backend_note)
+        form.addRow("", self.get_model_button)
         form.addRow("Model", row)
         form.addRow("Endpoint", self.url_edit)
         form.addRow("Keyframes", self.keyframes_spin)
