@@ -1,8 +1,7 @@
 """Wires the Edit panel to the session: runs edits on a worker, adds layers as undo items, toggles and
 deletes layers, renders the before/after comparison.
 
-Install from the main window with one call:  `register_panel(edit_panel_spec())` before the window is
-built (or `install_edit_panel(window)` afterwards). Feed it the plan with `controller.set_plan(plan)`
+Install in a built main window with one call: `install_edit_panel(window)`. Feed it the plan with `controller.set_plan(plan)`
 (e.g. from PromptPanel.plan_edited / show_plan). The edited region is, in order of preference: what a
 selection source set with `controller.set_selection_source(fn)` returns, the session's selection
 (masks panel), or the Gaussians of the plan's components. `controller.config` (an EditConfig) says how
@@ -214,10 +213,3 @@ def _build(window: Any) -> QWidget:
     panel = EditPanel(devices=available_devices())
     window.edit_controller = EditController(window.model, panel)
     return panel
-
-
-def edit_panel_spec() -> Any:
-    """The PanelSpec to `register_panel` before the window is built."""
-    from app.main_window import PanelSpec
-
-    return PanelSpec("edit", "Edit", _build)

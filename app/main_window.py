@@ -1,7 +1,7 @@
 """The main window: viewport in the middle, panels in docks, menus, status bar.
 
-Panels come from PANELS (PanelSpec: a factory taking the window). Later panels (masks, prompt,
-edit, train, export) are added with `register_panel(PanelSpec(...))` before the window is built.
+Panels come from PANELS (PanelSpec: a factory taking the window); the feature panels (masks, prompt,
+edit, train, ...) are added by their installers with `window.add_panel(PanelSpec(...))`.
 Files load on worker threads; failures become dialogs and the old avatar stays. Avatars open from a
 file or folder (File menu, or dropped on the window), GaussianAvatars output folders included; one
 made on FLAME asks for the user's FLAME model once (remembered, File → FLAME model…).
@@ -54,11 +54,6 @@ PANELS: list[PanelSpec] = [
     PanelSpec("expression", "Expression and pose", lambda w: ExpressionPanel(w.model, w.data_dir / "presets.json")),
     PanelSpec("timeline", "Timeline", lambda w: Timeline(w.model), Qt.DockWidgetArea.BottomDockWidgetArea),
 ]
-
-
-def register_panel(spec: PanelSpec) -> None:
-    """Add (or replace, by key) a panel for windows built afterwards."""
-    PANELS[:] = [p for p in PANELS if p.key != spec.key] + [spec]
 
 
 def load_avatar_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], path: str | None,

@@ -34,7 +34,7 @@ from engine.render.camera import Camera
 from engine.render.splats import Splats
 from engine.semantics.lift import fill_unseen, fit_to_view, lift_mask
 from engine.semantics.region_fit import fit_to_dataset
-from engine.semantics.selection import SELECTION_FILE, Selection, knn_neighbours, load_selection, save_selection
+from engine.semantics.selection import SELECTION_FILE, Selection, knn_neighbours, load_selection
 from widgets.mask_painter import MaskPainter, Stroke
 from widgets.masks_panel import MasksPanel
 
@@ -362,18 +362,6 @@ class MasksController(QObject):
         tint = COMPONENT_RGB[g.labels.cpu().clamp(0, len(COMPONENTS) - 1)]
         rgba = torch.cat([tint, (mask.float() * TINT)[:, None]], dim=1)
         self.model.set_overlay(rgba.numpy(), 1.0)
-
-    def save_with_avatar(self, folder: str | Path) -> Path | None:
-        """Write the selection beside an avatar (folder/selection.npz); None when there is none."""
-        if self.state is None:
-            return None
-        return save_selection(self.state.selection, Path(folder) / SELECTION_FILE)
-
-    def load_from_avatar(self, folder: str | Path) -> None:
-        """Read folder/selection.npz as one undoable step."""
-        if self.state is not None:
-            sel = load_selection(Path(folder) / SELECTION_FILE, self.state.selection.count)
-            self._push("Load selection", MaskState(sel, ()))
 
 
 def install_masks(window: Any) -> MasksController:

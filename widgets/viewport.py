@@ -57,10 +57,6 @@ class Viewport(QWidget):
         """The frame on screen (None before the first)."""
         return self._frame
 
-    def image_array(self) -> np.ndarray | None:
-        """[H, W, 3] uint8 pixels of the frame on screen, at render resolution."""
-        return None if self._frame is None else self._frame.image
-
     def device_size(self) -> tuple[int, int]:
         dpr = self.devicePixelRatioF()
         return max(1, round(self.width() * dpr)), max(1, round(self.height() * dpr))

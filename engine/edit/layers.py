@@ -92,18 +92,3 @@ def expression_offset(layers: list[EditLayer], n_expr: int) -> Tensor | None:
     for offset in offsets:
         total[: offset.shape[0]] += offset[:n_expr]
     return total
-
-
-def layer_from_change(
-    name: str, kind: str, before: BoundGaussians, after: BoundGaussians, info: dict[str, Any] | None = None
-) -> EditLayer:
-    """A layer holding after − before for the Gaussians that differ (same count and order)."""
-    assert before.count == after.count, "before and after must hold the same Gaussians"
-    changed = torch.zeros(before.count, dtype=torch.bool)
-    for key in DELTA_FIELDS:
-        diff = (getattr(after, key) != getattr(before, key)).reshape(before.count, -1).any(dim=1)
-        changed |= diff
-    idx = torch.nonzero(changed).squeeze(1)
-    deltas = {key: (getattr(after, key)[idx] - getattr(before, key)[idx]) for key in DELTA_FIELDS}
-    deltas = {k: v for k, v in deltas.items() if bool((v != 0).any())}
-    return EditLayer(name=name, kind=kind, indices=idx, deltas=deltas, info=info or {})

@@ -101,38 +101,6 @@ def relax(sdf: Sdf, verts: ndarray, faces: ndarray, iterations: int = 8, rate: f
     return v
 
 
-def remove_small_faces(verts: ndarray, faces: ndarray, min_edge: float) -> tuple[ndarray, ndarray]:
-    """Collapse edges shorter than `min_edge` (merging their ends); drops degenerate faces.
-
-    Merges run on a union-find in edge-length order and skip merges that would touch a vertex
-    already merged this pass, so the result stays a manifold in practice; unused vertices go.
-    """
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges = np.unique(np.sort(edges, axis=1), axis=0)
-    length = np.linalg.norm(verts[edges[:, 0]] - verts[edges[:, 1]], axis=1)
-    order = np.argsort(length, kind="stable")
-    target = np.arange(len(verts))
-    touched = np.zeros(len(verts), dtype=bool)
-    for e in order:
-        if length[e] >= min_edge:
-            break
-        a, b = edges[e]
-        if touched[a] or touched[b]:
-            continue
-        target[b] = a
-        touched[a] = touched[b] = True
-    v = verts.copy()
-    merged = target != np.arange(len(verts))
-    v[target[merged]] = 0.5 * (verts[target[merged]] + verts[merged])
-    f = target[faces]
-    keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])
-    f = f[keep]
-    used = np.unique(f)
-    remap = np.full(len(v), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return v[used], remap[f]
-
-
 def icosphere(level: int) -> tuple[ndarray, ndarray]:
     """Unit icosphere subdivided `level` times: vertices [V, 3], outward faces [F, 3]."""
     t = (1.0 + 5.0**0.5) / 2.0

@@ -170,11 +170,6 @@ def ears(p: ndarray) -> ndarray:
     return smax(d, -bowl, 0.003)
 
 
-def eyeball_sdf(p: ndarray) -> ndarray:
-    """Union of the two eyeball spheres (meshed separately, not part of the head)."""
-    return np.minimum(sphere(p, ANATOMY["left_eye"], EYE_RADIUS), sphere(p, ANATOMY["right_eye"], EYE_RADIUS))
-
-
 def head(p: ndarray) -> ndarray:
     """The whole skin surface (head, neck, features) as one signed distance."""
     d = smin(skull(p), neck(p), 0.030)

@@ -22,11 +22,6 @@ def dc_to_rgb(dc: Tensor) -> Tensor:
     return 0.5 + SH_C0 * dc
 
 
-def sh_coeff_count(degree: int) -> int:
-    """Number of SH coefficients per channel for a degree 0..3."""
-    return (degree + 1) ** 2
-
-
 @dataclass(frozen=True)
 class Splats:
     """N Gaussians in world space, already activated.

@@ -38,12 +38,6 @@ class Selection:
     def empty(count: int) -> Selection:
         return Selection(torch.zeros(count))
 
-    @staticmethod
-    def of_labels(labels: Tensor, wanted: list[int], confidence: Tensor | None = None) -> Selection:
-        """Gaussians whose label (labels [N]) is in wanted, weighted by confidence [N] (default 1)."""
-        hit = torch.isin(labels, torch.as_tensor(wanted, dtype=labels.dtype, device=labels.device)).float()
-        return Selection(hit if confidence is None else hit * confidence.clamp(0, 1))
-
     @property
     def count(self) -> int:
         return int(self.weights.shape[0])

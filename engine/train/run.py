@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -109,8 +109,3 @@ def dataset_needs_flame(dataset: str | Path) -> bool:
     frames = read_dataset(dataset, check_files=False).frames("train")
     offset = read_flame_npz(frames[0].flame_param_path).static_offset if frames else None
     return offset is not None and made_on_flame(int(offset.shape[0]))
-
-
-def with_iters(config: TrainConfig, iters: int) -> TrainConfig:
-    """The same config for another number of iterations."""
-    return replace(config, iters=iters)
