@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=300, help="tile size in pixels")
     args = parser.parse_args(argv)
     if not (args.model / "FLAME_NEUTRAL.npz").is_file():
-        print(f"error: {args.model / 'FLAME_NEUTRAL.npz'} not found; run python -m engine.head.demo_sculpt", file=sys.stderr)
+        print(f"error: {args.model / 'FLAME_NEUTRAL.npz'} not found; run python -m engine.head.sculpt", file=sys.stderr)
         return 2
     print(build_sheet(args.model, args.out, size=args.size))
     return 0

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from engine.head.components import LABEL
-from engine.head.demo_sculpt_decimate import decimate
+from engine.head.sculpt.decimate import decimate
 from engine.head.flame_file import read_flame_arrays
 from engine.head.model import DEMO_HEAD_DIR, load_head
 from engine.head.teeth import FLAME_FACES, FLAME_VERTS, LIP_INNER_LOWER, LIP_INNER_UPPER, LIP_OUTER_LOWER, LIP_OUTER_UPPER

@@ -86,7 +86,7 @@ def _near(v: np.ndarray, point: np.ndarray, radius: float) -> np.ndarray:
 )
 def test_expression_regions(data: dict[str, np.ndarray], flame: smplx.FLAME, name: str, moves: str,
                             still: list[str]) -> None:
-    from engine.head.demo_sculpt_sdf import ANATOMY as A
+    from engine.head.sculpt.sdf import ANATOMY as A
 
     v = data["v_template"]
     regions = {
@@ -144,7 +144,7 @@ def test_jaw_opens_mouth_not_brows(data: dict[str, np.ndarray], flame: smplx.FLA
 
 
 def test_closed_mesh_and_labels(data: dict[str, np.ndarray]) -> None:
-    from engine.head.demo_sculpt_mesh import boundary_edges, nonmanifold_edges, signed_volume
+    from engine.head.sculpt.mesh import boundary_edges, nonmanifold_edges, signed_volume
 
     f = data["f"]
     assert len(boundary_edges(f)) == 0, "the demo head has open boundaries"
@@ -158,7 +158,7 @@ def test_closed_mesh_and_labels(data: dict[str, np.ndarray]) -> None:
 
 
 def test_build_is_deterministic(tmp_path: Path) -> None:
-    from engine.head.demo_sculpt import SculptConfig, build
+    from engine.head.sculpt.build import SculptConfig, build
 
     config = SculptConfig(step=0.0060, skin_verts=2500, eye_level=1, relax_iterations=1)
     a, ea = build(config)

@@ -1,7 +1,7 @@
 """The demo avatar: Gaussians sampled over the embedded demo head, coloured like a plain human head.
 
 Built deterministically in memory (about a second) instead of shipping a file. Colours come from
-the component labels plus the head's own smooth lip and brow outlines (demo_sculpt_labels), so
+the component labels plus the head's own smooth lip and brow outlines (engine/head/sculpt/labels.py), so
 colour edges follow smooth curves instead of triangle edges; eyes get an iris and pupil where the
 eyeball faces; a little baked light and cavity shading (from the mesh's concavity) give depth.
 """
@@ -17,7 +17,7 @@ from engine.avatar.avatar import Avatar
 from engine.avatar.binding import sample_on_triangles, triangle_areas, triangle_frames, world_to_local
 from engine.avatar.gaussians import BoundGaussians
 from engine.head.components import LABEL
-from engine.head.demo_sculpt_labels import brow_field, lip_fields
+from engine.head.sculpt.labels import brow_field, lip_fields
 from engine.head.model import HeadModel, load_head
 from engine.render.splats import rgb_to_dc
 

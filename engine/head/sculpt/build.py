@@ -1,11 +1,11 @@
 """Deterministic build of the embedded demo head in FLAME layout.
 
-    python -m engine.head.demo_sculpt [--out resources/demo_head] [--step 0.003] [--skin-verts 5200]
+    python -m engine.head.sculpt [--out resources/demo_head] [--step 0.003] [--skin-verts 5200]
 
-Sculpts a head as a signed distance (demo_sculpt_sdf), meshes it (demo_sculpt_mesh,
-demo_sculpt_decimate), adds two eyeballs, presses the lips shut and labels it
-(demo_sculpt_labels), rigs it (demo_sculpt_rig) and adds identity
-and expression blendshapes (demo_sculpt_shapes). Writes FLAME_NEUTRAL.npz (FLAME keys plus
+Sculpts a head as a signed distance (sdf.py), meshes it (mesh.py,
+decimate.py), adds two eyeballs, presses the lips shut and labels it
+(labels.py), rigs it (rig.py) and adds identity
+and expression blendshapes (shapes.py). Writes FLAME_NEUTRAL.npz (FLAME keys plus
 face_labels and expression_names) and flame_static_embedding.pkl, which smplx.FLAME loads.
 """
 
@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 from numpy import ndarray
 
-from engine.head import demo_sculpt_mesh as mesh
-from engine.head import demo_sculpt_rig as rig
-from engine.head import demo_sculpt_sdf as sdf
-from engine.head.demo_sculpt_decimate import decimate
-from engine.head.demo_sculpt_labels import close_lips, face_labels
-from engine.head.demo_sculpt_shapes import EXPRESSION_NAMES, expression_fields, identity_fields
+from engine.head.sculpt import mesh
+from engine.head.sculpt import rig
+from engine.head.sculpt import sdf
+from engine.head.sculpt.decimate import decimate
+from engine.head.sculpt.labels import close_lips, face_labels
+from engine.head.sculpt.shapes import EXPRESSION_NAMES, expression_fields, identity_fields
 
-DEFAULT_OUT = Path(__file__).resolve().parents[2] / "resources" / "demo_head"
+DEFAULT_OUT = Path(__file__).resolve().parents[3] / "resources" / "demo_head"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy import ndarray
 
-from engine.head import demo_sculpt_sdf as sdf
+from engine.head.sculpt import sdf
 from engine.head.components import LABEL
 
 A = sdf.ANATOMY

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from numpy import ndarray
 from skimage.measure import marching_cubes
 
-from engine.head.demo_sculpt_sdf import gradient
+from engine.head.sculpt.sdf import gradient
 
 Sdf = Callable[[ndarray], ndarray]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numpy import ndarray
 
-from engine.head import demo_sculpt_sdf as sdf
-from engine.head.demo_sculpt_rig import jaw_weight, smoothstep
+from engine.head.sculpt import sdf
+from engine.head.sculpt.rig import jaw_weight, smoothstep
 
 A = sdf.ANATOMY
 EXPRESSION_NAMES: tuple[str, ...] = (

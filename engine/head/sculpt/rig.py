@@ -1,4 +1,4 @@
-"""Rig of the demo head: skinning weights, joint regressor and landmarks (labels: demo_sculpt_labels).
+"""Rig of the demo head: skinning weights, joint regressor and landmarks (labels: labels.py).
 
 All functions work on the rest-pose mesh. Parts: `part` [V] is 0 for skin, 1 for the left
 eyeball, 2 for the right eyeball.
@@ -10,9 +10,9 @@ import numpy as np
 from numpy import ndarray
 from scipy.optimize import nnls
 
-from engine.head import demo_sculpt_sdf as sdf
+from engine.head.sculpt import sdf
 from engine.head.components import LABEL
-from engine.head.demo_sculpt_labels import brow_curve
+from engine.head.sculpt.labels import brow_curve
 
 A = sdf.ANATOMY
 
@@ -105,7 +105,7 @@ def landmark_targets() -> ndarray:
     pts += [(-hw, my), (-0.016, my + 0.0055), (-0.007, my + 0.0085), (0.0, my + 0.0078), (0.007, my + 0.0085),
             (0.016, my + 0.0055), (hw, my), (0.016, my - 0.0075), (0.007, my - 0.0105), (0.0, my - 0.011),
             (-0.007, my - 0.0105), (-0.016, my - 0.0075)]
-    gap = 0.0004  # the lips are pressed shut at rest (demo_sculpt_labels.close_lips)
+    gap = 0.0004  # the lips are pressed shut at rest (labels.close_lips)
     pts += [(-hw + 0.004, my), (-0.008, my + gap), (0.0, my + gap), (0.008, my + gap), (hw - 0.004, my),
             (0.008, my - gap), (0.0, my - gap), (-0.008, my - gap)]
     return np.array(pts, dtype=np.float64)
