@@ -90,3 +90,21 @@ def test_avatar_path_equals_splat_path_and_colour_override(demo) -> None:
     assert float(np.abs(green.rgb[..., [0, 2]]).max()) == 0.0
     with pytest.raises(ValueError, match="colors must be"):
         FastSplatRenderer().render(splats, cam, colors=colors[:10])
+
+
+def test_banded_picture_equals_whole_and_abort_stops_between_bands(demo) -> None:
+    """With an abort check the picture is composited in bands of tile rows: the same pixels; abort() -> None."""
+    avatar, verts = demo
+    cam = orbit_camera(0.0, 0.0, 0.6, target=tuple(verts.mean(0).tolist()), fov_y_deg=25.0, width=200, height=120)
+    fast = FastAvatarRenderer(avatar.gaussians, avatar.head.faces)
+    whole = fast.render(verts, cam)
+    banded = fast.render(verts, cam, abort=lambda: False)
+    assert np.array_equal(whole.image, banded.image) and np.array_equal(whole.alpha, banded.alpha)
+    asked: list[int] = []
+
+    def abort() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    assert fast.render(verts, cam, abort=abort) is None
+    assert len(asked) == 3, "checked before each band until it said stop"

@@ -24,10 +24,7 @@ import torch
 from numba import njit, prange
 from torch import Tensor
 
-ALPHA_MIN = 1.0 / 255.0  # alphas below this are skipped
-ALPHA_MAX = 0.99  # alphas are clamped to this
-T_MIN = 1e-4  # a pixel stops when the transmittance would fall to this or below
-_MARGIN = 1e-6  # widens the analytic ellipse spans a hair; the per-pixel alpha test stays exact
+from engine.render.constants import ALPHA_MAX, ALPHA_MIN, SPAN_MARGIN, T_MIN, TILE
 
 
 @njit(parallel=True, cache=True)
@@ -47,8 +44,8 @@ def gaussian_extents(means2d, conics, opac, valid, width, height, rects, level):
         if det <= 0.0 or a <= 0.0:
             continue
         lev = math.log(255.0 * o)
-        ex = math.sqrt(2.0 * (lev + _MARGIN) * c / det) + _MARGIN
-        ey = math.sqrt(2.0 * (lev + _MARGIN) * a / det) + _MARGIN
+        ex = math.sqrt(2.0 * (lev + SPAN_MARGIN) * c / det) + SPAN_MARGIN
+        ey = math.sqrt(2.0 * (lev + SPAN_MARGIN) * a / det) + SPAN_MARGIN
         mx, my = means2d[i, 0], means2d[i, 1]
         x0 = max(0.0, math.ceil(mx - ex - 0.5))
         x1 = min(float(width), math.floor(mx + ex - 0.5) + 1.0)
@@ -97,15 +94,15 @@ def build_tiles(order, rects, n_tx, n_ty, tile):  # pragma: no cover - numba
 @njit(cache=True, inline="always")
 def _span(mx, a, b, c, dy, lev, x0, x1):  # pragma: no cover - numba
     """Pixel columns [u0, u1) of one row (offset dy) inside the ellipse sigma <= lev, clipped to [x0, x1)."""
-    lev2 = 2.0 * (lev + _MARGIN)
+    lev2 = 2.0 * (lev + SPAN_MARGIN)
     disc = (b * dy) * (b * dy) - a * (c * dy * dy - lev2)
     if disc < 0.0:
         return 0, 0
     sq = math.sqrt(disc)
     lo = (-b * dy - sq) / a  # dx range; pixel centre = mx - dx
     hi = (-b * dy + sq) / a
-    u0 = max(x0, math.ceil(mx - hi - 0.5 - _MARGIN))
-    u1 = min(x1, math.floor(mx - lo - 0.5 + _MARGIN) + 1)
+    u0 = max(x0, math.ceil(mx - hi - 0.5 - SPAN_MARGIN))
+    u1 = min(x1, math.floor(mx - lo - 0.5 + SPAN_MARGIN) + 1)
     return u0, u1
 
 
@@ -259,9 +256,6 @@ def reduce_by_gaussian(flat, buf, out):  # pragma: no cover - numba
         g = flat[k]
         for j in range(buf.shape[1]):
             out[g, j] += buf[k, j]
-
-
-TILE = 16  # tile side in pixels (the unit of parallel work)
 
 
 def configure_threads() -> int:

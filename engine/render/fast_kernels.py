@@ -3,9 +3,8 @@
 Same maths and compositing rule as engine/render/projection.py + engine/render/cpu_raster.py (3DGS / gsplat
 EWA projection with the 0.3 px² dilation and the 1.3× clamped Jacobian; front-to-back alpha blending with
 alpha = min(0.99, o·exp(−σ)), alphas < 1/255 skipped, a pixel stops before the Gaussian that would take its
-transmittance to <= 1e-4), but: no autograd bookkeeping, float32 images, and along each pixel row of a
-Gaussian's ellipse exp(−σ) is advanced by two multiplications per pixel instead of an exp (σ is quadratic
-in the column, so exp(−σ(u+1)) = exp(−σ(u))·r(u), r(u+1) = r(u)·exp(−a)).
+transmittance to <= 1e-4; engine/render/constants.py), but: no autograd bookkeeping, float32 images, and a
+compositing loop the compiler turns into SIMD code (see `composite`).
 
 Per-Gaussian record (float32 row of `params`, in depth order after sorting):
   0 mean x, 1 mean y, 2 conic a, 3 conic b, 4 conic c, 5 opacity, 6 level ln(255·o), 7..9 rgb, 10 depth.
@@ -19,19 +18,20 @@ import math
 import numpy as np
 from numba import njit, prange
 
-ALPHA_MIN = np.float32(1.0 / 255.0)  # alphas below this are skipped
-ALPHA_MAX = np.float32(0.99)  # alphas are clamped to this
-T_MIN = np.float32(1e-4)  # a pixel stops when its transmittance would fall to this or below
-LOWPASS_EPS = 0.3  # px², as engine/render/projection.py
-RADIUS_SIGMAS = 3.33  # as engine/render/projection.py (its on-screen test)
-MARGIN = 1e-6  # as engine/render/cpu_raster.py (ellipse spans widened a hair)
+from engine.render.constants import ALPHA_MAX, ALPHA_MIN, LOWPASS_EPS, RADIUS_SIGMAS, SPAN_MARGIN, T_MIN
+
 P_STRIDE = 11  # floats per Gaussian record
-EXP2_TABLE = 2.0 ** np.arange(-1075.0, 1024.0)  # 2^n for n in [-1075, 1023] (the lowest entries are 0)
-EXP2_POLY = (1.000000002586889, 0.6931469286930284, 0.240230502044998, 0.055480426325777654,
-             0.009684580452328635, 0.0012387821478967425, 0.00021877504770090065)  # 2^f on [0, 1], rel. err 2.6e-9
 SH_C = (0.28209479177387814, 0.4886025119029199, 1.0925484305920792, 0.31539156525252005,
         0.5462742152960396, 0.5900435899266435, 2.890611442640554, 0.4570457994644658,
         0.3731763325901154, 1.445305721320277)
+# float32 copies for the compositing loop (numba freezes module globals as constants)
+_A_MIN, _A_MAX, _T_MIN = np.float32(ALPHA_MIN), np.float32(ALPHA_MAX), np.float32(T_MIN)
+_ZERO, _ONE, _HALF = np.float32(0.0), np.float32(1.0), np.float32(0.5)
+SIGMA_CAP = np.float32(6.0)  # σ is clamped here before exp: beyond ln(255) ≈ 5.54 every alpha is < 1/255
+# exp(−x) on [0, 0.75] by a degree-5 polynomial (Chebyshev fit, relative error 1.7e-7); exp(−σ) = exp(−σ/8)^8
+# then has relative error below 1.4e-6 for σ in [0, SIGMA_CAP]. Pure arithmetic, so it vectorises.
+EXP_POLY = tuple(np.float32(c) for c in (0.9999999143418512, -0.9999916954105842, 0.49986901666612527,
+                                         -0.1659058256110347, 0.039640974893313585, -0.005761054099022163))
 
 
 @njit(cache=True, inline="always")
@@ -97,8 +97,8 @@ def _project_one(j, x, y, z, cov, opacity, cam, params, rects):  # pragma: no co
     if cdet <= 0.0 or a <= 0.0:
         return False
     lev = math.log(255.0 * opacity)
-    ex = math.sqrt(2.0 * (lev + MARGIN) * c / cdet) + MARGIN
-    ey = math.sqrt(2.0 * (lev + MARGIN) * a / cdet) + MARGIN
+    ex = math.sqrt(2.0 * (lev + SPAN_MARGIN) * c / cdet) + SPAN_MARGIN
+    ey = math.sqrt(2.0 * (lev + SPAN_MARGIN) * a / cdet) + SPAN_MARGIN
     x0, x1 = max(0.0, math.ceil(mx - ex - 0.5)), min(w, math.floor(mx + ex - 0.5) + 1.0)
     y0, y1 = max(0.0, math.ceil(my - ey - 0.5)), min(h, math.floor(my + ey - 0.5) + 1.0)
     if x1 <= x0 or y1 <= y0:
@@ -251,95 +251,85 @@ def bin_tiles(rects, tile, n_tx, n_ty):  # pragma: no cover - numba
     return offsets, flat
 
 
-@njit(cache=True, inline="always")
-def _exp(y):  # pragma: no cover - numba
-    """exp(y) to 3e-9 relative (0 below e^-745): 2^n from a table times a degree-6 polynomial of 2^f.
+@njit(cache=True, fastmath=True, inline="always")
+def _blend_row(st, row, lanes, lo, hi, x0, mx, a, b, cdy, bdy, o, cr, cg, cb):  # pragma: no cover - numba
+    """Blend one Gaussian into pixel row `row` of a tile's state st (see composite): lanes 0..lanes-1 are the
+    row's pixels, those in [lo, hi) lie in the Gaussian's rectangle; x0 = the tile's first pixel centre.
 
-    libm's exp costs ~20 ns a call here; this one a few, and the compositing loop calls it twice per row span.
+    No branches and no index that could be negative (unsigned), so LLVM vectorises the loop over the lanes.
     """
-    t = min(y * 1.4426950408889634, 1023.0)
-    if t < -1074.0:
-        return 0.0
-    n = math.floor(t)
-    f = t - n
-    c = EXP2_POLY
-    p = c[0] + f * (c[1] + f * (c[2] + f * (c[3] + f * (c[4] + f * (c[5] + f * c[6])))))
-    return EXP2_TABLE[int(n) + 1075] * p
+    plane = np.uint64(lanes * lanes)  # offsets of the r, g, b planes; unsigned (2 * plane would be a float)
+    plane2 = plane + plane
+    plane3 = plane2 + plane
+    c0, c1, c2, c3, c4, c5 = EXP_POLY
+    for lane in range(lanes):
+        i = np.uint64(row) + np.uint64(lane)
+        x = np.float32(lane)
+        dx = mx - (x0 + x)
+        sigma = _HALF * a * dx * dx + cdy + bdy * dx
+        s = min(max(sigma, _ZERO), SIGMA_CAP) * np.float32(0.125)
+        e = c0 + s * (c1 + s * (c2 + s * (c3 + s * (c4 + s * c5))))
+        e = e * e
+        e = e * e
+        e = e * e
+        alpha = min(_A_MAX, o * e)
+        t = st[i]
+        next_t = t * (_ONE - alpha)
+        hit = (x >= lo) & (x < hi) & (sigma >= _ZERO) & (alpha >= _A_MIN) & (t > _ZERO)
+        go = hit & (next_t > _T_MIN)
+        w = alpha * t if go else _ZERO
+        st[i + plane] += w * cr
+        st[i + plane2] += w * cg
+        st[i + plane3] += w * cb
+        st[i] = next_t if go else (-t if hit else t)  # a stopping pixel keeps −T: spent, T still weighs bg
 
 
 @njit(cache=True, inline="always")
-def _span(mx, a, b, c, dy, lev, x0, x1):  # pragma: no cover - numba
-    """Pixel columns [u0, u1) of one row (offset dy) inside the ellipse sigma <= lev, clipped to [x0, x1)."""
-    lev2 = 2.0 * (lev + MARGIN)
-    disc = (b * dy) * (b * dy) - a * (c * dy * dy - lev2)
-    if disc < 0.0:
-        return 0, 0
-    sq = math.sqrt(disc)
-    u0 = max(x0, int(math.ceil(mx - (-b * dy + sq) / a - 0.5 - MARGIN)))
-    u1 = min(x1, int(math.floor(mx - (-b * dy - sq) / a - 0.5 + MARGIN)) + 1)
-    return u0, u1
+def _spent(st, npix):  # pragma: no cover - numba
+    """True when every pixel of a tile's state has stopped."""
+    for p in range(npix):
+        if st[p] > 0.0:
+            return False
+    return True
 
 
-@njit(parallel=True, cache=True, fastmath=True)  # ~20% faster here; no NaN/inf reach this kernel
-def composite(params, rects, offsets, flat, width, height, tile, bg, out_rgb, out_alpha, out_u8):  # pragma: no cover
-    """Front-to-back compositing of every tile over background bg [3].
+@njit(parallel=True, cache=True, fastmath=True)
+def composite(params, rects, offsets, flat, width, height, tile, first, last, bg, out_rgb, out_alpha,
+              out_u8):  # pragma: no cover - numba
+    """Front-to-back compositing of tiles first..last-1 over background bg [3].
 
     Writes out_rgb [H, W, 3] float32 (composited), out_alpha [H, W] float32 and out_u8 [H, W, 3] uint8
-    (clamped to [0, 1], ·255, rounded half up). params / rects: records in depth order; offsets, flat: bin_tiles.
+    (clamped to [0, 1], ·255, rounded half up) for those tiles. params / rects: records in depth order;
+    offsets, flat: bin_tiles. A tile's state is one float32 array (transmittance T, then r, g, b sums: one
+    array, so the compiler sees that the planes do not overlap); every Gaussian is blended into whole tile
+    rows (_blend_row), exp(−σ) per pixel by polynomial, and a tile stops once all its pixels have.
     """
     n_tx = (width + tile - 1) // tile
-    n_ty = (height + tile - 1) // tile
-    for t in prange(n_tx * n_ty):
+    npix = tile * tile
+    for t in prange(first, last):
         tx0, ty0 = (t % n_tx) * tile, (t // n_tx) * tile
-        tx1, ty1 = min(tx0 + tile, width), min(ty0 + tile, height)
-        tw = tx1 - tx0
-        npix = tw * (ty1 - ty0)
-        trans = np.ones(npix, dtype=np.float32)
-        acc = np.zeros((npix, 3), dtype=np.float32)
-        done = np.zeros(npix, dtype=np.bool_)
-        row_done = np.zeros(ty1 - ty0, dtype=np.int32)  # stopped pixels per tile row
-        n_done = 0
-        for k in range(offsets[t], offsets[t + 1]):
-            if n_done == npix:
+        st = np.zeros(4 * npix, dtype=np.float32)
+        st[:npix] = 1.0
+        x0 = np.float32(tx0) + _HALF
+        start = offsets[t]
+        for k in range(start, offsets[t + 1]):
+            if (k - start) % 32 == 31 and _spent(st, npix):
                 break
             j = flat[k]
             mx, my, a, b, c = params[j, 0], params[j, 1], params[j, 2], params[j, 3], params[j, 4]
-            o, lev, cr, cg, cb = params[j, 5], params[j, 6], params[j, 7], params[j, 8], params[j, 9]
-            gx0, gx1 = max(rects[j, 0], tx0), min(rects[j, 2], tx1)
-            q = math.exp(-float(a))
-            for py in range(max(rects[j, 1], ty0), min(rects[j, 3], ty1)):
-                if row_done[py - ty0] == tw:
-                    continue
-                dy = float(my) - (py + 0.5)
-                u0, u1 = _span(float(mx), float(a), float(b), float(c), dy, float(lev), gx0, gx1)
-                if u1 <= u0:
-                    continue
-                dx = float(mx) - (u0 + 0.5)
-                e = _exp(-(0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy))  # exp(-sigma) at u0
-                r = _exp(-(a * (0.5 - dx) - b * dy))  # exp(sigma(u) - sigma(u + 1)) at u0
-                base = (py - ty0) * tw - tx0
-                for px in range(u0, u1):
-                    p = base + px
-                    alpha = min(ALPHA_MAX, o * e)
-                    e *= r
-                    r *= q
-                    if done[p] or alpha < ALPHA_MIN:
-                        continue
-                    next_t = trans[p] * (np.float32(1.0) - np.float32(alpha))
-                    if next_t <= T_MIN:
-                        done[p] = True
-                        n_done += 1
-                        row_done[py - ty0] += 1
-                        continue
-                    w = np.float32(alpha) * trans[p]
-                    acc[p, 0] += w * cr
-                    acc[p, 1] += w * cg
-                    acc[p, 2] += w * cb
-                    trans[p] = next_t
+            lo = np.float32(max(rects[j, 0], tx0) - tx0)
+            hi = np.float32(min(rects[j, 2], tx0 + tile) - tx0)
+            for py in range(max(rects[j, 1], ty0), min(rects[j, 3], ty0 + tile)):
+                dy = my - (np.float32(py) + _HALF)
+                _blend_row(st, (py - ty0) * tile, tile, lo, hi, x0, mx, a, b, _HALF * c * dy * dy, b * dy,
+                           params[j, 5], params[j, 7], params[j, 8], params[j, 9])
         for p in range(npix):
-            py, px = ty0 + p // tw, tx0 + p % tw
-            out_alpha[py, px] = 1.0 - trans[p]
+            py, px = ty0 + p // tile, tx0 + p % tile
+            if py >= height or px >= width:
+                continue
+            trans = abs(st[p])
+            out_alpha[py, px] = 1.0 - trans
             for ch in range(3):
-                v = acc[p, ch] + trans[p] * bg[ch]
+                v = st[(ch + 1) * npix + p] + trans * bg[ch]
                 out_rgb[py, px, ch] = v
                 out_u8[py, px, ch] = np.uint8(int(min(max(v, 0.0), 1.0) * 255.0 + 0.5))

@@ -3,8 +3,8 @@
 Same image as engine.render.rasterize.render (backends "torch" / "cpu": same projection, culling, SH
 colours and compositing rule; the tests hold it above 40 dB PSNR of them on real scenes), but built for
 latency: projection + culling + SH colours run in one numba pass, records are gathered in depth order
-before binning (contiguous reads while compositing), each tile composites in float32 and stops once all its
-pixels are spent, and exp() is evaluated per row span instead of per pixel (engine/render/fast_kernels.py).
+before binning (contiguous reads while compositing), and each tile composites in float32, whole pixel rows
+at a time in SIMD, and stops once all its pixels are spent (engine/render/fast_kernels.py).
 
 Two entry points:
 - FastSplatRenderer.render(splats, camera, ...): any world-space Splats.
@@ -13,23 +13,41 @@ Two entry points:
   each frame computes the triangle frames and deforms + projects every Gaussian in one fused pass, so the
   torch deform (engine/avatar/gaussians.py) is skipped entirely.
 Both return a FastFrame (uint8 image, float rgb and alpha) and keep per-stage milliseconds in last_timings.
+Given `abort` (a function), render() composites in bands of tile rows and returns None as soon as abort()
+is true between two bands (a viewer drops a picture the user has already moved past).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from engine.avatar.gaussians import BoundGaussians
 from engine.render import fast_kernels as fk
 from engine.render.camera import Camera
+from engine.render.constants import TILE
 from engine.render.splats import Splats
 
-TILE = 16  # tile side in pixels (the unit of parallel work)
+BANDS = 4  # bands of tile rows composited between two abort() checks
+
+
+class BoundTensors(Protocol):
+    """What FastAvatarRenderer reads of bound Gaussians (engine.avatar.gaussians.BoundGaussians has it)."""
+
+    binding: Tensor  # [N] long triangle index
+    xyz: Tensor  # [N, 3] position in the triangle's frame
+    rotation: Tensor  # [N, 4] local rotation (w, x, y, z)
+    log_scale: Tensor  # [N, 3]
+    opacity_logit: Tensor  # [N]
+    sh: Tensor  # [N, K, 3]
+
+    @property
+    def count(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -93,8 +111,12 @@ class _Rasterizer:
             self.rects = np.empty((n, 4), dtype=np.int32)
         return self.params[:n], self.rects[:n]
 
-    def finish(self, n: int, camera: Camera, background: tuple[float, float, float], t_start: float) -> FastFrame:
-        """Sort, bin and composite the first n records (already projected); fills last_timings."""
+    def finish(self, n: int, camera: Camera, background: tuple[float, float, float], t_start: float,
+               abort: Callable[[], bool] | None = None) -> FastFrame | None:
+        """Sort, bin and composite the first n records (already projected); fills last_timings.
+
+        None when abort() turned true between two bands of tile rows (see the module docstring).
+        """
         params, rects = self.params[:n], self.rects[:n]
         t0 = time.perf_counter()
         visible = np.flatnonzero(rects[:, 2] > rects[:, 0])
@@ -104,14 +126,20 @@ class _Rasterizer:
         fk.gather_sorted(order, params, rects, sorted_params, sorted_rects)
         t1 = time.perf_counter()
         w, h = camera.width, camera.height
-        offsets, flat = fk.bin_tiles(sorted_rects, TILE, (w + TILE - 1) // TILE, (h + TILE - 1) // TILE)
+        n_tx, n_ty = (w + TILE - 1) // TILE, (h + TILE - 1) // TILE
+        offsets, flat = fk.bin_tiles(sorted_rects, TILE, n_tx, n_ty)
         t2 = time.perf_counter()
         rgb = np.empty((h, w, 3), dtype=np.float32)
         alpha = np.empty((h, w), dtype=np.float32)
         image = np.empty((h, w, 3), dtype=np.uint8)
         bg = np.asarray(background, dtype=np.float32)
         assert bg.shape == (3,), f"background must be 3 floats, got {tuple(bg.shape)}"
-        fk.composite(sorted_params, sorted_rects, offsets, flat, w, h, TILE, bg, rgb, alpha, image)
+        rows = np.linspace(0, n_ty, (BANDS if abort is not None else 1) + 1).round().astype(int)
+        for first, last in zip(rows[:-1], rows[1:]):
+            if abort is not None and abort():
+                return None
+            fk.composite(sorted_params, sorted_rects, offsets, flat, w, h, TILE, first * n_tx, last * n_tx, bg,
+                         rgb, alpha, image)
         t3 = time.perf_counter()
         self.last_timings = {"project": 1000 * (t0 - t_start), "sort": 1000 * (t1 - t0),
                              "bin": 1000 * (t2 - t1), "composite": 1000 * (t3 - t2)}
@@ -142,17 +170,20 @@ class FastSplatRenderer:
         params, rects = self._raster.buffers(n)
         sh = _f32(splats.sh)
         fk.project_world(means, cov, _f32(splats.opacities), sh, sh.shape[1], own, w2c, pos, cam, params, rects)
-        return self._raster.finish(n, camera, background, t)
+        frame = self._raster.finish(n, camera, background, t)
+        assert frame is not None
+        return frame
 
 
 class FastAvatarRenderer:
     """Renders one set of bound Gaussians on posed meshes of its head (inference only).
 
-    gaussians: the avatar's BoundGaussians (edit layers already composed); faces [F, 3] long: the head's
-    triangles. The Gaussians are read once here: make a new renderer when they change.
+    gaussians: the avatar's BoundGaussians (edit layers already composed; any object with its tensors, see
+    BoundTensors); faces [F, 3] long: the head's triangles. The Gaussians are read once here: make a new
+    renderer when they change.
     """
 
-    def __init__(self, gaussians: BoundGaussians, faces: Tensor) -> None:
+    def __init__(self, gaussians: BoundTensors, faces: Tensor) -> None:
         assert faces.ndim == 2 and faces.shape[1] == 3, f"faces must be [F, 3], got {tuple(faces.shape)}"
         self.count = gaussians.count
         self.n_faces = int(faces.shape[0])
@@ -175,8 +206,11 @@ class FastAvatarRenderer:
         return self._raster.last_timings
 
     def render(self, verts: Tensor, camera: Camera, background: tuple[float, float, float] = (1.0, 1.0, 1.0),
-               colors: np.ndarray | Tensor | None = None) -> FastFrame:
-        """The Gaussians on posed vertices verts [V, 3] seen by camera; colors [N, 3] replaces SH colours."""
+               colors: np.ndarray | Tensor | None = None, abort: Callable[[], bool] | None = None) -> FastFrame | None:
+        """The Gaussians on posed vertices verts [V, 3] seen by camera; colors [N, 3] replaces SH colours.
+
+        None only when abort is given and turned true (see the module docstring).
+        """
         assert verts.ndim == 2 and verts.shape[1] == 3, f"verts must be [V, 3], got {tuple(verts.shape)}"
         t = time.perf_counter()
         own = _colour_override(colors, self.count)
@@ -186,4 +220,4 @@ class FastAvatarRenderer:
         params, rects = self._raster.buffers(self.count)
         fk.project_bound(self._binding, self._xyz, self._cov_local, self._opacities, self._sh, self._sh.shape[1],
                          own, self._frames, w2c, pos, cam, params, rects)
-        return self._raster.finish(self.count, camera, background, t)
+        return self._raster.finish(self.count, camera, background, t, abort)

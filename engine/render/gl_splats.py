@@ -28,9 +28,9 @@ from threadpoolctl import threadpool_limits
 
 from engine.render import gl_shaders
 from engine.render.camera import Camera
+from engine.render.constants import LOWPASS_EPS
 from engine.render.splats import SH_C0, Splats
 
-LOWPASS_EPS = 0.3  # pixels² added to the 2D covariance diagonal (as engine/render/projection.py)
 INSTANCE_FLOATS = 11  # center 2, axis_u 2, axis_v 2, extent 1, rgb 3, opacity 1
 MARGIN = 128  # framebuffer border in pixels: a point sprite (≤ 255 px) with its centre off-image still draws
 MAX_POINT_SIZE = 255.0  # llvmpipe's largest point sprite

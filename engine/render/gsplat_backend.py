@@ -17,10 +17,9 @@ import torch
 from torch import Tensor
 
 from engine.render.camera import Camera
-from engine.render.projection import LOWPASS_EPS, sh_to_rgb
+from engine.render.constants import LOWPASS_EPS, TILE
+from engine.render.projection import sh_to_rgb
 from engine.render.splats import Splats
-
-TILE = 16  # gsplat tile size in pixels
 
 
 def render_gsplat(

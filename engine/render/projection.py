@@ -18,9 +18,7 @@ import torch
 from torch import Tensor
 
 from engine.render.camera import Camera
-
-LOWPASS_EPS = 0.3  # pixels², added to the 2D covariance diagonal (3DGS / gsplat dilation)
-RADIUS_SIGMAS = 3.33  # radius in standard deviations (gsplat's conservative bound)
+from engine.render.constants import LOWPASS_EPS, RADIUS_SIGMAS
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-ALPHA_MIN = 1.0 / 255.0  # alphas below this are skipped
-ALPHA_MAX = 0.99  # alphas are clamped to this
-T_MIN = 1e-4  # a pixel stops when the transmittance would fall to this or below
+from engine.render.constants import ALPHA_MAX, ALPHA_MIN, SPAN_MARGIN, T_MIN
 
 
 def gaussian_rects(
@@ -33,10 +31,10 @@ def gaussian_rects(
         o = opacities.detach().double()
         det = a * c - b * b
         ok = valid & (o * 255.0 > 1.0) & (det > 0) & (a > 0)
-        lev = torch.log((255.0 * o).clamp_min(1.0)) + 1e-6
+        lev = torch.log((255.0 * o).clamp_min(1.0)) + SPAN_MARGIN
         det_safe = torch.where(ok, det, torch.ones_like(det))
-        ex = torch.sqrt((2.0 * lev * c / det_safe).clamp_min(0)) + 1e-6
-        ey = torch.sqrt((2.0 * lev * a / det_safe).clamp_min(0)) + 1e-6
+        ex = torch.sqrt((2.0 * lev * c / det_safe).clamp_min(0)) + SPAN_MARGIN
+        ey = torch.sqrt((2.0 * lev * a / det_safe).clamp_min(0)) + SPAN_MARGIN
         x0 = torch.ceil(m[:, 0] - ex - 0.5).clamp(0, width)
         x1 = (torch.floor(m[:, 0] + ex - 0.5) + 1).clamp(0, width)
         y0 = torch.ceil(m[:, 1] - ey - 0.5).clamp(0, height)
