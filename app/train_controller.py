@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
@@ -30,6 +29,7 @@ from engine.avatar.avatar import Avatar
 from engine.avatar.files import load_avatar
 from engine.data.synth import Cancelled as SynthCancelled
 from engine.data.synth import SynthConfig, generate
+from engine.io.images import to_uint8
 from engine.render.rasterize import available_devices
 from engine.train.checkpoint import load_checkpoint
 from engine.train.config import TrainConfig
@@ -152,12 +152,6 @@ def history_from_state(state: dict[str, Any]) -> TrainHistory:
     return TrainHistory(steps, tuple(evals), True)
 
 
-def to_image(rgb: torch.Tensor) -> np.ndarray:
-    """rgb [H, W, 3] float in [0, 1] -> [H, W, 3] uint8."""
-    assert rgb.ndim == 3 and rgb.shape[2] == 3, f"preview must be [H, W, 3], got {tuple(rgb.shape)}"
-    return (rgb.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-
-
 def train_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], settings: TrainSettings,
               config: TrainConfig, gate: PauseGate, preview: Callable[[object], None],
               flame: str | None = None) -> TrainOutcome:
@@ -178,7 +172,7 @@ def train_job(progress: Callable[[float, str], None], cancel: Callable[[], bool]
         last[0] = r.step.iteration
         rate, eta = speed(r.step.iteration - first[0], r.seconds - gate.paused_seconds, r.total - r.step.iteration)
         evaluation = {s: v["psnr"] for s, v in (r.evaluation or {}).items() if v and "psnr" in v}
-        image = to_image(r.preview) if r.preview is not None else None
+        image = to_uint8(r.preview) if r.preview is not None else None
         preview(TrainUpdate(r.step.iteration, r.total, r.step.loss, r.step.psnr, r.step.gaussians, rate, eta,
                             evaluation, image))
 

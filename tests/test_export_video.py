@@ -17,7 +17,7 @@ from engine.export.camera_paths import CameraPath, clip_times, fit_distance, pat
 from engine.export.video import ExportCancelled, VideoJob, VideoSettings, export_frames, export_video, frame_count
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
-from engine.io.images import to_uint8
+from engine.io.images import psnr, to_uint8
 from engine.render.camera import Camera
 from engine.render.rasterize import render
 from tests.helpers_head import tiny_flame_arrays
@@ -55,11 +55,6 @@ def talking(head: HeadModel, frames: int) -> FlameParams:
 def decode(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * math.log10(255.0**2 / max(mse, 1e-12))
 
 
 def first_camera(avatar: Avatar, params: FlameParams, path: CameraPath, frames: int, w: int, h: int) -> Camera:

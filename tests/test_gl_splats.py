@@ -8,6 +8,7 @@ import torch
 
 moderngl = pytest.importorskip("moderngl")
 
+from engine.io.images import psnr
 from engine.render.camera import orbit_camera  # noqa: E402
 from engine.render.gl_splats import GLSplatConfig, GLSplatRenderer  # noqa: E402
 from engine.render.rasterize import render as reference_render  # noqa: E402
@@ -38,10 +39,6 @@ def random_splats(n: int, seed: int, degree: int = 3, spread: float = 0.3) -> Sp
     sh = torch.randn(n, (degree + 1) ** 2, 3, generator=g) * 0.3
     return Splats(means, quats, scales, opacities, sh)
 
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
 @pytest.mark.parametrize("primitive", ["quads", "points"])

@@ -9,15 +9,11 @@ import torch
 pytest.importorskip("numba")
 
 from engine.avatar.demo import load_demo_avatar
+from engine.io.images import psnr
 from engine.render.camera import framing, orbit_camera
 from engine.render.fast_view import FastAvatarRenderer, FastSplatRenderer
 from engine.render.rasterize import render
 from engine.render.splats import Splats
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * float(np.log10(1.0 / mse))
 
 
 def random_splats(n: int, seed: int, degree: int) -> Splats:

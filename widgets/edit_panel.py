@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
+from engine.io.images import to_uint8
+
 BACKENDS: tuple[tuple[str, str], ...] = (
     ("procedural", "Procedural (offline)"), ("instruct-pix2pix", "InstructPix2Pix (diffusers)"),
     ("inpaint", "Stable Diffusion inpainting"), ("http", "Image-edit endpoint (HTTP)"),
@@ -27,10 +29,7 @@ THUMB = 160
 
 def to_pixmap(image: np.ndarray, side: int = THUMB) -> QPixmap:
     """A QPixmap of a float [H, W, 3] array in [0, 1] (or uint8), scaled to fit side."""
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
-    arr = np.ascontiguousarray(arr[..., :3])
+    arr = np.ascontiguousarray(to_uint8(image)[..., :3])
     h, w, _ = arr.shape
     qimage = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
     return QPixmap.fromImage(qimage).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,

@@ -36,6 +36,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.io.images import to_uint8
+
 STATES: tuple[str, ...] = ("idle", "running", "pausing", "paused", "stopping", "making_data")
 """What the panel can show: nothing running, training, pause asked / reached, cancel asked, dataset being made."""
 
@@ -318,8 +320,7 @@ class TrainPanel(QWidget):
     def set_preview(self, image: np.ndarray, caption: str = "") -> None:
         """Show image [H, W, 3] (uint8, or float in [0, 1])."""
         assert image.ndim == 3 and image.shape[2] == 3, f"preview must be [H, W, 3], got {image.shape}"
-        if image.dtype != np.uint8:
-            image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        image = to_uint8(image)
         fit = self.preview_image.image is None or self.preview_image.image.shape != image.shape
         self.preview_image.setImage(image, levels=(0, 255))
         if fit:

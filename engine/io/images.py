@@ -1,7 +1,8 @@
-"""Image files: PNG writing (atomic), reading painted masks, and conversion of float images to 8-bit."""
+"""Image files and pixels: PNG writing (atomic), reading painted masks, float images to 8-bit, PSNR."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -17,6 +18,23 @@ def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     if array.dtype == np.uint8:
         return array
     return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
+    """PSNR in dB of two images of the same shape: uint8 (peak 255) or float (clipped to [0, 1], what shows);
+    99 dB when equal."""
+    x, y = (_unit(v) for v in (a, b))
+    assert x.shape == y.shape, f"images must have the same shape, got {x.shape} and {y.shape}"
+    mse = float(np.mean((x - y) ** 2))
+    return 99.0 if mse <= 1e-10 else 10.0 * math.log10(1.0 / mse)
+
+
+def _unit(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """float64 pixels in [0, 1] of a uint8 or float image."""
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.dtype == np.uint8:
+        return array.astype(np.float64) / 255.0
+    return np.clip(array.astype(np.float64), 0.0, 1.0)
 
 
 def save_png(path: str | os.PathLike, image: torch.Tensor | np.ndarray) -> None:

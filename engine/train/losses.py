@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 import torch.nn.functional as F
@@ -36,12 +35,6 @@ def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
     num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
     den = (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
     return (num / den).mean()
-
-
-def psnr(a: Tensor, b: Tensor) -> float:
-    """PSNR in dB of two images in [0, 1] (any equal shapes)."""
-    mse = float(((a.detach().float() - b.detach().float()) ** 2).mean())
-    return 99.0 if mse <= 1e-10 else 10 * math.log10(1.0 / mse)
 
 
 def photometric_loss(render: Tensor, target: Tensor, lambda_dssim: float) -> tuple[Tensor, Tensor, Tensor]:

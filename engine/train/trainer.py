@@ -22,6 +22,7 @@ from engine.data.frames import FrameLoader, LoadedFrame, fit_size, one_hot_label
 from engine.data.vhap_format import AvatarDataset, FrameRecord
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
+from engine.io.images import psnr
 from engine.render.rasterize import render, resolve_device
 from engine.render.splats import Splats, rgb_to_dc
 from engine.train import losses
@@ -210,7 +211,7 @@ class Trainer:
         self.optimizer.step()
         self.iteration += 1
         densified = self._maybe_densify(world_scale.detach(), tri_k.detach(), tri_rot.detach())
-        stats = StepStats(self.iteration, loss.item(), l1.item(), dssim.item(), losses.psnr(result.rgb, frame.image),
+        stats = StepStats(self.iteration, loss.item(), l1.item(), dssim.item(), psnr(result.rgb, frame.image),
                           self.count, densified)
         self.history.append({"iteration": self.iteration, "loss": stats.loss, "psnr": stats.psnr})
         return stats
@@ -238,7 +239,7 @@ class Trainer:
         for record in frames:
             frame = self._load(record)
             result, *_ = self.render_frame(frame)
-            psnrs.append(losses.psnr(result.rgb.clamp(0, 1), frame.image))
+            psnrs.append(psnr(result.rgb.clamp(0, 1), frame.image))
             ssims.append(float(losses.ssim(result.rgb.clamp(0, 1), frame.image)))
         return {"psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims), "frames": float(len(frames))}
 

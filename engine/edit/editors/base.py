@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from engine.io.images import to_uint8  # noqa: F401 - the editors take it from here
 from engine.prompting.plan import EditPlan
 
 EDITOR_BACKENDS: tuple[str, ...] = ("procedural", "instruct-pix2pix", "inpaint", "img2img", "http")
@@ -83,11 +84,6 @@ def composite(original: Tensor, edited: Tensor, mask: Tensor) -> Tensor:
     m = mask.clamp(0.0, 1.0)[..., None].to(original.dtype)
     out = original + m * (edited.to(original.dtype) - original)
     return torch.where(m > 0, out, original)
-
-
-def to_uint8(image: Tensor) -> np.ndarray:
-    """[H, W, C] float in [0, 1] -> uint8 numpy array."""
-    return (image.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
 def from_uint8(array: np.ndarray, like: Tensor) -> Tensor:
