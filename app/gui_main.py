@@ -172,8 +172,7 @@ def _screenshot_when_ready(app: QApplication, window: MainWindow, controller: Re
         app.exit(0 if ok else 1)
 
     def on_frame(frame: object) -> None:
-        full = controller.render_size(still=True)
-        if frame.image.shape[1::-1] == full and frame.serial == controller.latest_serial:
+        if frame.full and frame.serial == controller.latest_serial:
             controller.frameReady.disconnect(on_frame)
             QTimer.singleShot(300, grab)  # let the status bar and panels settle
 

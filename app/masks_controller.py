@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from app.session import SessionModel, _ValueCommand  # the session's one undo-item type (private there; see report)
+from app.session import SessionModel, ValueCommand
 from app.workers import Worker, start_worker
 from engine.avatar.avatar import Avatar
 from engine.data.vhap_format import read_dataset
-from engine.head.components import COLOURS, COMPONENTS, LABEL
+from engine.head.components import COMPONENTS, LABEL, label_colours
 from engine.render.camera import Camera
 from engine.render.splats import Splats
 from engine.semantics.lift import fill_unseen, fit_to_view, lift_mask
@@ -40,7 +40,6 @@ from widgets.masks_panel import MasksPanel
 
 TINT = 0.4  # weight of the component colour on selected Gaussians
 DATASET_FIT_SIZE = 256  # the dataset's label maps are fitted to at most this many pixels on a side (speed)
-COMPONENT_RGB = torch.tensor([COLOURS[c] for c in COMPONENTS], dtype=torch.float32) / 255.0
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,7 @@ class MasksController(QObject):
     def _push(self, text: str, after: MaskState, merge: str | None = None) -> None:
         if self.state is None:
             return
-        self.model.undo_stack.push(_ValueCommand(text, self._apply, self.state, after, merge))
+        self.model.undo_stack.push(ValueCommand(text, self._apply, self.state, after, merge))
 
     def _edit(self, text: str, op: Callable[[Selection], Selection]) -> None:
         if self.state is not None:
@@ -359,7 +358,7 @@ class MasksController(QObject):
             return
         g = avatar.gaussians
         # A translucent tint over the splats' current colours, so adjustments and edits stay visible under it.
-        tint = COMPONENT_RGB[g.labels.cpu().clamp(0, len(COMPONENTS) - 1)]
+        tint = torch.from_numpy(label_colours(g.labels.cpu().numpy()))
         rgba = torch.cat([tint, (mask.float() * TINT)[:, None]], dim=1)
         self.model.set_overlay(rgba.numpy(), 1.0)
 

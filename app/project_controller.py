@@ -23,13 +23,14 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QFileDialog, QMenu, QMessageBox, QProgressDialog
 
-from app.session import CameraState, posed_params
 from app.workers import WorkCancelled, Worker, start_worker
 from engine.avatar.posing import Pose
 from engine.edit.layers import EditLayer
 from engine.project.autosave import Autosaver, RecoveryFile, discard_recovery
 from engine.project.project_file import MissingFlameModelError, Project, load_project, save_project
 from engine.project.recent import RecentProjects
+from engine.view.camera import CameraState
+from engine.view.posing import posed_params
 from widgets.export_dialog import ExportDialog, ExportRequest
 
 PROJECT_FILTER = "DynamicAvatars projects (*.dap);;All files (*)"

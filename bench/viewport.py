@@ -1,18 +1,21 @@
-"""Viewport latency: from a slider change to finished pixels, on the demo avatar at 512², per backend.
+"""Viewport latency at the window's real size: a slider drag through the viewport's own render loop.
 
-Each step changes the smile (and a little jaw) the way a slider drag does, then renders a uint8 frame:
-FLAME forward + Gaussian deform + colours + projection/sort + draw + readback. Backends:
-- "gl": the viewport's own FramePipeline (app/render_thread.py) with moderngl through EGL (Mesa llvmpipe
-  without a GPU).
-- "cpu": the same FramePipeline with its CPU backend (whatever app/render_thread.py does today for "cpu").
-- "cpufast": the CPU inference path engine/render/fast_view.py exactly as the proposed FramePipeline change
-  uses it: posed_params -> FLAME -> FastAvatarRenderer.render(verts) (deform, projection, SH, sort, binning
-  and compositing fused in numba). Once FramePipeline uses it, "cpu" measures the same thing.
-- "gsplat" when CUDA is present.
-Prints per-backend medians, then one JSON line: <backend>_latency_median_ms, <backend>_latency_p95_ms,
-<backend>_latency_min_ms, <backend>_cpu_time_median_ms (process CPU time per frame over all threads, GL driver
-threads included: what a frame costs, whatever the load), <backend>_<stage>_median_ms for every stage, the backend the viewport picks by default ("auto") and the
-1-minute load average at start and end (the machine is shared: figures are noisy under load).
+The demo avatar in a Qt-free session (engine.view.SessionState, as the GUI's), shown at --size (default
+1280x720, the viewport of a 1440x900 window or so). Figures:
+- full_frame_ms: one full-resolution frame (FLAME forward, deform + projection, sort, bin, composite,
+  readback) rendered synchronously, median over slider values; full_<stage>_median_ms per stage;
+  full_frame_cpu_ms: the process CPU time of such a frame over all threads (what it costs, whatever the load).
+- A drag: the smile slider moves at --rate events per second (a mouse drag reports ~60) for --seconds;
+  every event changes the session's pose and hands its ViewRequest to engine.view.RenderLoop, the render
+  thread the GUI uses (reduced resolution chosen to hold its frame budget while input moves, full
+  resolution once it rests, stale requests dropped). interactive_latency_median_ms / _p95_ms: from a slider
+  event to the first finished frame showing that event's pose or a newer one. interactive_scale_median:
+  the share of the full width/height those frames had.
+- settle_latency_ms: from the drag's last event to the full-resolution frame of that pose (median over
+  the drags).
+The first drag warms up (numba cache, the budget's cost estimates) and is not counted. The machine is
+shared: figures are noisy under load, so the 1-minute load average at start and end is reported.
+Ends with one JSON line.
 
     .venv/bin/python bench/viewport.py --quick
 """
@@ -24,129 +27,162 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import engine  # noqa: F401 - sets OMP_WAIT_POLICY before torch loads
+import engine  # noqa: E402, F401 - sets OMP_WAIT_POLICY before torch loads
 
 
-def _pose(i: int) -> Pose:  # noqa: F821
-    """The slider value of step i (a smooth drag back and forth)."""
-    from engine.avatar.posing import Pose
-
-    value = 0.5 + 0.5 * math.sin(i * 0.7)
-    return Pose(expressions={"smile": round(value, 3)}, jaw=0.05 * value)
+def slider(i: int, rate: float) -> float:
+    """The smile slider's value at event i: a smooth drag back and forth, about one sweep a second."""
+    return round(0.5 + 0.45 * math.sin(2 * math.pi * i / rate), 3)
 
 
-class _FastPipeline:
-    """The CPU inference path as the viewport would run it (see the module docstring)."""
-
-    backend = "cpufast"
-
-    def __init__(self, avatar: Avatar) -> None:  # noqa: F821
-        from engine.render.fast_view import FastAvatarRenderer
-
-        self.avatar = avatar
-        self.renderer = FastAvatarRenderer(avatar.gaussians, avatar.head.faces)
-
-    def render(self, pose: Pose, camera: Camera) -> tuple[np.ndarray, dict[str, float]]:  # noqa: F821
-        import torch
-
-        from app.session import posed_params
-
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            params = posed_params(self.avatar, self.avatar.params, pose, 0)
-            verts = self.avatar.posed_vertices(params)
-        t1 = time.perf_counter()
-        frame = self.renderer.render(verts, camera, (1.0, 1.0, 1.0))
-        return frame.image, {"flame": 1000 * (t1 - t0), **self.renderer.last_timings}
-
-
-def bench_backend(backend: str, avatar: Avatar, steps: int, size: int) -> dict[str, float]:  # noqa: F821
-    """Median and p95 latency (ms) and the median of every stage over `steps` slider changes."""
+def full_frames(state, backend: str, size: tuple[int, int], count: int) -> dict[str, float]:
+    """Median milliseconds of full-resolution frames (total wall time and per stage) over `count` slider values."""
     import numpy as np
 
-    from app.render_thread import FramePipeline, RenderRequest
-    from app.session import framing_camera
+    from engine.view import FramePipeline
 
-    cam_state = framing_camera(avatar)
-    if backend == "cpufast":
-        fast, pipe = _FastPipeline(avatar), None
-    else:
-        fast, pipe = None, FramePipeline(backend)
-        if pipe.backend != backend:
-            pipe.release()
-            raise RuntimeError(f"backend {backend} unavailable: {pipe.note}")
-    latencies: list[float] = []
-    cpu_ms: list[float] = []  # process CPU time per frame, all threads (llvmpipe's included): the load-free cost
+    pipe = FramePipeline(backend)
+    walls: list[float] = []
+    cpus: list[float] = []
     stages: dict[str, list[float]] = {}
     try:
-        for i in range(steps + 2):  # the first two frames warm up (shader compile, numba load, caches)
+        for i in range(count + 2):  # two warm-up frames (numba cache load, first allocations)
+            state.set_pose(state.pose_with_expression("smile", slider(i, 7.0)))
             start, cpu_start = time.perf_counter(), time.process_time()
-            if fast is not None:
-                image, timings = fast.render(_pose(i), cam_state.camera(size, size))
-            else:
-                frame = pipe.render(RenderRequest(i, avatar, avatar.params, _pose(i), 0, (), cam_state, size, size,
-                                                  issued=start))
-                image, timings = frame.image, frame.timings
-            elapsed, cpu = 1000 * (time.perf_counter() - start), 1000 * (time.process_time() - cpu_start)
-            assert image.shape == (size, size, 3) and image.dtype == np.uint8
-            if i < 2:
-                continue
-            latencies.append(elapsed)
-            cpu_ms.append(cpu)
-            for key, ms in timings.items():
-                if key not in ("total", "compose"):
-                    stages.setdefault(key, []).append(ms)
+            frame = pipe.render(state.request(i, *size))
+            wall, cpu = 1000 * (time.perf_counter() - start), 1000 * (time.process_time() - cpu_start)
+            assert frame is not None and frame.image.shape == (size[1], size[0], 3)
+            if i >= 2:
+                walls.append(wall)
+                cpus.append(cpu)
+                for key, ms in frame.timings.items():
+                    if key not in ("total", "compose"):
+                        stages.setdefault(key, []).append(ms)
     finally:
-        if pipe is not None:
-            pipe.release()
-    out = {"latency_median_ms": float(np.median(latencies)), "latency_p95_ms": float(np.percentile(latencies, 95)),
-           "latency_min_ms": float(np.min(latencies)), "cpu_time_median_ms": float(np.median(cpu_ms))}
-    out.update({f"{k}_median_ms": float(np.median(v)) for k, v in stages.items()})
+        pipe.release()
+    out = {"full_frame_ms": float(np.median(walls)), "full_frame_cpu_ms": float(np.median(cpus)), "backend": pipe.backend}
+    out.update({f"full_{k}_median_ms": float(np.median(v)) for k, v in stages.items()})
     return out
+
+
+class Drag:
+    """One slider drag through a RenderLoop, timing every event and every frame."""
+
+    def __init__(self, loop, state, size: tuple[int, int], rate: float, seconds: float, first: int) -> None:
+        self.loop, self.state, self.size = loop, state, size
+        self.rate, self.events = rate, max(2, round(rate * seconds))
+        self.first = first  # serial of the first event
+        self.sent: dict[int, float] = {}
+        self.frames: list[tuple[float, int, float]] = []  # (arrival, serial, scale)
+        self.settled = threading.Event()
+
+    def on_frame(self, frame) -> None:
+        self.frames.append((time.perf_counter(), frame.serial, frame.scale))
+        if frame.full and frame.serial == self.first + self.events - 1:
+            self.settled.set()
+
+    def run(self) -> None:
+        start = time.perf_counter()
+        for i in range(self.events):
+            time.sleep(max(0.0, start + i / self.rate - time.perf_counter()))
+            self.state.set_pose(self.state.pose_with_expression("smile", slider(i, self.rate)))
+            serial = self.first + i
+            request = self.state.request(serial, *self.size)
+            self.sent[serial] = request.issued
+            self.loop.submit(request)
+        if not self.settled.wait(60):
+            raise RuntimeError("no full-resolution frame within 60 s of the drag's end")
+
+    def latencies(self) -> list[float]:
+        """Milliseconds from each event to the first frame showing it or a newer event."""
+        out = []
+        for serial, sent in self.sent.items():
+            arrivals = [t for t, s, _ in self.frames if s >= serial and t >= sent]
+            if arrivals:
+                out.append(1000 * (min(arrivals) - sent))
+        return out
+
+    def settle_ms(self) -> float:
+        last = self.first + self.events - 1
+        full = [t for t, s, scale in self.frames if s == last and scale >= 1.0]
+        return 1000 * (min(full) - self.sent[last])
+
+    def scales(self) -> list[float]:
+        last = self.first + self.events - 1
+        return [scale for _, s, scale in self.frames if s != last or scale < 1.0]
+
+
+def drags(state, backend: str, size: tuple[int, int], rate: float, seconds: float, count: int) -> dict[str, float]:
+    """Latency figures over `count` counted drags (after one warm-up drag)."""
+    import numpy as np
+
+    from engine.view import RenderLoop
+
+    current: list[Drag] = []
+    loop = RenderLoop(backend, on_frame=lambda frame: current[-1].on_frame(frame)).start()
+    latencies, settles, scales, frames, events = [], [], [], 0, 0
+    serial = 1
+    try:
+        for n in range(count + 1):
+            drag = Drag(loop, state, size, rate, seconds, serial)
+            current.append(drag)
+            drag.run()
+            serial += drag.events
+            time.sleep(0.2)  # a pause between drags
+            if n == 0:
+                continue
+            latencies += drag.latencies()
+            settles.append(drag.settle_ms())
+            scales += drag.scales()
+            frames += len(drag.frames)
+            events += drag.events
+    finally:
+        loop.stop()
+    return {"interactive_latency_median_ms": float(np.median(latencies)),
+            "interactive_latency_p95_ms": float(np.percentile(latencies, 95)),
+            "settle_latency_ms": float(np.median(settles)), "settle_latency_max_ms": float(np.max(settles)),
+            "interactive_scale_median": float(np.median(scales)), "drag_events": events,
+            "frames_per_event": frames / max(1, events), "dropped_requests": loop.dropped}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps (well under a minute)")
-    parser.add_argument("--size", type=int, default=512, help="image side in pixels")
-    parser.add_argument("--backends", default="gl,cpu,cpufast", help="comma-separated: gl, cpu, cpufast, torch, gsplat")
+    parser.add_argument("--quick", action="store_true", help="shorter drags and fewer frames (well under a minute)")
+    parser.add_argument("--size", default="1280x720", help="viewport size WxH in pixels (default 1280x720)")
+    parser.add_argument("--backend", default="auto", help="auto, gl, cpu, torch or gsplat (default: auto)")
+    parser.add_argument("--threads", type=int, default=2, help="rasterizer threads (default 2: the machine's cores)")
+    parser.add_argument("--rate", type=float, default=60.0, help="slider events per second during a drag")
     args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    import numba
     import torch
 
-    from app.render_thread import FramePipeline
     from engine.avatar.demo import load_demo_avatar
+    from engine.view import SessionState
 
-    torch.set_num_threads(1)  # as the render thread does
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(1)  # as the render loop does
     load_start = os.getloadavg()[0]
-    avatar = load_demo_avatar()
-    backends = [b for b in args.backends.split(",") if b]
-    if torch.cuda.is_available() and "gsplat" not in backends:
-        backends.append("gsplat")
-    auto = FramePipeline("auto")
-    figures: dict[str, float | int | str] = {"bench": "viewport", "size": args.size,
-                                             "gaussians": avatar.gaussians.count, "auto_backend": auto.backend}
-    auto.release()
-    for backend in backends:
-        steps = (15 if args.quick else 60) if backend != "torch" else (3 if args.quick else 10)
-        try:
-            result = bench_backend(backend, avatar, steps, args.size)
-        except RuntimeError as exc:
-            print(f"{backend}: skipped ({exc})")
-            continue
-        stages = " ".join(f"{k[:-10]}={v:.1f}" for k, v in result.items() if not k.startswith("latency"))
-        print(f"{backend}: median {result['latency_median_ms']:.1f} ms, p95 {result['latency_p95_ms']:.1f} ms "
-              f"over {steps} slider changes ({stages})")
-        figures.update({f"{backend}_{k}": round(v, 2) for k, v in result.items()})
-        figures[f"{backend}_steps"] = steps
+    state = SessionState()
+    state.set_avatar(load_demo_avatar())
+    full = full_frames(state, args.backend, (width, height), 5 if args.quick else 20)
+    drag = drags(state, args.backend, (width, height), args.rate, 2.0 if args.quick else 5.0, 2 if args.quick else 5)
+    figures: dict[str, float | int | str] = {
+        "bench": "viewport", "width": width, "height": height, "gaussians": state.avatar.gaussians.count,
+        "backend": full.pop("backend"), "threads": numba.get_num_threads(), "cores": os.cpu_count() or 0}
+    figures.update({k: round(v, 2) if isinstance(v, float) else v for k, v in {**full, **drag}.items()})
     figures["load_avg_1min_start"] = round(load_start, 2)
     figures["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
-    print(f"viewport default ('auto'): {figures['auto_backend']}; load average {load_start:.2f} -> "
-          f"{figures['load_avg_1min_end']:.2f} on {os.cpu_count()} cores")
+    print(f"{figures['backend']} at {width}x{height}: full frame {full['full_frame_ms']:.1f} ms; drag at "
+          f"{args.rate:g} events/s: latency median {drag['interactive_latency_median_ms']:.1f} ms, p95 "
+          f"{drag['interactive_latency_p95_ms']:.1f} ms at scale {drag['interactive_scale_median']:.2f}; settle "
+          f"{drag['settle_latency_ms']:.1f} ms; load average {load_start:.2f} -> {figures['load_avg_1min_end']:.2f}")
     print(json.dumps(figures))
     return 0
 

@@ -13,13 +13,14 @@ from PIL import Image
 
 from engine.avatar.avatar import Avatar
 from engine.avatar.gaussians import BoundGaussians
-from engine.export.camera_paths import CameraPath, clip_times, fit_distance, path_cameras
+from engine.export.camera_paths import CameraPath, clip_times, path_cameras
 from engine.export.video import ExportCancelled, VideoJob, VideoSettings, export_frames, export_video, frame_count
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
 from engine.io.images import psnr, to_uint8
 from engine.render.camera import Camera
 from engine.render.rasterize import render
+from engine.view.camera import frame_points
 from tests.helpers_head import tiny_flame_arrays
 
 
@@ -57,12 +58,14 @@ def decode(path: Path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
+
 def first_camera(avatar: Avatar, params: FlameParams, path: CameraPath, frames: int, w: int, h: int) -> Camera:
     """The first camera of a clip, framed as the exporter frames it (bounding box of frame 0)."""
     means = avatar.splats(params.frame(0)).means.detach()
     lo, hi = means.min(0).values, means.max(0).values
     target = tuple(float(v) for v in (lo + hi) / 2)
-    fit = fit_distance(means, path.fov_y_deg, w / h)
+    assert frame_points(means, path.fov_y_deg, w / h)[0] == pytest.approx(target)
+    fit = frame_points(means, path.fov_y_deg, w / h)[1]
     return path_cameras(path, frames, w, h, target, fit)[0]
 
 
@@ -186,7 +189,7 @@ def test_frame_counts_and_camera_paths(tmp_path):
     orbit = path_cameras(CameraPath("orbit", sweep_deg=180.0), 2, 32, 32, (0.0, 0.0, 0.0))
     torch.testing.assert_close(orbit[1].position, torch.tensor([0.0, 0.0, -0.6]), atol=1e-5, rtol=0)
     means = torch.tensor([[-0.1, -0.2, -0.05], [0.1, 0.2, 0.05]])
-    fit = fit_distance(means, 22.0)
+    _, fit = frame_points(means, 22.0)
     assert fit == pytest.approx(1.15 * 0.2 / math.tan(math.radians(11.0)) + 0.05)
     dolly = path_cameras(CameraPath("dolly"), 2, 32, 32, (0.0, 0.0, 0.0), fit)
     assert float(dolly[0].position.norm()) == pytest.approx(fit, rel=1e-5)

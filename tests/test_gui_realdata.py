@@ -28,7 +28,7 @@ def files(tmp_path_factory):
 @pytest.fixture
 def window(qtbot, tmp_path):
     model = SessionModel()
-    controller = RenderController(model, backend="cpu", interactive_side=96, still_side=0)
+    controller = RenderController(model, backend="cpu", max_side=96, progressive=False)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
     qtbot.addWidget(win)

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from app.session import CameraState, SessionModel, posed_params
+from app.session import SessionModel
 from app.workers import WorkCancelled, start_worker
 from engine.avatar.demo import load_demo_avatar
 from engine.avatar.posing import Pose
 from engine.io.atomic import FileFormatError
+from engine.view import CameraState, posed_params
 from widgets.presets import available_presets, load_presets, save_presets
 
 

@@ -24,7 +24,7 @@ SIDE = 256  # render size of the tests (the longest side)
 @pytest.fixture
 def window(qtbot, tmp_path):
     model = SessionModel()
-    controller = RenderController(model, backend="gl", interactive_side=SIDE, still_side=0)
+    controller = RenderController(model, backend="gl", max_side=SIDE, progressive=False)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
     qtbot.addWidget(win)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import time
-
-import torch
+from dataclasses import replace
 
 from app.cli import CommandError
 from app.commands import add_head_arguments, load_avatar_arg
-from engine.avatar.posing import Pose, apply_pose
+from engine.avatar.posing import Pose
 from engine.io.images import save_png
-from engine.render.camera import framing, orbit_camera
-from engine.render.rasterize import BACKENDS, render, resolve_device
+from engine.render.rasterize import resolve_device
+from engine.view import FramePipeline, SessionState, framing_camera
+
+BACKENDS = ("auto", "gl", "cpu", "torch", "gsplat")
 
 
 def parse_named_values(items: list[str], what: str) -> dict[str, float]:
@@ -46,13 +47,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fov", type=float, default=22.0, help="vertical field of view in degrees")
     p.add_argument("--size", type=int, nargs="+", default=[512], metavar="PX", help="image size: S or W H")
     p.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"))
-    p.add_argument("--backend", choices=BACKENDS, default="auto", help="rasterizer backend")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="renderer, as the viewport's (auto: gsplat with CUDA, else OpenGL on a GPU, else the CPU rasterizer)")
     p.add_argument("--out", required=True, help="PNG file to write")
 
 
 def run(args: argparse.Namespace) -> int:
+    """The viewport's own path: a session state (avatar, frame, pose, camera, background) -> one frame."""
     device = resolve_device(args.device)
-    avatar = load_avatar_arg(args).to(device)
+    avatar = load_avatar_arg(args)
     pose = Pose(
         expressions=parse_named_values(args.expr, "--expr"),
         jaw=args.jaw, yaw=args.yaw, pitch=args.pitch, roll=args.roll, gaze_x=args.gaze[0], gaze_y=args.gaze[1],
@@ -61,11 +64,20 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--size takes one or two positive numbers")
     width, height = (args.size[0], args.size[0]) if len(args.size) == 1 else args.size
     start = time.perf_counter()
-    with torch.no_grad():
-        splats = avatar.splats(apply_pose(avatar, pose, args.frame))
-        target, distance = framing(avatar.posed_vertices(avatar.frame_params(args.frame)), args.fov)
-        camera = orbit_camera(args.cam_yaw, args.cam_pitch, args.distance or distance, target, args.fov, width, height)
-        result = render(splats, camera, tuple(args.background), backend=args.backend)
-    save_png(args.out, result.rgb.cpu())
-    print(f"wrote {args.out} ({width}x{height}, {splats.count} Gaussians, {1000 * (time.perf_counter() - start):.0f} ms)")
+    state = SessionState()
+    state.set_avatar(avatar)
+    state.set_frame(args.frame)
+    state.set_pose(pose)
+    framed = framing_camera(avatar, args.fov, width / height, avatar.frame_params(args.frame))
+    state.set_camera(replace(framed, yaw=args.cam_yaw, pitch=args.cam_pitch, distance=args.distance or framed.distance))
+    state.set_view_options(background=tuple(args.background))
+    pipeline = FramePipeline("gsplat" if device.type == "cuda" else args.backend)  # gsplat draws on CUDA
+    try:
+        frame = pipeline.render(state.request(1, width, height))
+    finally:
+        pipeline.release()
+    assert frame is not None
+    save_png(args.out, frame.image)
+    print(f"wrote {args.out} ({width}x{height}, {frame.gaussians} Gaussians, {frame.backend} renderer, "
+          f"{1000 * (time.perf_counter() - start):.0f} ms)")
     return 0

@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from torch import Tensor
-
 from engine.render.camera import Camera, orbit_camera
 
 PATH_KINDS: tuple[str, ...] = ("fixed", "orbit", "dolly")
@@ -48,7 +46,7 @@ class CameraPath:
     def camera_at(self, t: float, width: int, height: int, target: tuple[float, float, float],
                   fit: float = 0.6) -> Camera:
         """The camera at clip time t in [0, 1] (0 = first frame), looking at self.target or target;
-        fit is the distance used when self.distance is None (see fit_distance)."""
+        fit is the distance used when self.distance is None (engine.view.camera.frame_points)."""
         look = self.target if self.target is not None else target
         start = self.distance if self.distance is not None else fit
         yaw, distance = self.yaw_deg, start
@@ -70,22 +68,6 @@ def clip_times(path: CameraPath, frames: int) -> list[float]:
     full_turn = path.kind == "orbit" and math.isclose(abs(path.sweep_deg) % 360.0, 0.0) and path.sweep_deg != 0.0
     last = frames if full_turn else frames - 1
     return [i / last for i in range(frames)]
-
-
-def fit_distance(means: Tensor, fov_y_deg: float, aspect: float = 1.0, margin: float = 1.15) -> float:
-    """Camera distance at which points means [N, 3] (centred on their bounding box) fill the view
-    with some margin, seen along z; aspect is width / height."""
-    assert means.ndim == 2 and means.shape[1] == 3, f"means must be [N, 3], got {tuple(means.shape)}"
-    lo, hi = means.min(0).values, means.max(0).values
-    half = max(float(hi[1] - lo[1]) / 2, float(hi[0] - lo[0]) / 2 / max(aspect, 1e-6))
-    return margin * half / math.tan(math.radians(fov_y_deg) / 2) + float(hi[2] - lo[2]) / 2
-
-
-def frame_target(means: Tensor) -> tuple[float, float, float]:
-    """Centre of the bounding box of means [N, 3]: the point a framing camera looks at."""
-    assert means.ndim == 2 and means.shape[1] == 3, f"means must be [N, 3], got {tuple(means.shape)}"
-    centre = (means.min(0).values + means.max(0).values) / 2
-    return (float(centre[0]), float(centre[1]), float(centre[2]))
 
 
 def path_cameras(

@@ -18,17 +18,7 @@ from engine.avatar.avatar import Avatar
 from engine.avatar.files import RUN_FOLDER, save_avatar, save_splats_ply
 from engine.head.params import FlameParams
 from engine.render.splats import Splats
-
-
-def with_expr_offset(params: FlameParams, expr_offset: Tensor | None) -> FlameParams:
-    """params with an [E] expression offset added to every frame (edit layers' expression changes)."""
-    if expr_offset is None:
-        return params
-    assert expr_offset.ndim == 1, f"expr_offset must be [E], got {tuple(expr_offset.shape)}"
-    expr = params.expr.clone()
-    width = min(expr.shape[1], expr_offset.shape[0])
-    expr[:, :width] += expr_offset[:width].to(expr)
-    return params.with_values(expr=expr)
+from engine.view.posing import with_expr_offset
 
 
 def posed_splats(avatar: Avatar, params: FlameParams | None = None, expr_offset: Tensor | None = None) -> Splats:

@@ -25,13 +25,14 @@ from torch import Tensor
 
 from engine.avatar.avatar import Avatar
 from engine.avatar.flame_npz import load_flame_params
-from engine.export.camera_paths import CameraPath, fit_distance, frame_target, path_cameras
-from engine.export.splat_export import with_expr_offset
+from engine.export.camera_paths import CameraPath, path_cameras
 from engine.head.params import FlameParams
 from engine.io.images import to_uint8
 from engine.render.camera import Camera
 from engine.render.rasterize import render
 from engine.render.splats import Splats
+from engine.view.camera import frame_points
+from engine.view.posing import with_expr_offset
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -200,9 +201,9 @@ class Timings:
 
 
 def clip_cameras(path: CameraPath, frames: int, settings: VideoSettings, means: Tensor) -> list[Camera]:
-    """The clip's cameras, framed on the first frame's Gaussian centres means [N, 3]."""
-    fit = fit_distance(means, path.fov_y_deg, settings.width / settings.height)
-    return path_cameras(path, frames, settings.width, settings.height, frame_target(means), fit)
+    """The clip's cameras, framed on the first frame's Gaussian centres means [N, 3] as every view is."""
+    target, fit = frame_points(means, path.fov_y_deg, settings.width / settings.height)
+    return path_cameras(path, frames, settings.width, settings.height, target, fit)
 
 
 def iter_frames(

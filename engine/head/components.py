@@ -6,6 +6,8 @@ A label is an int index into COMPONENTS. Groups name sets of labels that people 
 
 from __future__ import annotations
 
+import numpy as np
+
 COMPONENTS: tuple[str, ...] = (
     "skin",
     "hair",
@@ -57,6 +59,14 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "accessory": (160, 160, 160),
 }
 """Display colour (sRGB 0-255) per component for overlays and swatches."""
+
+COMPONENT_RGB: np.ndarray = np.array([COLOURS[name] for name in COMPONENTS], dtype=np.float32) / 255.0
+"""[L, 3] display colours in [0, 1], row = label."""
+
+
+def label_colours(labels: np.ndarray) -> np.ndarray:
+    """[N, 3] float32 display colours in [0, 1] of labels [N] (values outside the label range clamp to it)."""
+    return COMPONENT_RGB[np.clip(np.asarray(labels), 0, len(COMPONENTS) - 1)]
 
 
 def expand(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -109,13 +109,16 @@ def orbit_camera(
     return Camera(w2c, fx=f, fy=f, cx=width / 2, cy=height / 2, width=width, height=height)
 
 
-def framing(points: Tensor, fov_y_deg: float, fill: float = 0.85) -> tuple[tuple[float, float, float], float]:
-    """(target, distance) that frame points [N, 3] (their bounding box) in a view of fov_y_deg.
+def framing(points: Tensor, fov_y_deg: float, aspect: float = 1.0,
+            fill: float = 0.85) -> tuple[tuple[float, float, float], float]:
+    """(target, distance) at which the bounding box of points [N, 3], seen along z, fills `fill` of a view.
 
-    The box's larger side spans `fill` of the view's height at the target's depth.
+    The view has a vertical field of view fov_y_deg and width / height = aspect; the box's height, or its
+    width over the aspect if that is larger, spans `fill` of the view at the box's front face.
     """
+    assert points.ndim == 2 and points.shape[1] == 3, f"points must be [N, 3], got {tuple(points.shape)}"
     lo, hi = points.min(0).values, points.max(0).values
-    target = tuple(float(v) for v in (lo + hi) / 2)
-    extent = float((hi - lo).max())
-    distance = 0.5 * extent / fill / math.tan(math.radians(fov_y_deg) / 2) + 0.5 * float((hi - lo)[2])
+    target = (float((lo[0] + hi[0]) / 2), float((lo[1] + hi[1]) / 2), float((lo[2] + hi[2]) / 2))
+    half = max(float(hi[1] - lo[1]), float(hi[0] - lo[0]) / max(aspect, 1e-6)) / 2
+    distance = half / fill / math.tan(math.radians(fov_y_deg) / 2) + float(hi[2] - lo[2]) / 2
     return target, distance

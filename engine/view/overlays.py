@@ -1,0 +1,60 @@
+"""What a view draws besides the splats' own colours: component tints, a per-Gaussian overlay (masks),
+and the mesh wireframe."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.head.components import label_colours
+from engine.render.camera import Camera
+
+COMPONENT_TINT = 0.7  # weight of the component colour over the splat colour in the component overlay
+WIRE_RGB = np.array([120, 230, 255], dtype=np.float32)  # wireframe colour, 0-255
+WIRE_ALPHA = 0.55
+
+
+def overlay_colours(base: np.ndarray, labels: np.ndarray, components: bool, overlay: np.ndarray | None,
+                    opacity: float) -> np.ndarray | None:
+    """[N, 3] float32 colours replacing the splats' own, or None when nothing is overlaid.
+
+    base: [N, 3] the splats' colours; labels: [N] component labels (tinted when `components`);
+    overlay: [N, 3] rgb blended with `opacity`, or [N, 4] rgba whose alpha also weighs each Gaussian.
+    """
+    out = None
+    if components:
+        out = (1 - COMPONENT_TINT) * base + COMPONENT_TINT * label_colours(labels)
+    if overlay is not None and overlay.shape[0] == base.shape[0]:
+        a = float(opacity)
+        if overlay.shape[1] == 4:  # per-Gaussian alpha
+            a = a * overlay[:, 3:4]
+        out = (1 - a) * (base if out is None else out) + a * overlay[:, :3]
+    return None if out is None else np.ascontiguousarray(out, dtype=np.float32)
+
+
+def draw_wireframe(image: np.ndarray, verts: torch.Tensor, faces: torch.Tensor, camera: Camera) -> np.ndarray:
+    """A copy of image [H, W, 3] uint8 with the edges of the triangles facing the camera drawn over it.
+
+    verts: [V, 3] posed vertices; faces: [F, 3] long. Each edge is sampled once per pixel of its length.
+    """
+    v = verts.to(torch.float32)
+    uv, depth = camera.project_points(v)  # [V, 2], [V]
+    tri = v[faces]
+    normal = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
+    facing = ((camera.position.to(torch.float32) - tri.mean(1)) * normal).sum(-1) > 0
+    front = faces[facing & (depth[faces] > camera.near).all(1)]
+    edges = torch.cat([front[:, [0, 1]], front[:, [1, 2]], front[:, [2, 0]]]).sort(dim=1).values
+    edges = torch.unique(edges, dim=0).numpy()
+    p = uv.numpy()
+    a, b = p[edges[:, 0]], p[edges[:, 1]]
+    steps = np.clip(np.ceil(np.abs(b - a).max(1)), 1, 4096).astype(np.int64)
+    owner = np.repeat(np.arange(len(edges)), steps)
+    frac = (np.arange(owner.size) - np.repeat(np.cumsum(steps) - steps, steps)) / steps[owner]
+    pts = a[owner] + (b - a)[owner] * frac[:, None]
+    x, y = np.floor(pts[:, 0]).astype(np.int64), np.floor(pts[:, 1]).astype(np.int64)
+    h, w = image.shape[:2]
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    out = image.copy()
+    sel = out[y[inside], x[inside]].astype(np.float32)
+    out[y[inside], x[inside]] = ((1 - WIRE_ALPHA) * sel + WIRE_ALPHA * WIRE_RGB).astype(np.uint8)
+    return out

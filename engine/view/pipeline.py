@@ -1,0 +1,139 @@
+"""ViewRequest -> Frame: FLAME forward, Gaussians on the posed mesh, overlay colours, one backend, wireframe.
+
+Two caches make interaction cheap: the avatar with its edit layers composed (rebuilt only when the avatar
+or a layer changes) and the posed mesh (recomputed only when the sequence, frame, pose or layers change,
+so orbiting the camera only re-projects). Backends: engine/view/backends.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from engine.avatar.avatar import Avatar
+from engine.avatar.gaussians import BoundGaussians
+from engine.edit.layers import EditLayer, compose
+from engine.render.splats import SH_C0, Splats
+from engine.view.backends import PIXEL_STAGES, AbortFn, Backend, make_backend
+from engine.view.overlays import draw_wireframe, overlay_colours
+from engine.view.posing import posed_params
+from engine.view.request import Frame, ViewRequest
+
+
+class Composed:
+    """One avatar with its layers composed on a device, and what every frame reads of it."""
+
+    def __init__(self, avatar: Avatar, layers: tuple[EditLayer, ...], device: torch.device) -> None:
+        self.avatar, self.layers = avatar, layers
+        self.gaussians: BoundGaussians = compose(avatar.gaussians, list(layers)).to(device)
+        # FLAME forward on the device; nn.Module.to() moves in place, so a GPU copy must not touch the shared head
+        head = avatar.head if device.type == "cpu" else copy.deepcopy(avatar.head).to(device)
+        self.posing = avatar if device.type == "cpu" else Avatar(head, self.gaussians, avatar.params.to(device),
+                                                                avatar.name)
+        self.faces = head.faces
+        g = self.gaussians
+        self.base_rgb = np.clip(0.5 + SH_C0 * g.sh[:, 0].cpu().numpy(), 0.0, 1.0).astype(np.float32)  # [N, 3]
+        self.labels = g.labels.cpu().numpy()  # [N]
+
+    def matches(self, avatar: Avatar, layers: tuple[EditLayer, ...]) -> bool:
+        return avatar is self.avatar and _same_layers(layers, self.layers)
+
+
+@dataclass
+class Posed:
+    """The composed Gaussians on one posed mesh; world-space splats are made on first use (not every
+    backend needs them: the CPU rasterizer deforms the bound Gaussians itself)."""
+
+    gaussians: BoundGaussians
+    faces: torch.Tensor  # [F, 3] long
+    verts: torch.Tensor  # [V, 3] posed vertices
+    _splats: Splats | None = field(default=None, repr=False)
+
+    @property
+    def splats(self) -> Splats:
+        if self._splats is None:
+            with torch.no_grad():
+                self._splats = self.gaussians.deform(self.verts, self.faces)
+        return self._splats
+
+
+def _same_layers(a: tuple[EditLayer, ...], b: tuple[EditLayer, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+def _same_pose_key(a: tuple, b: tuple) -> bool:
+    """Keys (avatar, sequence, frame, pose, layers) are equal: objects by identity, values by ==."""
+    return (a[0] is b[0] and a[1] is b[1] and a[2] == b[2] and a[3] == b[3] and _same_layers(a[4], b[4]))
+
+
+class FramePipeline:
+    """ViewRequest -> Frame on one thread (the one that created it, which owns the GL context)."""
+
+    def __init__(self, backend: str = "auto") -> None:
+        self._backend: Backend = make_backend(backend)
+        self._composed: Composed | None = None
+        self._pose_key: tuple | None = None
+        self._posed: Posed | None = None
+
+    @property
+    def backend(self) -> str:
+        """The backend in use: "gl", "gsplat", "cpu" or "torch"."""
+        return self._backend.name
+
+    @property
+    def note(self) -> str:
+        """Why the backend differs from the one asked for, or ""."""
+        return self._backend.note
+
+    def release(self) -> None:
+        self._backend.release()
+
+    def geometry(self, req: ViewRequest, timings: dict[str, float]) -> Posed:
+        """The request's posed Gaussians, recomputed only when avatar, layers, sequence, frame or pose changed."""
+        if self._composed is None or not self._composed.matches(req.avatar, req.layers):
+            t = time.perf_counter()
+            self._composed = Composed(req.avatar, req.layers, self._backend.device)
+            self._backend.attach(self._composed.gaussians, self._composed.faces)
+            self._pose_key = None
+            timings["compose"] = 1000 * (time.perf_counter() - t)
+        key = (req.avatar, req.sequence, req.frame, req.pose, req.layers)
+        if self._posed is None or self._pose_key is None or not _same_pose_key(key, self._pose_key):
+            composed = self._composed
+            t = time.perf_counter()
+            with torch.no_grad():
+                params = posed_params(req.avatar, req.sequence, req.pose, req.frame, req.layers)
+                verts = composed.posing.posed_vertices(params.to(self._backend.device))
+            timings["flame"] = 1000 * (time.perf_counter() - t)
+            self._posed, self._pose_key = Posed(composed.gaussians, composed.faces, verts), key
+        return self._posed
+
+    def render(self, req: ViewRequest, abort: AbortFn | None = None) -> Frame | None:
+        """The picture of req at req.size; None when abort() turned true before it was finished."""
+        timings: dict[str, float] = {}
+        posed = self.geometry(req, timings)
+        composed = self._composed
+        assert composed is not None
+        camera = req.camera.camera(*req.size)
+        colours = overlay_colours(composed.base_rgb, composed.labels, req.view.components, req.overlay_colors,
+                                  req.overlay_opacity)
+        background = tuple(float(c) for c in req.view.background)
+        image, drawn = self._backend.draw(posed, camera, background, colours, abort)
+        if image is None:
+            return None
+        timings.update(drawn)
+        if req.view.wireframe:
+            t = time.perf_counter()
+            image = draw_wireframe(image, posed.verts.cpu(), posed.faces.cpu(), camera)
+            timings["wireframe"] = 1000 * (time.perf_counter() - t)
+        timings["total"] = sum(timings.values())
+        return Frame(req.serial, image, camera, self.backend, composed.gaussians.count, timings,
+                     1000 * (time.perf_counter() - req.issued), req.scale)
+
+
+def pixel_ms(frame: Frame) -> float:
+    """Milliseconds of a frame's stages that grow with its pixels (PIXEL_STAGES)."""
+    return sum(v for k, v in frame.timings.items() if k in PIXEL_STAGES)
