@@ -32,7 +32,7 @@ from engine.data.vhap_format import read_dataset
 from engine.head.components import COMPONENTS, LABEL, label_colours
 from engine.render.camera import Camera
 from engine.render.splats import Splats
-from engine.semantics.lift import fill_unseen, fit_to_view, lift_mask
+from engine.semantics.lift import fit_to_view, lift_filled, rest_points
 from engine.semantics.region_fit import fit_to_dataset
 from engine.semantics.selection import SELECTION_FILE, Selection, knn_neighbours, load_selection
 from widgets.mask_painter import MaskPainter, Stroke
@@ -127,12 +127,11 @@ class MasksController(QObject):
         return np.zeros(0, dtype=np.int64) if self.state is None else self.state.selection.indices.numpy()
 
     def rest_points(self) -> torch.Tensor:
-        """[N, 3] the avatar's Gaussian centres at its first frame (computed once per avatar)."""
+        """[N, 3] the avatar's Gaussian centres at rest (engine.semantics.lift.rest_points; once per avatar)."""
         if self._rest is None:
             avatar = self.model.avatar
             assert avatar is not None
-            with torch.no_grad():
-                self._rest = avatar.splats(avatar.frame_params(0)).means
+            self._rest = rest_points(avatar)
         return self._rest
 
     def neighbours(self) -> torch.Tensor:
@@ -234,8 +233,8 @@ class MasksController(QObject):
         avatar = self.model.avatar
         with torch.no_grad():
             splats = avatar.splats(self.model.current_params())
-        lifted = lift_mask(splats, camera, mask, self.backend)
-        weights = fill_unseen(lifted.weights, lifted.seen, self.rest_points(), labels=avatar.gaussians.labels).cpu()
+        lifted, weights = lift_filled(splats, camera, mask, self.rest_points(), avatar.gaussians.labels, self.backend)
+        weights = weights.cpu()
         before = self.state
         sel = before.selection.subtract(weights) if stroke.tool == "eraser" else before.selection.union(weights)
         after = MaskState(sel, before.components)

@@ -61,7 +61,7 @@ from engine.data.vhap_format import AvatarDataset, read_dataset
 from engine.head.components import COMPONENTS, labels_of
 from engine.render.splats import Splats
 from engine.semantics.fci import agreement, dataset_label_views, triangle_labels, vote_labels, voted_labels
-from engine.semantics.lift import MaskView, fill_unseen, fit_to_view, fit_to_views, lift_many
+from engine.semantics.lift import MaskView, fit_to_view, fit_to_views, lift_filled, lift_many, rest_points
 from engine.semantics.mapping_data import (
     LATTICE_STEP_DEG,
     StillHeads,
@@ -128,8 +128,7 @@ class Bench:
         cands = [self.loader.load(r) for r in train if r.camera_index == front.camera_index and r.timestep in self.net_ts]
         self.ref = max(cands, key=lambda f: min(int(group_mask(f.labels, g).sum()) for g in GROUPS))
         self.m0 = torch.stack([group_mask(self.ref.labels, g).float() for g in GROUPS])  # [G, H, W]
-        with torch.no_grad():
-            self.rest = self.avatar.splats(self.avatar.head.neutral_params()).means
+        self.rest = rest_points(self.avatar)
         self.heads = StillHeads(self.avatar, lambda t: self.params.frame(self.ts.index(t)))
         self.tp = TimePose.of_dataset(self.ds, sorted(self.net_ts), self.heads)
 
@@ -239,8 +238,8 @@ def main() -> None:
     root = args.data or cached_dataset(cfg, args.cache)
     b = Bench(root, args.avatar)
     t0 = time.perf_counter()
-    lifted = lift_many(b.splats_at(b.ref.record.timestep), b.ref.camera, b.m0)
-    filled = fill_unseen(lifted.weights, lifted.seen, b.rest, labels=b.avatar.gaussians.labels)  # [N, G]
+    lifted, filled = lift_filled(b.splats_at(b.ref.record.timestep), b.ref.camera, b.m0, b.rest,
+                                 b.avatar.gaussians.labels)  # [N, G]
     lift_ms = 1000 * (time.perf_counter() - t0)
     fitted = fit_to_view(b.splats_at(b.ref.record.timestep), b.ref.camera, b.m0, filled, lifted.seen)
     fit_ms = 1000 * (time.perf_counter() - t0) - lift_ms

@@ -225,7 +225,7 @@ def run_lift(args: argparse.Namespace) -> int:
     from engine.avatar.files import save_avatar
     from engine.io.images import read_mask_png
     from engine.semantics.fci import timestep_params
-    from engine.semantics.lift import FIT_STEPS, MaskView, fill_unseen, fit_to_views, lift_mask
+    from engine.semantics.lift import FIT_STEPS, MaskView, fit_to_views, lift_filled, rest_points
     from engine.semantics.region_fit import label_region, region_views
     from engine.semantics.selection import SELECTION_FILE, Selection, save_selection
 
@@ -257,9 +257,7 @@ def run_lift(args: argparse.Namespace) -> int:
     params = timestep_params(avatar, dataset)
     with torch.no_grad():
         splats = avatar.splats(params[record.timestep])
-        rest = avatar.splats(avatar.head.neutral_params()).means  # [N, 3]: components stay apart at rest
-    lifted = lift_mask(splats, record.camera, mask)
-    weights = fill_unseen(lifted.weights, lifted.seen, rest, labels=avatar.gaussians.labels)
+    lifted, weights = lift_filled(splats, record.camera, mask, rest_points(avatar), avatar.gaussians.labels)
     steps = FIT_STEPS if args.fit_steps is None else args.fit_steps
     views, free = [MaskView(splats, record.camera, mask[None])], lifted.seen
     if args.fit_frames:

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.avatar.avatar import Avatar
 from engine.render.camera import Camera
 from engine.render.rasterize import render
 from engine.render.splats import Splats
@@ -271,6 +272,31 @@ def fill_unseen(
         targets, d, src = _nearest_seen(pts, seen_np, todo)
         out[targets] = np.where((d <= max_distance)[:, None], w[src], 0.0)
     return torch.from_numpy(out.reshape(weights.shape)).to(weights)
+
+
+def rest_points(avatar: Avatar) -> Tensor:
+    """[N, 3] the avatar's Gaussian centres in the neutral pose, where its components stay apart: the points
+    fill_unseen looks for neighbours among (and the selection's grow / shrink neighbourhoods)."""
+    with torch.no_grad():
+        return avatar.splats(avatar.head.neutral_params()).means
+
+
+def lift_filled(
+    splats: Splats,  # the avatar posed as the view shows it
+    camera: Camera,
+    masks: Tensor,  # [H, W] one mask, or [S, H, W] several, painted on the view seen by camera
+    rest: Tensor,  # [N, 3] rest_points(avatar)
+    labels: Tensor,  # [N] component labels
+    backend: str = "auto",
+) -> tuple[LiftedMask, Tensor]:
+    """(lifted, weights [N] or [N, S]): the masks lifted onto the Gaussians, and their weights with every
+    Gaussian the view does not see filled from its own component (fill_unseen). The one recipe the CLI's
+    masks lift, the Masks panel's strokes, the mapping network's data and the masks benchmark share."""
+    one = masks.ndim == 2
+    lifted = lift_many(splats, camera, masks[None] if one else masks, backend)
+    if one:
+        lifted = LiftedMask(inside=lifted.inside[:, 0], outside=lifted.outside[:, 0], level=lifted.level)
+    return lifted, fill_unseen(lifted.weights, lifted.seen, rest, labels=labels)
 
 
 def _nearest_seen(points: np.ndarray, sources: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
