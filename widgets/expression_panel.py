@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayo
 
 from engine.avatar.posing import Pose
 from widgets.presets import PresetBar
+from widgets.session_view import SessionView
 
 SLIDER_STEPS = 1000
 ADVANCED_COEFFICIENTS = 10  # raw FLAME expression coefficients shown in the Advanced group
@@ -117,7 +118,7 @@ class ParamRow(QObject):
 class ExpressionPanel(QWidget):
     """Expression and pose sliders over the session model (app.session.SessionModel)."""
 
-    def __init__(self, model: QObject, presets_path: str | os.PathLike, parent: QWidget | None = None,
+    def __init__(self, model: SessionView, presets_path: str | os.PathLike, parent: QWidget | None = None,
                  rng: np.random.Generator | None = None) -> None:
         super().__init__(parent)
         self.model = model

@@ -8,12 +8,12 @@ button writes back through `model.set_layers(...)`, so each action is one undo i
 Hook for a split before/after view: `compare_button` (checkable, hidden) emits `compare_toggled(bool)`;
 whoever implements the split calls `enable_compare(True)` and connects to the signal.
 
-The model is app.session.SessionModel (typed as QObject: widgets/ may not import app/).
+The model is typed as widgets.session_view.SessionView (app.session.SessionModel provides it).
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from widgets.session_view import SessionView
 
 REVERT_THRESHOLD = 0.5
 """Selection weight from which a Gaussian counts as inside the region to revert."""
@@ -37,7 +39,7 @@ class LayersPanel(QWidget):
 
     compare_toggled = Signal(bool)  # split before/after view asked for (see enable_compare)
 
-    def __init__(self, model: QObject, parent: QWidget | None = None) -> None:
+    def __init__(self, model: SessionView, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.list = QListWidget()

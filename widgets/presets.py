@@ -15,11 +15,11 @@ import os
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QInputDialog, QMessageBox, QToolButton, QWidget
 
 from engine.avatar.posing import Pose
 from engine.io.atomic import FileFormatError, atomic_write
+from widgets.session_view import SessionView
 
 PRESETS_FORMAT = "dynamicavatars-presets"
 PRESETS_VERSION = 1
@@ -107,7 +107,7 @@ def available_presets(saved: dict[str, Pose], expression_names: tuple[str, ...],
 class PresetBar(QWidget):
     """A preset chooser (applies on selection) with Save and Delete buttons; presets live in a JSON file."""
 
-    def __init__(self, model: QObject, path: str | os.PathLike, parent: QWidget | None = None) -> None:
+    def __init__(self, model: SessionView, path: str | os.PathLike, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model, self.path = model, Path(path)
         self.combo = QComboBox()

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox, QSlider, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
 from engine.avatar.flame_npz import save_flame_params
+from widgets.session_view import SessionView
 
 CURVE_COLOURS = ((240, 200, 90), (90, 180, 240), (240, 110, 120), (130, 220, 140), (190, 140, 240))
 MAX_CURVES = 4  # jaw plus the 3 expression coefficients that vary most
@@ -24,7 +25,7 @@ MAX_CURVES = 4  # jaw plus the 3 expression coefficients that vary most
 class Timeline(QWidget):
     """Transport controls and a curve plot for the model's FLAME sequence (app.session.SessionModel)."""
 
-    def __init__(self, model: QObject, parent: QWidget | None = None) -> None:
+    def __init__(self, model: SessionView, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.play = QToolButton(text="▶ Play", checkable=True, toolTip="Play or pause the sequence (Space)")

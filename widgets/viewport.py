@@ -5,15 +5,17 @@ offscreen Qt, Xvfb and desktops). Mouse: left drag orbits, middle or shift+left 
 zooms, a double-click resets the camera. The camera lives in the session model; this widget only
 writes it back through model.set_camera / model.reset_camera.
 
-The model is app.session.SessionModel (typed as QObject: widgets/ may not import app/).
+The model is typed as widgets.session_view.SessionView (app.session.SessionModel provides it).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, QPoint, QRectF, QPointF, Qt, Signal
+from PySide6.QtCore import QPoint, QRectF, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from widgets.session_view import SessionView
 
 ORBIT_DEG_PER_PX = 0.4  # camera degrees per pixel of drag
 ZOOM_PER_NOTCH = 0.9  # distance factor per wheel notch (120 units) toward the scene
@@ -24,7 +26,7 @@ class Viewport(QWidget):
 
     sizeChanged = Signal(int, int)  # new size in device pixels
 
-    def __init__(self, model: QObject, parent: QWidget | None = None) -> None:
+    def __init__(self, model: SessionView, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.setMinimumSize(320, 240)
