@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
 
 from app.session import SessionModel
-from app.workers import Worker, start_worker
+from app.workers import Job
 from engine.avatar.avatar import Avatar
 from engine.edit.layers import EditLayer, compose
 from engine.edit.run import EditConfig
@@ -62,8 +62,8 @@ class EditController(QObject):
         self.config = config or EditConfig()  # how hard edits work (size, steps, discriminator...)
         self.plan: EditPlan | None = None
         self.selection_source: Callable[[], torch.Tensor | None] | None = None
-        self.worker: Worker | None = None
         self.models: Any = None  # engine.models.ModelSettings (user settings + project pins), for backend "auto"
+        self.job = Job("edit", self)
         panel.edit_requested.connect(self.start_edit)
         panel.cancel_requested.connect(self.cancel)
         panel.layer_toggled.connect(self.toggle_layer)
@@ -138,7 +138,7 @@ class EditController(QObject):
         if self.plan is None:
             self.panel.show_message("Refine a prompt first: the edit follows the plan.")
             return
-        if self.worker is not None and self.worker.is_running():
+        if self.job.busy:
             return
         if settings.get("backend") == "auto":
             from app.model_choices import editor_settings
@@ -149,18 +149,16 @@ class EditController(QObject):
         avatar = self._editable_avatar()
         selection = self._selection(avatar, self.plan)
         plan, base = self.plan, self.model.avatar
-        self.worker = start_worker(edit_job, avatar, selection, plan, settings, config=self.config, name="edit")
-        self.worker.progress.connect(self.panel.set_progress)
-        self.worker.preview.connect(lambda p: self.panel.show_preview(*p))
-        self.worker.finished.connect(lambda layer: self._finished(layer, base))
-        self.worker.errored.connect(lambda msg: self.panel.show_message(f"Edit failed: {msg}"))
-        self.worker.cancelled.connect(lambda: self.panel.show_message("Edit cancelled; the avatar is unchanged."))
-        self.worker.done.connect(lambda: self.panel.set_running(False))
+        self.job.start(edit_job, avatar, selection, plan, settings, config=self.config,
+                       on_progress=self.panel.set_progress, on_preview=lambda p: self.panel.show_preview(*p),
+                       on_finished=lambda layer: self._finished(layer, base),
+                       on_errored=lambda msg: self.panel.show_message(f"Edit failed: {msg}"),
+                       on_cancelled=lambda: self.panel.show_message("Edit cancelled; the avatar is unchanged."),
+                       on_done=lambda: self.panel.set_running(False))
         self.panel.set_running(True)
 
     def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
+        self.job.cancel()
 
     def _finished(self, layer: EditLayer | None, base: Avatar | None = None) -> None:
         if layer is None:

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QLabel, QMainWin
 
 from app.render_thread import RenderController
 from app.session import SessionModel, display_name
-from app.workers import Worker, start_worker
+from app.workers import Job, Worker
 from widgets.expression_panel import ExpressionPanel
 from widgets.timeline import Timeline
 from widgets.viewport import Viewport
@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
             self.add_panel(spec)
         self._build_menus()
         self._build_status()
-        self.loading: Worker | None = None
+        self.loading = Job("load", self, exclusive=False)  # avatar and sequence files (the newest open wins)
         model.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         model.avatarChanged.connect(self._on_avatar)
         self.setAcceptDrops(True)
@@ -261,17 +261,17 @@ class MainWindow(QMainWindow):
     def open_avatar(self, path: str | None) -> Worker:
         """Load an avatar on a worker thread; on failure show a dialog and keep the current one."""
         self.statusBar().showMessage(f"Loading {display_name(path)}…")
-        worker = start_worker(load_avatar_job, path, self.flame_model, name="load avatar")
-        worker.finished.connect(lambda avatar: self._avatar_loaded(avatar, path))
-        worker.errored.connect(lambda msg: self._load_failed("Could not open avatar", msg, path))
-        self.loading = worker
+        worker = self.loading.start(load_avatar_job, path, self.flame_model,
+                                    on_finished=lambda avatar: self._avatar_loaded(avatar, path),
+                                    on_errored=lambda msg: self._load_failed("Could not open avatar", msg, path))
+        assert worker is not None
         return worker
 
     def open_sequence(self, path: str) -> Worker:
-        worker = start_worker(load_sequence_job, path, name="load sequence")
-        worker.finished.connect(lambda params: self._sequence_loaded(params, path))
-        worker.errored.connect(lambda msg: self._load_failed("Could not open FLAME sequence", msg, path))
-        self.loading = worker
+        worker = self.loading.start(load_sequence_job, path,
+                                    on_finished=lambda params: self._sequence_loaded(params, path),
+                                    on_errored=lambda msg: self._load_failed("Could not open FLAME sequence", msg, path))
+        assert worker is not None
         return worker
 
     def _avatar_loaded(self, avatar: Any, path: str | None) -> None:

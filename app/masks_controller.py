@@ -26,7 +26,7 @@ import torch
 from PySide6.QtCore import QObject, Signal
 
 from app.session import SessionModel, ValueCommand
-from app.workers import Worker, start_worker
+from app.workers import Job, Worker
 from engine.avatar.avatar import Avatar
 from engine.data.vhap_format import read_dataset
 from engine.head.components import COMPONENTS, LABEL, label_colours
@@ -95,9 +95,9 @@ class MasksController(QObject):
         self._neighbours: torch.Tensor | None = None
         self._rest: torch.Tensor | None = None
         self._stroke: PaintedStroke | None = None  # the last stroke (fit_last_stroke)
-        self._fitting: Worker | None = None
-        self._fitting_stroke: PaintedStroke | None = None  # the stroke that worker fits
-        self._dataset_fit: Worker | None = None
+        self.stroke_fit = Job("fit stroke", self)
+        self._fitting_stroke: PaintedStroke | None = None  # the stroke stroke_fit fits
+        self.dataset_fit = Job("fit components to dataset", self)
         self._dataset_from: MaskState | None = None  # the state the dataset fit started from
         panel.componentsChanged.connect(self.set_components)
         panel.toolChanged.connect(painter.set_tool)
@@ -143,9 +143,8 @@ class MasksController(QObject):
     def _on_avatar(self) -> None:
         avatar = self.model.avatar
         self._neighbours = self._rest = self._stroke = None
-        for job in (self._fitting, self._dataset_fit):
-            if job is not None:
-                job.cancel()
+        self.stroke_fit.cancel()
+        self.dataset_fit.cancel()
         if avatar is None:
             self.state = None
             return
@@ -247,26 +246,23 @@ class MasksController(QObject):
         return self._stroke is not None and self.state is self._stroke.after
 
     def _show_refine(self, fraction: float = 0.0) -> None:
-        self.panel.set_refine(self.can_fit(), self._fitting is not None, fraction)
+        self.panel.set_refine(self.can_fit(), self.stroke_fit.busy, fraction)
 
     def fit_last_stroke(self) -> Worker | None:
         """Fit the last stroke to its view on a worker (or cancel the fit running); returns the worker."""
-        if self._fitting is not None:
-            self._fitting.cancel()
-            return self._fitting
+        if self.stroke_fit.busy:
+            self.stroke_fit.cancel()
+            return self.stroke_fit.worker
         if not self.can_fit():
             self.model.message.emit("Paint a stroke first: fitting refines the last stroke at the view it was painted on")
             return None
         stroke = self._stroke
         assert stroke is not None
-        worker = start_worker(fit_stroke, stroke, name="fit stroke", backend=self.backend)
-        self._fitting, self._fitting_stroke = worker, stroke
+        self._fitting_stroke = stroke
         # bound methods (not lambdas): Qt drops the connections if the controller goes before the worker ends
-        worker.progress.connect(self._fit_progress)
-        worker.finished.connect(self._fitted)
-        worker.errored.connect(self._fit_failed)
-        worker.cancelled.connect(self._fit_cancelled)
-        worker.done.connect(self._fit_done)
+        worker = self.stroke_fit.start(fit_stroke, stroke, backend=self.backend, on_progress=self._fit_progress,
+                                       on_finished=self._fitted, on_errored=self._fit_failed,
+                                       on_cancelled=self._fit_cancelled, on_done=self._fit_done)
         self._show_refine()
         return worker
 
@@ -289,18 +285,18 @@ class MasksController(QObject):
         self.model.message.emit("Fitting cancelled; the stroke stays as painted")
 
     def _fit_done(self) -> None:
-        self._fitting = self._fitting_stroke = None
+        self._fitting_stroke = None
         self._show_refine()
 
     # ---- fitting the ticked components to a dataset's label maps -----------------------------------
     def _show_dataset_fit(self, fraction: float = 0.0, text: str = "") -> None:
         available = self.state is not None and bool(self.state.components)
-        self.panel.set_dataset_fit(available, self._dataset_fit is not None, fraction, text)
+        self.panel.set_dataset_fit(available, self.dataset_fit.busy, fraction, text)
 
     def fit_to_dataset(self, folder: str, frames: int = 8) -> Worker | None:
         """Fit the selection to the ticked components' label regions at `frames` training frames of the
         dataset in `folder`, on a worker; lands as one undo step if the selection is unchanged by then."""
-        if self._dataset_fit is not None:
+        if self.dataset_fit.busy:
             self.model.message.emit("Already fitting to a dataset")
             return None
         avatar = self.model.avatar
@@ -309,20 +305,16 @@ class MasksController(QObject):
             return None
         state = self.state
         wanted = [LABEL[n] for n in state.components]
-        worker = start_worker(fit_components, avatar, folder, wanted, state.selection.weights.clone(), frames,
-                              name="fit components to dataset")
-        self._dataset_fit, self._dataset_from = worker, state
-        worker.progress.connect(self._dataset_progress)
-        worker.finished.connect(self._dataset_fitted)
-        worker.errored.connect(self._dataset_failed)
-        worker.cancelled.connect(self._dataset_cancelled)
-        worker.done.connect(self._dataset_done)
+        self._dataset_from = state
+        worker = self.dataset_fit.start(fit_components, avatar, folder, wanted, state.selection.weights.clone(),
+                                        frames, on_progress=self._dataset_progress, on_finished=self._dataset_fitted,
+                                        on_errored=self._dataset_failed, on_cancelled=self._dataset_cancelled,
+                                        on_done=self._dataset_done)
         self._show_dataset_fit(0.0, "reading the dataset…")
         return worker
 
     def cancel_dataset_fit(self) -> None:
-        if self._dataset_fit is not None:
-            self._dataset_fit.cancel()
+        self.dataset_fit.cancel()
 
     def _dataset_progress(self, fraction: float, text: str) -> None:
         self._show_dataset_fit(fraction, text)
@@ -343,7 +335,7 @@ class MasksController(QObject):
         self.model.message.emit("Fitting to the dataset cancelled; the selection is unchanged")
 
     def _dataset_done(self) -> None:
-        self._dataset_fit = self._dataset_from = None
+        self._dataset_from = None
         self._show_dataset_fit()
 
     # ---- overlay and files ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QFileDialog, QMenu, QMessageBox, QProgressDialog
 
-from app.workers import WorkCancelled, Worker, start_worker
+from app.workers import Job, WorkCancelled, Worker
 from engine.avatar.posing import Pose
 from engine.edit.layers import EditLayer
 from engine.project.autosave import Autosaver, RecoveryFile, discard_recovery
@@ -120,7 +120,8 @@ class ProjectController(QObject):
         self.parts: list[ProjectPart] = []
         self.selections: dict[str, torch.Tensor] = {}  # named selections of the project besides the current one
         self.presets: dict[str, Any] = {}
-        self.worker: Worker | None = None
+        self.opening = Job("open project", self, exclusive=False)  # the newest open wins
+        self.exporting = Job("export", self, exclusive=False)
         self._loading = False
         m = self.model
         m.undo_stack.indexChanged.connect(self._changed)
@@ -228,10 +229,9 @@ class ProjectController(QObject):
         """Read a project on a worker, then show it; on failure a dialog, and the session stays as it was."""
         if ask and not self.confirm_discard():
             return None
-        worker = start_worker(load_project_job, str(path), head, name="open project")
-        worker.finished.connect(lambda result: self._loaded(result, Path(path), recovery))
-        worker.errored.connect(lambda message: self._open_failed(Path(path), message))
-        self.worker = worker
+        worker = self.opening.start(load_project_job, str(path), head,
+                                    on_finished=lambda result: self._loaded(result, Path(path), recovery),
+                                    on_errored=lambda message: self._open_failed(Path(path), message))
         self.model.message.emit(f"Opening {Path(path).name}…")
         return worker
 
@@ -377,14 +377,14 @@ class ProjectController(QObject):
         dialog = QProgressDialog(f"Exporting {request.path.name}…", "Cancel", 0, 1000, self.window)
         dialog.setWindowTitle("Export")
         dialog.setMinimumDuration(300)
-        worker = start_worker(export_job, request, project, current, name="export")
+        worker = self.exporting.start(
+            export_job, request, project, current,
+            on_progress=lambda f, text: (dialog.setValue(int(f * 1000)), dialog.setLabelText(text)),
+            on_finished=lambda path: (m.message.emit(f"Exported {path}"), self.exported.emit(str(path))),
+            on_errored=lambda message: QMessageBox.critical(self.window, "Export failed", message),
+            on_cancelled=lambda: m.message.emit("Export cancelled; nothing was written"), on_done=dialog.reset)
         dialog.canceled.connect(worker.cancel)
-        worker.progress.connect(lambda f, text: (dialog.setValue(int(f * 1000)), dialog.setLabelText(text)))
-        worker.finished.connect(lambda path: (m.message.emit(f"Exported {path}"), self.exported.emit(str(path))))
-        worker.errored.connect(lambda message: QMessageBox.critical(self.window, "Export failed", message))
-        worker.cancelled.connect(lambda: m.message.emit("Export cancelled; nothing was written"))
-        worker.done.connect(dialog.reset)
-        self.export_worker, self.export_progress = worker, dialog
+        self.export_progress = dialog
         return worker
 
 

@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, QSignalBlocker, Signal
 from PySide6.QtWidgets import QScrollArea
 
 from app.session import SessionModel
-from app.workers import Worker, start_worker
+from app.workers import Job
 from engine.edit.adjust import selection_from_components
 from engine.prompting import EditPlan, NothingToEdit, RefineResult, RefineSettings, UnclearPrompt
 from engine.prompting.plan import UNCLEAR_PREFIX
@@ -65,7 +65,7 @@ class PromptController(QObject):
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model, self.panel, self.settings = model, panel, settings
-        self.worker: Worker | None = None
+        self.job = Job("refine prompt", self)
         self._waiting: tuple[str, str] | None = None  # newest request made while a refinement ran
         self._history: list[dict[str, Any]] = []
         self._components: tuple[str, ...] = ()  # components of the plan the panel shows
@@ -76,22 +76,19 @@ class PromptController(QObject):
     # ---- refinement --------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self.worker is not None
+        return self.job.busy
 
     def request(self, prompt: str, backend: str) -> None:
         """Refine prompt with backend on a worker (queued behind a running one; the newest wins)."""
-        if self.worker is not None:
+        if self.job.busy:
             self._waiting = (prompt, backend)
             self.panel.show_error("Still refining the previous prompt; this one runs next.")
             return
         self.panel.refine_button.setEnabled(False)
         self.model.message.emit(f"Refining “{prompt}”…")
-        worker = start_worker(refine_job, prompt, backend, self.settings, self.model.avatar, self.model.layers,
-                              name="refine prompt")
-        worker.finished.connect(lambda result: self._refined(prompt, backend, result))
-        worker.errored.connect(lambda message: self._failed(prompt, backend, message))
-        worker.done.connect(self._done)
-        self.worker = worker
+        self.job.start(refine_job, prompt, backend, self.settings, self.model.avatar, self.model.layers,
+                       on_finished=lambda result: self._refined(prompt, backend, result),
+                       on_errored=lambda message: self._failed(prompt, backend, message), on_done=self._done)
 
     def _refined(self, prompt: str, backend: str, result: RefineResult | UnclearPrompt | NothingToEdit) -> None:
         if isinstance(result, (UnclearPrompt, NothingToEdit)):
@@ -118,7 +115,6 @@ class PromptController(QObject):
         self.failed.emit(message)
 
     def _done(self) -> None:
-        self.worker = None
         self.panel.refine_button.setEnabled(True)
         if self._waiting is not None:
             prompt, backend = self._waiting

@@ -24,7 +24,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.session import SessionModel
-from app.workers import WorkCancelled, Worker, start_worker, user_message
+from app.workers import Job, WorkCancelled, Worker, user_message
 from engine.avatar.avatar import Avatar
 from engine.avatar.files import load_avatar
 from engine.data.synth import Cancelled as SynthCancelled
@@ -219,7 +219,7 @@ class TrainController(QObject):
         self.dialog_parent = dialog_parent if dialog_parent is not None else panel
         self.base_config = base_config  # everything the panel does not set
         self.synth_config = synth_config or SynthConfig()  # what "Make synthetic…" renders
-        self.worker: Worker | None = None
+        self.job = Job("train", self)  # a training run or a synthetic dataset being made: one at a time
         self.gate: PauseGate | None = None
         self.outcome: TrainOutcome | None = None  # of the last run that ended
         self._settings: TrainSettings | None = None
@@ -232,7 +232,7 @@ class TrainController(QObject):
 
     @property
     def busy(self) -> bool:
-        return self.worker is not None
+        return self.job.busy
 
     def config_for(self, settings: TrainSettings) -> TrainConfig:
         return replace(self.base_config, iters=settings.iters, resolution=settings.resolution,
@@ -257,14 +257,10 @@ class TrainController(QObject):
         self.panel.set_avatar_available(False)
         self.panel.set_progress(0, settings.iters, 0.0, None)
         self.panel.set_status(f"Loading {settings.dataset}…")
-        worker = start_worker(train_job, settings, self.config_for(settings), self.gate, flame=self.flame_model(),
-                              name="train")
-        worker.preview.connect(self._on_message)
-        worker.finished.connect(self._on_finished)
-        worker.errored.connect(lambda message: self._on_failed("Training failed", message))
-        worker.cancelled.connect(lambda: self._end_job("Training stopped."))
-        self.worker = worker
-        return worker
+        return self.job.start(train_job, settings, self.config_for(settings), self.gate, flame=self.flame_model(),
+                              on_preview=self._on_message, on_finished=self._on_finished,
+                              on_errored=lambda message: self._on_failed("Training failed", message),
+                              on_cancelled=lambda: self._end_job("Training stopped."))
 
     def pause(self) -> None:
         """Pause after the current step."""
@@ -281,14 +277,14 @@ class TrainController(QObject):
 
     def cancel(self) -> None:
         """Stop the run (it saves a checkpoint and the avatar so far) or the dataset being made."""
-        if self.worker is None:
+        if not self.job.busy:
             return
         self.panel.set_state("stopping")
         if self.gate is not None:
             self.gate.cancel()
             self.panel.set_status("Cancelling: saving a checkpoint and the avatar so far…")
         else:
-            self.worker.cancel()
+            self.job.cancel()
             self.panel.set_status("Cancelling…")
 
     def _on_message(self, message: object) -> None:
@@ -340,7 +336,7 @@ class TrainController(QObject):
         self._error(title, message)
 
     def _end_job(self, status: str | None = None) -> None:
-        self.worker, self.gate = None, None
+        self.gate = None
         self.panel.set_state("idle")
         if status is not None:
             self.panel.set_status(status)
@@ -359,13 +355,10 @@ class TrainController(QObject):
         self.panel.set_state("making_data")
         self.panel.set_busy_progress(0.0, "")
         self.panel.set_status(f"Making a synthetic dataset in {folder}…")
-        worker = start_worker(synth_job, folder, self.synth_config, name="synth")
-        worker.progress.connect(self.panel.set_busy_progress)
-        worker.finished.connect(self._on_dataset_made)
-        worker.errored.connect(lambda message: self._on_failed("Could not make the dataset", message))
-        worker.cancelled.connect(lambda: self._end_job("Dataset not made (cancelled)."))
-        self.worker = worker
-        return worker
+        return self.job.start(synth_job, folder, self.synth_config, on_progress=self.panel.set_busy_progress,
+                              on_finished=self._on_dataset_made,
+                              on_errored=lambda message: self._on_failed("Could not make the dataset", message),
+                              on_cancelled=lambda: self._end_job("Dataset not made (cancelled)."))
 
     def _on_dataset_made(self, folder: Path) -> None:
         self._end_job(f"Synthetic dataset written to {folder}.")
@@ -377,14 +370,13 @@ class TrainController(QObject):
 
     def shutdown(self, timeout_ms: int = 120_000) -> None:
         """Cancel whatever runs (a run saves its checkpoint) and wait for it."""
-        worker = self.worker
-        if worker is None:
+        if not self.job.busy:
             return
         if self.gate is not None:
             self.gate.cancel()
         else:
-            worker.cancel()
-        worker.wait(timeout_ms)
+            self.job.cancel()
+        self.job.wait(timeout_ms)
 
 
 def install_train_panel(window: MainWindow, model: SessionModel) -> TrainController:

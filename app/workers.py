@@ -9,6 +9,12 @@ at the end, then `done()`. Training, editing and export all run through this.
 
     worker = start_worker(load_avatar_job, path)
     worker.finished.connect(on_loaded); worker.errored.connect(show_error)
+
+Controllers hold a Job per kind of work instead: it starts the worker, wires its signals to the given
+callbacks, refuses a second run while one is going (the busy state) and cancels:
+
+    self.fit = Job("fit stroke", self)
+    self.fit.start(fit_stroke, stroke, on_progress=..., on_finished=..., on_done=...)
 """
 
 from __future__ import annotations
@@ -143,3 +149,54 @@ def start_worker(fn: Callable[..., Any], *args: Any, name: str = "", **kwargs: A
     _LIVE.add(worker)
     worker._thread.finished.connect(lambda: _LIVE.discard(worker), Qt.ConnectionType.QueuedConnection)
     return worker.start()
+
+
+class Job(QObject):
+    """One kind of background work of a controller: at most one run at a time (unless not exclusive).
+
+    start(fn, *args, on_progress=, on_preview=, on_finished=, on_errored=, on_cancelled=, on_done=, **kwargs)
+    runs fn(progress, cancel, *args, **kwargs) on a worker and connects the callbacks given to its signals.
+    The job is busy from start until the worker reports its end (finished, errored or cancelled): by the time
+    those callbacks run it is idle again, and busyChanged(bool) has told the panels.
+    """
+
+    busyChanged = Signal(bool)
+    CALLBACKS = ("progress", "preview", "finished", "errored", "cancelled", "done")
+
+    def __init__(self, name: str, parent: QObject | None = None, exclusive: bool = True) -> None:
+        super().__init__(parent)
+        self.name, self.exclusive = name, exclusive
+        self.worker: Worker | None = None  # the newest run, while it runs
+
+    @property
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    def start(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Worker | None:
+        """Run fn on a worker; None (nothing started) while an exclusive job runs."""
+        if self.exclusive and self.busy:
+            return None
+        callbacks = {name: kwargs.pop(f"on_{name}") for name in self.CALLBACKS if f"on_{name}" in kwargs}
+        worker = start_worker(fn, *args, name=self.name, **kwargs)
+        for end in (worker.finished, worker.errored, worker.cancelled):
+            end.connect(self._ended)  # first, so the job is idle when the callbacks run; bound: dropped with the job
+        for name, callback in callbacks.items():
+            if callback is not None:
+                getattr(worker, name).connect(callback)
+        self.worker = worker
+        self.busyChanged.emit(True)
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running work to stop (it reports cancelled, or finishes if it was past the point)."""
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def wait(self, timeout_ms: int = 30_000) -> bool:
+        """Block until the running work ended (shutdown and tests)."""
+        return True if self.worker is None else self.worker.wait(timeout_ms)
+
+    def _ended(self, *_: Any) -> None:
+        if self.sender() is self.worker:
+            self.worker = None
+            self.busyChanged.emit(False)

@@ -36,7 +36,7 @@ def setup(qtbot):
 def _run(qtbot, panel: EditPanel, controller: EditController, cancel_after_progress: bool) -> list[float]:
     progress: list[float] = []
     qtbot.mouseClick(panel.edit_button, Qt.MouseButton.LeftButton)
-    worker = controller.worker
+    worker = controller.job.worker
     assert worker is not None and not panel.edit_button.isEnabled()
     worker.progress.connect(lambda f, m: progress.append(f))
     done: list[bool] = []

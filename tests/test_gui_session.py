@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 
 from app.session import SessionModel
-from app.workers import WorkCancelled, start_worker
+from app.workers import Job, WorkCancelled, start_worker
 from engine.avatar.demo import load_demo_avatar
 from engine.avatar.posing import Pose
 from engine.io.atomic import FileFormatError
@@ -148,3 +150,36 @@ def test_worker_reports_progress_preview_result_error_and_cancel(qtbot):
     with qtbot.waitSignal(worker.cancelled, timeout=10_000):
         worker.cancel()
     assert worker.wait(10_000)
+
+
+def test_job_runs_one_at_a_time_and_is_idle_when_its_callbacks_run(qtbot):
+    """Job: busy from start to the end signal, a second start refused, cancel reaches the worker."""
+    gate = threading.Event()
+
+    def wait_for_gate(progress, cancel):
+        while not gate.is_set():
+            if cancel():
+                raise WorkCancelled()
+            time.sleep(0.01)
+        progress(1.0, "done")
+        return "result"
+
+    job = Job("test job")
+    busy_changes: list[bool] = []
+    job.busyChanged.connect(busy_changes.append)
+    seen: list[tuple[str, bool]] = []
+    worker = job.start(wait_for_gate, on_progress=lambda f, text: seen.append((text, job.busy)),
+                       on_finished=lambda result: seen.append((result, job.busy)),
+                       on_done=lambda: seen.append(("done", job.busy)))
+    assert worker is not None and job.busy and job.worker is worker
+    assert job.start(wait_for_gate) is None, "an exclusive job refuses a second run while one goes"
+    gate.set()
+    qtbot.waitUntil(lambda: ("done", False) in seen, timeout=10_000)
+    assert seen == [("done", True), ("result", False), ("done", False)]
+    assert busy_changes == [True, False] and job.worker is None
+    gate.clear()
+    cancelled: list[bool] = []
+    job.start(wait_for_gate, on_cancelled=lambda: cancelled.append(job.busy))
+    job.cancel()
+    qtbot.waitUntil(lambda: bool(cancelled), timeout=10_000)
+    assert cancelled == [False] and job.wait(10_000)

@@ -158,10 +158,10 @@ def test_fit_last_stroke_runs_on_a_worker_and_undoes(qtbot, rig):
     assert panel.refine_button.isEnabled()
     seen: list[float] = []
     qtbot.mouseClick(panel.refine_button, Qt.MouseButton.LeftButton)
-    worker = ctrl._fitting
+    worker = ctrl.stroke_fit.worker
     assert worker is not None and panel.refine_button.text() == "Cancel fitting" and not panel.refine_progress.isHidden()
     worker.progress.connect(lambda f, _t: seen.append(f))
-    qtbot.waitUntil(lambda: ctrl._fitting is None, timeout=120_000)
+    qtbot.waitUntil(lambda: not ctrl.stroke_fit.busy, timeout=120_000)
     assert seen and seen[-1] == pytest.approx(1.0)
     assert model.undo_stack.undoText() == "Fit stroke to its view"
     after = _drawn_iou(model, ctrl)
@@ -182,13 +182,13 @@ def test_fit_cancelled_or_overtaken_leaves_the_selection(qtbot, rig):
     model.message.connect(messages.append)
     ctrl.fit_last_stroke()
     ctrl.fit_last_stroke()  # the button's second press cancels
-    qtbot.waitUntil(lambda: ctrl._fitting is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not ctrl.stroke_fit.busy, timeout=60_000)
     assert model.undo_stack.count() == items and "cancelled" in messages[-1]
     np.testing.assert_array_equal(ctrl.selected_indices(), voted)
     # a selection change while fitting drops the fit (the stroke is no longer the last word)
     ctrl.fit_last_stroke()
     ctrl.set_components(["hair"])
-    qtbot.waitUntil(lambda: ctrl._fitting is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not ctrl.stroke_fit.busy, timeout=60_000)
     assert model.undo_stack.undoText() == "Select components" and "dropped" in messages[-1]
 
 
@@ -225,11 +225,11 @@ def test_fit_components_to_a_dataset(qtbot, rig, label_dataset, monkeypatch):
     panel.fit_frames.setValue(6)
     seen: list[float] = []
     qtbot.mouseClick(panel.fit_dataset_button, Qt.MouseButton.LeftButton)
-    worker = ctrl._dataset_fit
+    worker = ctrl.dataset_fit.worker
     assert worker is not None and not panel.fit_dataset_progress.isHidden()
     assert panel.fit_dataset_button.text() == "Cancel fitting to the dataset"
     worker.progress.connect(lambda f, _t: seen.append(f))
-    qtbot.waitUntil(lambda: ctrl._dataset_fit is None, timeout=240_000)
+    qtbot.waitUntil(lambda: not ctrl.dataset_fit.busy, timeout=240_000)
     assert seen and seen[-1] == pytest.approx(1.0)
     assert model.undo_stack.undoText() == "Fit components to dataset"
     after = _val_iou(model.avatar, label_dataset, ctrl.selection.mask.float(), wanted)  # as drawn: the selected set
@@ -248,10 +248,10 @@ def test_fit_to_a_dataset_bad_folder_or_cancel_leaves_the_selection(qtbot, rig, 
     ctrl.set_components(["hair"])
     items, weights = model.undo_stack.count(), ctrl.selection.weights.clone()
     ctrl.fit_to_dataset(str(tmp_path / "missing"))
-    qtbot.waitUntil(lambda: ctrl._dataset_fit is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not ctrl.dataset_fit.busy, timeout=60_000)
     assert "failed" in messages[-1] and str(tmp_path / "missing") in messages[-1]
     ctrl.fit_to_dataset(str(label_dataset), 6)
     qtbot.mouseClick(panel.fit_dataset_button, Qt.MouseButton.LeftButton)  # while fitting, the button cancels
-    qtbot.waitUntil(lambda: ctrl._dataset_fit is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not ctrl.dataset_fit.busy, timeout=60_000)
     assert "cancelled" in messages[-1]
     assert model.undo_stack.count() == items and torch.equal(ctrl.selection.weights, weights)

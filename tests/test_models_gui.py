@@ -126,8 +126,9 @@ def test_get_a_model_from_the_edit_panel_then_the_edit_uses_it(qtbot, private_hu
     model.layersChanged.connect(lambda: layers.append(len(model.layers)))
     messages: list[str] = []
     _click(qtbot, panel.edit_button)
-    edit.worker.progress.connect(lambda f, m: messages.append(m))
-    qtbot.waitUntil(lambda: not edit.worker.is_running(), timeout=180_000)
+    worker = edit.job.worker
+    worker.progress.connect(lambda f, m: messages.append(m))
+    qtbot.waitUntil(lambda: not worker.is_running(), timeout=180_000)
     qtbot.waitUntil(lambda: panel.edit_button.isEnabled(), timeout=10_000)
     assert layers and len(model.layers) == 1, panel.status_label.text()
     assert model.layers[0].info["editor"] == "img2img"
