@@ -217,10 +217,9 @@ def install_adjust(window: object) -> AdjustController:
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
     scroll.setWidget(box)
-    window.add_panel(PanelSpec("adjust", "Adjust", lambda w: scroll))
     hide = QAction("&Hide selection", window)
     hide.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
     hide.triggered.connect(controller.hide_selection)
     window.edit_menu.addAction(hide)
-    return controller
+    return window.add_feature("adjust", controller, PanelSpec("adjust", "Adjust", lambda w: scroll))
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QWidget
 
 from app.session import SessionModel
 from app.workers import Job
@@ -198,16 +197,9 @@ class EditController(QObject):
 
 
 def install_edit_panel(window: Any) -> EditController:
-    """Add the Edit dock to a built MainWindow and return its controller (also at window.edit_controller)."""
+    """Add the Edit dock to a built MainWindow and return its controller (window.features["edit"])."""
     from app.main_window import PanelSpec
-
-    window.add_panel(PanelSpec("edit", "Edit", lambda w: _build(w)))
-    return window.edit_controller
-
-
-def _build(window: Any) -> QWidget:
     from engine.render.rasterize import available_devices
 
     panel = EditPanel(devices=available_devices())
-    window.edit_controller = EditController(window.model, panel)
-    return panel
+    return window.add_feature("edit", EditController(window.model, panel), PanelSpec("edit", "Edit", lambda w: panel))

@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def install_features(window: MainWindow, state_folder: str | None = None,  # noqa: F821
                      refine_settings: object | None = None) -> dict[str, object]:
-    """Dock the feature panels and install their controllers; returns them by name (also window.features).
+    """Dock the feature panels and install their controllers (each registers itself with window.add_feature);
+    returns window.features.
 
     Order matters only for the dock layout (panels on the right stack in this order).
     """
@@ -94,39 +95,35 @@ def install_features(window: MainWindow, state_folder: str | None = None,  # noq
     from app.prompt_controller import install_prompt
     from widgets.layers_panel import LayersPanel
 
-    features: dict[str, object] = {}
-    features["prompt"] = install_prompt(window, refine_settings)
-    features["adjust"] = install_adjust(window)
+    prompt = install_prompt(window, refine_settings)
+    install_adjust(window)
     window.tabifyDockWidget(window.docks["prompt"], window.docks["adjust"])  # one column fits a 900 px screen
     window.docks["prompt"].raise_()
-    window.add_panel(PanelSpec("layers", "Layers", lambda w: LayersPanel(w.model)))
-    features["layers"] = window.panels["layers"]
+    layers = LayersPanel(window.model)
+    window.add_feature("layers", layers, PanelSpec("layers", "Layers", lambda w: layers))
     from app.edit_controller import install_edit_panel
     from app.masks_controller import install_masks
     from app.train_controller import install_train_panel
 
-    features["masks"] = install_masks(window)
-    features["edit"] = edit = install_edit_panel(window)
+    install_masks(window)
+    edit = install_edit_panel(window)
     window.tabifyDockWidget(window.docks["adjust"], window.docks["edit"])
     window.tabifyDockWidget(window.docks["adjust"], window.docks["masks"])
-    features["train"] = install_train_panel(window, window.model)
+    install_train_panel(window, window.model)
     window.docks["prompt"].raise_()
-    prompt = features["prompt"]
     prompt.refined.connect(lambda result: edit.set_plan(result.plan))
     prompt.panel.plan_edited.connect(edit.set_plan)
     edit.set_selection_source(lambda: window.model.selection)
-    project = features["project"] = install_project(window, state_folder)
+    project = install_project(window, state_folder)
     project.add_part(save=lambda p: setattr(p, "prompt_history", prompt.history),
                      load=lambda p: prompt.set_history(p.prompt_history), changed=prompt.historyChanged)
     from app.models_controller import connect_models, install_models
 
-    features["models"] = models = install_models(window)
-    connect_models(models, edit, prompt, project)
-    window.features.update(features)
+    connect_models(install_models(window), edit, prompt, project)
     docks = window.docks
     window.resizeDocks([docks["expression"], docks["prompt"], docks["layers"]], [420, 420, 110], Qt.Orientation.Vertical)
     window.resizeDocks([docks["timeline"]], [110], Qt.Orientation.Vertical)
-    return features
+    return window.features
 
 
 def apply_style(app: QApplication) -> None:  # noqa: F821

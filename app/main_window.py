@@ -100,7 +100,7 @@ class MainWindow(QMainWindow):
         controller.frameReady.connect(lambda f: self.viewport.show_frame(f, controller.fps))
         self.docks: dict[str, QDockWidget] = {}
         self.panels: dict[str, QWidget] = {}  # the widget inside each dock (docks hold a scroll area around it)
-        self.features: dict[str, Any] = {}  # controllers installed by app.gui_main.install_features
+        self.features: dict[str, Any] = {}  # feature controllers by name (add_feature; app.gui_main.FEATURES)
         self.close_hooks: list[Callable[[], bool]] = []  # each may refuse the close (unsaved changes)
         for spec in PANELS:
             self.add_panel(spec)
@@ -128,6 +128,13 @@ class MainWindow(QMainWindow):
         if hasattr(self, "panels_menu"):
             self.panels_menu.addAction(dock.toggleViewAction())
         return dock
+
+    def add_feature(self, name: str, controller: Any, panel: PanelSpec | None = None) -> Any:
+        """Register a feature's controller under name (and dock its panel, if it has one); returns controller."""
+        if panel is not None:
+            self.add_panel(panel)
+        self.features[name] = controller
+        return controller
 
     def _action(self, menu: Any, text: str, slot: Callable[..., Any], shortcut: Any = None,
                 checkable: bool = False, checked: bool = False) -> QAction:

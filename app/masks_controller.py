@@ -366,6 +366,4 @@ def install_masks(window: Any) -> MasksController:
         return None if frame is None else frame.camera
 
     controller = MasksController(window.model, panel, painter, camera)
-    window.add_panel(PanelSpec("masks", "Masks", lambda w: panel))
-    window.masks = controller
-    return controller
+    return window.add_feature("masks", controller, PanelSpec("masks", "Masks", lambda w: panel))

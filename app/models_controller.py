@@ -227,13 +227,11 @@ class ModelsController(QObject):
 
 
 def install_models(window: Any) -> ModelsController:
-    """Add Edit → Models… to a MainWindow; the controller is also window.models_controller."""
+    """Add Edit → Models… to a MainWindow; returns the controller (window.features["models"])."""
     controller = ModelsController(window)
     action = window.edit_menu.addAction("&Models…")
     action.triggered.connect(lambda: controller.open())
-    window.models_action = action
-    window.models_controller = controller
-    return controller
+    return window.add_feature("models", controller)
 
 
 def connect_models(models: ModelsController, edit: Any, prompt: Any, project: Any = None) -> None:

@@ -409,4 +409,4 @@ def install_project(window: Any, state_folder: str | os.PathLike | None = None) 
     menu.insertActions(first, actions[1:])
     menu.insertSeparator(first)
     window.close_hooks.append(pc.close_hook)
-    return pc
+    return window.add_feature("project", pc)

@@ -198,5 +198,4 @@ def install_prompt(window: object, settings: RefineSettings | None = None) -> Pr
     scroll = QScrollArea()  # the plan form is tall: scroll rather than force the window taller than the screen
     scroll.setWidgetResizable(True)
     scroll.setWidget(panel)
-    window.add_panel(PanelSpec("prompt", "Prompt", lambda w: scroll))
-    return controller
+    return window.add_feature("prompt", controller, PanelSpec("prompt", "Prompt", lambda w: scroll))

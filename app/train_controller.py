@@ -383,19 +383,15 @@ def install_train_panel(window: MainWindow, model: SessionModel) -> TrainControl
     """Add the "Train" dock to a MainWindow (tabbed with the expression panel) and return its controller."""
     from app.main_window import PanelSpec
 
-    made: list[TrainController] = []
-
-    def factory(w: MainWindow) -> TrainPanel:
-        panel = TrainPanel(devices=available_devices())
-        made.append(TrainController(panel, model, dialog_parent=w, parent=w, flame_model=lambda: w.flame_model))
-        return panel
-
-    dock = window.add_panel(PanelSpec("train", "Train", factory, Qt.DockWidgetArea.RightDockWidgetArea))
-    first = window.docks.get("expression")
+    panel = TrainPanel(devices=available_devices())
+    controller = TrainController(panel, model, dialog_parent=window, parent=window, flame_model=lambda: window.flame_model)
+    window.add_feature("train", controller, PanelSpec("train", "Train", lambda w: panel,
+                                                      Qt.DockWidgetArea.RightDockWidgetArea))
+    first, dock = window.docks.get("expression"), window.docks["train"]
     if first is not None and first is not dock:
         window.tabifyDockWidget(first, dock)
         first.raise_()
     app = QCoreApplication.instance()
     if app is not None:
-        app.aboutToQuit.connect(made[0].shutdown)
-    return made[0]
+        app.aboutToQuit.connect(controller.shutdown)
+    return controller
