@@ -306,14 +306,3 @@ def _nearest_seen(points: np.ndarray, sources: np.ndarray, targets: np.ndarray) 
     src, dst = np.nonzero(sources)[0], np.nonzero(targets)[0]
     d, j = cKDTree(points[src]).query(points[dst], k=1)
     return dst, d, src[j]
-
-
-def lift_masks(
-    views: list[tuple[Splats, Camera, Tensor]],  # (splats at that frame, camera, mask [H, W])
-    backend: str = "auto",
-) -> LiftedMask:
-    """Lift masks painted on several views at once: contributions add up over the views."""
-    assert views, "lift_masks needs at least one view"
-    parts = [lift_mask(s, c, m, backend) for s, c, m in views]
-    return LiftedMask(inside=sum(p.inside for p in parts), outside=sum(p.outside for p in parts),  # type: ignore[arg-type]
-                      level=max(p.level for p in parts))
