@@ -104,3 +104,13 @@ def test_banded_picture_equals_whole_and_abort_stops_between_bands(demo) -> None
 
     assert fast.render(verts, cam, abort=abort) is None
     assert len(asked) == 3, "checked before each band until it said stop"
+
+
+def test_depth_order_is_a_stable_sort_of_positive_depths() -> None:
+    from engine.render.fast_kernels import depth_order
+
+    rng = np.random.default_rng(3)
+    depth = np.round(rng.uniform(0.05, 40.0, 5000), 2).astype(np.float32)  # many ties
+    subset = np.sort(rng.choice(5000, 3000, replace=False))
+    got = depth_order(depth.view(np.uint32), subset)
+    np.testing.assert_array_equal(got, subset[np.argsort(depth[subset], kind="stable")])

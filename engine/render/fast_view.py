@@ -119,8 +119,8 @@ class _Rasterizer:
         """
         params, rects = self.params[:n], self.rects[:n]
         t0 = time.perf_counter()
-        visible = np.flatnonzero(rects[:, 2] > rects[:, 0])
-        order = visible[np.argsort(params[visible, 10])]
+        visible = np.flatnonzero(rects[:, 2] > rects[:, 0])  # culled records have no rectangle; the rest z > near > 0
+        order = fk.depth_order(np.ascontiguousarray(params[:, 10]).view(np.uint32), visible)
         sorted_params = np.empty((order.shape[0], fk.P_STRIDE), dtype=np.float32)
         sorted_rects = np.empty((order.shape[0], 4), dtype=np.int32)
         fk.gather_sorted(order, params, rects, sorted_params, sorted_rects)
