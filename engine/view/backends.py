@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -30,15 +30,22 @@ PIXEL_STAGES = ("bin", "composite", "draw", "readback", "raster")
 AbortFn = Callable[[], bool]
 
 
-class Posed(Protocol):
-    """One posed state of composed Gaussians (engine/view/pipeline.py): what a backend draws."""
+@dataclass
+class Posed:
+    """What a backend draws: the composed Gaussians on one posed mesh. World-space splats are made on first
+    use (not every backend needs them: the CPU rasterizer deforms the bound Gaussians itself)."""
 
     gaussians: BoundGaussians  # the composed Gaussians, on the backend's device
     faces: torch.Tensor  # [F, 3] long, the head's triangles
     verts: torch.Tensor  # [V, 3] posed vertices
+    _splats: Splats | None = field(default=None, repr=False)
 
     @property
-    def splats(self) -> Splats: ...
+    def splats(self) -> Splats:
+        if self._splats is None:
+            with torch.no_grad():
+                self._splats = self.gaussians.deform(self.verts, self.faces)
+        return self._splats
 
 
 class Backend(Protocol):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -17,8 +16,8 @@ import torch
 from engine.avatar.avatar import Avatar
 from engine.avatar.gaussians import BoundGaussians
 from engine.edit.layers import EditLayer, compose
-from engine.render.splats import SH_C0, Splats
-from engine.view.backends import PIXEL_STAGES, AbortFn, Backend, make_backend
+from engine.render.splats import SH_C0
+from engine.view.backends import PIXEL_STAGES, AbortFn, Backend, Posed, make_backend
 from engine.view.overlays import draw_wireframe, overlay_colours
 from engine.view.posing import posed_params
 from engine.view.request import Frame, ViewRequest
@@ -41,24 +40,6 @@ class Composed:
 
     def matches(self, avatar: Avatar, layers: tuple[EditLayer, ...]) -> bool:
         return avatar is self.avatar and _same_layers(layers, self.layers)
-
-
-@dataclass
-class Posed:
-    """The composed Gaussians on one posed mesh; world-space splats are made on first use (not every
-    backend needs them: the CPU rasterizer deforms the bound Gaussians itself)."""
-
-    gaussians: BoundGaussians
-    faces: torch.Tensor  # [F, 3] long
-    verts: torch.Tensor  # [V, 3] posed vertices
-    _splats: Splats | None = field(default=None, repr=False)
-
-    @property
-    def splats(self) -> Splats:
-        if self._splats is None:
-            with torch.no_grad():
-                self._splats = self.gaussians.deform(self.verts, self.faces)
-        return self._splats
 
 
 def _same_layers(a: tuple[EditLayer, ...], b: tuple[EditLayer, ...]) -> bool:
