@@ -3,7 +3,8 @@
 Imported lazily by engine/render/rasterize.py (numba is optional: the "torch" backend needs none).
 
 All kernels work in float64 (the wrapper converts), so one compiled specialisation is cached
-(cache=True) and the float64 path is exactly what gradcheck sees.
+(cache=True) and the float64 path is exactly what gradcheck sees. They release the GIL (nogil), so a
+training worker does not stall the GUI thread.
 
 Compositing rule (3DGS / gsplat): front to back in depth order, per pixel
   sigma = 0.5·(a·dx² + c·dy²) + b·dx·dy, dx = mean_x − (u + 0.5), dy = mean_y − (v + 0.5),
@@ -27,7 +28,7 @@ from torch import Tensor
 from engine.render.constants import ALPHA_MAX, ALPHA_MIN, SPAN_MARGIN, T_MIN, TILE
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def gaussian_extents(means2d, conics, opac, valid, width, height, rects, level):  # pragma: no cover - numba
     """Pixel boxes rects [N, 4] (x0, y0, x1, y1, end exclusive, empty if culled) and levels [N] = ln(255·o)."""
     for i in prange(means2d.shape[0]):
@@ -60,7 +61,7 @@ def gaussian_extents(means2d, conics, opac, valid, width, height, rects, level):
         level[i] = lev
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def build_tiles(order, rects, n_tx, n_ty, tile):  # pragma: no cover - numba
     """Tile lists sorted by (tile, depth): offsets [tiles + 1] and flat Gaussian ids [M] (order = depth order)."""
     n_tiles = n_tx * n_ty
@@ -106,7 +107,7 @@ def _span(mx, a, b, c, dy, lev, x0, x1):  # pragma: no cover - numba
     return u0, u1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def forward(means2d, conics, opac, colors, rects, level, offsets, flat, width, height, tile,
             out_img, out_t, out_last):  # pragma: no cover - numba
     """Composite every tile; writes out_img [H, W, D], final transmittance out_t [H, W], last index out_last [H, W]."""
@@ -169,7 +170,7 @@ def forward(means2d, conics, opac, colors, rects, level, offsets, flat, width, h
                 out_img[py, px, ch] = acc[p, ch]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def backward(means2d, conics, opac, colors, rects, level, offsets, flat, width, height, tile,
              final_t, last_idx, v_img, v_alpha, buf):  # pragma: no cover - numba
     """Per-intersection gradients buf [M, 6 + D]: (mean x, mean y, conic a, b, c, opacity, colour...).
@@ -249,7 +250,7 @@ def backward(means2d, conics, opac, colors, rects, level, offsets, flat, width, 
                 buf[k, 6 + ch] = v_col[ch]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def reduce_by_gaussian(flat, buf, out):  # pragma: no cover - numba
     """out[g] += buf[k] for every intersection k of Gaussian g = flat[k]."""
     for k in range(flat.shape[0]):

@@ -4,7 +4,8 @@ Same maths and compositing rule as engine/render/projection.py + engine/render/c
 EWA projection with the 0.3 px² dilation and the 1.3× clamped Jacobian; front-to-back alpha blending with
 alpha = min(0.99, o·exp(−σ)), alphas < 1/255 skipped, a pixel stops before the Gaussian that would take its
 transmittance to <= 1e-4; engine/render/constants.py), but: no autograd bookkeeping, float32 images, and a
-compositing loop the compiler turns into SIMD code (see `composite`).
+compositing loop the compiler turns into SIMD code (see `composite`). Every kernel releases the GIL, so the
+GUI thread keeps running while the render thread draws.
 
 Per-Gaussian record (float32 row of `params`, in depth order after sorting):
   0 mean x, 1 mean y, 2 conic a, 3 conic b, 4 conic c, 5 opacity, 6 level ln(255·o), 7..9 rgb, 10 depth.
@@ -121,7 +122,7 @@ def _rotate_cov(m00, m01, m02, m10, m11, m12, m20, m21, m22, s):  # pragma: no c
             b0 * m10 + b1 * m11 + b2 * m12, b0 * m20 + b1 * m21 + b2 * m22, c0 * m20 + c1 * m21 + c2 * m22)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def local_covariances(quats, scales, out):  # pragma: no cover - numba
     """out [N, 6] = R diag(s²) Rᵀ (xx, xy, xz, yy, yz, zz) of quats [N, 4] (w, x, y, z) and scales [N, 3]."""
     for i in prange(quats.shape[0]):
@@ -147,7 +148,7 @@ def _finish(i, x, y, z, cov, opacity, cam, wx, wy, wz, cam_pos, sh, n_coef, colo
             _sh_colour(sh, i, n_coef, wx - cam_pos[0], wy - cam_pos[1], wz - cam_pos[2], params, i)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def project_world(means, cov_world, opac, sh, n_coef, colors, w2c, cam_pos, cam, params, rects):  # pragma: no cover
     """World Gaussians -> params [N, 11] and rects [N, 4]; colours from SH, or colors [N, 3] when it has N rows.
 
@@ -165,7 +166,7 @@ def project_world(means, cov_world, opac, sh, n_coef, colors, w2c, cam_pos, cam,
         _finish(i, x, y, z, cov, opac[i], cam, wx, wy, wz, cam_pos, sh, n_coef, colors, own, params, rects)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def face_frames(verts, faces, w2c, frames):  # pragma: no cover - numba
     """frames [F, 22]: R (row-major), W·R (row-major), centroid, scale k of every triangle.
 
@@ -194,7 +195,7 @@ def face_frames(verts, faces, w2c, frames):  # pragma: no cover - numba
         frames[f, 21] = 0.5 * (l1 + abs(a2x * e2x + a2y * e2y + a2z * e2z))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def project_bound(binding, xyz, cov_local, opac, sh, n_coef, colors, frames, w2c, cam_pos, cam,
                   params, rects):  # pragma: no cover - numba
     """Bound Gaussians on posed triangles (frames from face_frames) -> params [N, 11], rects [N, 4].
@@ -220,7 +221,7 @@ def project_bound(binding, xyz, cov_local, opac, sh, n_coef, colors, frames, w2c
         _finish(i, x, y, z, cov, opac[i], cam, wx, wy, wz, cam_pos, sh, n_coef, colors, own, params, rects)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def gather_sorted(order, params, rects, out_params, out_rects):  # pragma: no cover - numba
     """out_params[j] = params[order[j]], out_rects[j] = rects[order[j]] (records in depth order)."""
     for j in prange(order.shape[0]):
@@ -231,7 +232,7 @@ def gather_sorted(order, params, rects, out_params, out_rects):  # pragma: no co
             out_rects[j, q] = rects[g, q]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def depth_order(keys, index):  # pragma: no cover - numba
     """index [M] sorted by keys[index] (uint32: the bits of positive float32 depths sort as the depths do).
 
@@ -255,7 +256,7 @@ def depth_order(keys, index):  # pragma: no cover - numba
     return a
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bin_tiles(rects, tile, n_tx, n_ty):  # pragma: no cover - numba
     """(offsets [tiles + 1] int64, flat [M] int32): the records (rows of rects, in depth order) touching each tile."""
     counts = np.zeros(n_tx * n_ty + 1, dtype=np.int64)
@@ -317,7 +318,7 @@ def _spent(st, npix):  # pragma: no cover - numba
     return True
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def composite(params, rects, offsets, flat, width, height, tile, first, last, bg, out_rgb, out_alpha,
               out_u8):  # pragma: no cover - numba
     """Front-to-back compositing of tiles first..last-1 over background bg [3].
