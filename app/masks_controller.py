@@ -361,9 +361,9 @@ def install_masks(window: Any) -> MasksController:
     panel = MasksPanel()
     painter = MaskPainter(window.viewport)
 
-    def camera() -> Any:
+    def camera() -> Any:  # the view at full resolution, even while a reduced frame is on screen
         frame = window.viewport.frame
-        return None if frame is None else frame.camera
+        return None if frame is None else frame.view_camera
 
     controller = MasksController(window.model, panel, painter, camera)
     return window.add_feature("masks", controller, PanelSpec("masks", "Masks", lambda w: panel))

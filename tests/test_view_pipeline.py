@@ -90,6 +90,8 @@ def test_scaled_request_renders_smaller_and_abort_drops_the_picture(avatar, cpu)
     req = request(avatar, size=320)
     half = cpu.render(replace(req, scale=0.5))
     assert half.image.shape == (160, 160, 3) and not half.full and half.camera.width == 160
+    full = cpu.render(req).camera
+    assert half.view_camera.width == 320 and half.view_camera.fx == pytest.approx(full.fx), "the same view, full size"
     assert cpu.render(req, abort=lambda: True) is None
 
 

@@ -112,7 +112,7 @@ class FramePipeline:
             timings["wireframe"] = 1000 * (time.perf_counter() - t)
         timings["total"] = sum(timings.values())
         return Frame(req.serial, image, camera, self.backend, composed.gaussians.count, timings,
-                     1000 * (time.perf_counter() - req.issued), req.scale)
+                     1000 * (time.perf_counter() - req.issued), req.scale, (req.width, req.height))
 
 
 def pixel_ms(frame: Frame) -> float:

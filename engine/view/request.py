@@ -62,8 +62,15 @@ class Frame:
     timings: dict[str, float]  # milliseconds per stage; "total" is their sum
     latency_ms: float  # from the request to finished pixels
     scale: float = 1.0  # of the view's full size; 1 = full resolution
+    view_size: tuple[int, int] | None = None  # (width, height) of the view at full resolution (None: the image's)
 
     @property
     def full(self) -> bool:
         """Rendered at the view's full resolution."""
         return self.scale >= 1.0
+
+    @property
+    def view_camera(self) -> Camera:
+        """The frame's camera at the view's full resolution (the same view; what a stroke painted on it is
+        lifted with, whatever the resolution the frame came at)."""
+        return self.camera if self.view_size is None else self.camera.resized(*self.view_size)
