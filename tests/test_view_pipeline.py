@@ -114,6 +114,23 @@ def test_frame_budget_picks_the_largest_scale_that_fits():
     assert FrameBudget(budget_ms=16.0, fixed_ms=20.0).scale(1280, 720) == 0.25, "no room: the smallest scale"
 
 
+def test_frame_budget_learns_fixed_and_per_pixel_costs(avatar):
+    budget = FrameBudget(fixed_ms=100.0, ms_per_mpx=1000.0, smoothing=1.0)
+    pipe = FramePipeline("cpu")
+    try:
+        first = pipe.render(request(avatar, size=200))
+        assert "compose" in first.timings
+        budget.observe(first)
+        assert (budget.fixed_ms, budget.ms_per_mpx) == (100.0, 1000.0), "a first frame after composing is a one-off"
+        frame = pipe.render(request(avatar, serial=2, size=200, pose=Pose(expressions={"smile": 0.2})))
+    finally:
+        pipe.release()
+    budget.observe(frame)
+    pixel = sum(v for k, v in frame.timings.items() if k in ("bin", "composite"))
+    assert budget.ms_per_mpx == pytest.approx(pixel / 0.04)
+    assert budget.fixed_ms == pytest.approx(frame.timings["total"] - pixel)
+
+
 def collect(loop_kwargs: dict, requests: list[ViewRequest], gap_s: float, done) -> tuple[list, RenderLoop]:
     frames: list = []
     finished = threading.Event()

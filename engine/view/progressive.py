@@ -40,9 +40,10 @@ class FrameBudget:
     smoothing: float = 0.3  # weight of a new observation in the running estimates
 
     def observe(self, frame: Frame) -> None:
-        """Learn from a finished frame's stage timings (ignored when it has none)."""
+        """Learn from a finished frame's stage timings. Ignored without timings, and for the first frame after
+        the avatar or its layers changed (composing them, and a first render's kernel loading, are one-offs)."""
         total = frame.timings.get("total")
-        if not total:
+        if not total or "compose" in frame.timings:
             return
         h, w = frame.image.shape[:2]
         per_pixel = pixel_ms(frame)
