@@ -173,3 +173,10 @@ def test_render_loop_is_reduced_while_input_moves_then_refines_the_newest(avatar
     assert serials == sorted(serials), "never an older pose after a newer one"
     assert frames[0].scale == 0.25 and frames[0].image.shape == (64, 64, 3), "the first picture of a drag is reduced"
     assert frames[-1].full and frames[-1].image.shape == (256, 256, 3) and frames[-1].serial == 12
+
+
+def test_render_loop_reports_a_renderer_it_cannot_make():
+    failures: list[Exception] = []
+    loop = RenderLoop("vulkan", on_failed=failures.append).start()
+    loop.stop()
+    assert len(failures) == 1 and "unknown viewport backend 'vulkan'" in str(failures[0])

@@ -125,7 +125,13 @@ class RenderLoop:
     def _run(self) -> None:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         torch.set_num_threads(1)  # the rasterizer (numba) or the GL driver needs the other core
-        pipeline = FramePipeline(self.preference)
+        try:
+            pipeline = FramePipeline(self.preference)
+        except Exception as exc:  # e.g. an unknown backend name: nothing can be drawn
+            log.exception("no renderer")
+            if self.on_failed is not None:
+                self.on_failed(exc)
+            return
         self.backend, self.note = pipeline.backend, pipeline.note
         if self.on_ready is not None:
             self.on_ready(pipeline.backend, pipeline.note)
@@ -144,8 +150,7 @@ class RenderLoop:
                     frame = self._render(pipeline, replace(request, scale=scale))
                     if frame is not None:
                         self.budget.observe(frame)
-                    if scale < 1.0:
-                        unrefined = request
+                        unrefined = request if scale < 1.0 else None
                 if frame is not None and self.on_frame is not None:
                     self.on_frame(frame)
         finally:
