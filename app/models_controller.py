@@ -15,7 +15,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from app.workers import WorkCancelled, Worker, start_worker
+from app.workers import Job, WorkCancelled, Worker
 from engine.models import (
     ROLES,
     Choice,
@@ -63,7 +63,7 @@ class ModelsController(QObject):
         self.pins: dict[str, Choice] = {}
         self.pin_mode = False  # Use pins in the project instead of the user's settings
         self.dialog: ModelsDialog | None = None
-        self.worker: Worker | None = None
+        self.download = Job("get model", self)
 
     @property
     def settings(self) -> ModelSettings:
@@ -131,24 +131,30 @@ class ModelsController(QObject):
         if not model_id:
             self._say("Type a hub id (org/name) or pick a model in the list.")
             return None
-        if self.worker is not None and self.worker.is_running():
+        if self.download.busy:
             self._say("A download is running; cancel it or wait.")
             return None
         known = card(model_id)
         if role and known is not None and known.role != role:
             role = known.role  # a catalog model serves its own role
         fp16 = (self.settings.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-        self.worker = worker = start_worker(download_job, model_id, self.settings, fp16, name=f"get {model_id}")
-        if self.dialog is not None:
-            self.dialog.set_running(True)
-            worker.progress.connect(self.dialog.set_progress)
-            worker.done.connect(lambda: self.dialog.set_running(False))
-        worker.finished.connect(lambda result: self._got(result, role))
-        worker.errored.connect(lambda msg: self._say(f"Get {model_id} failed: {msg}"))
-        worker.cancelled.connect(lambda: self._say(
-            f"Download of {model_id} cancelled; the files finished so far are kept, Get resumes."))
-        worker.done.connect(self.refresh)
-        return worker
+        dialog = self.dialog
+        if dialog is not None:
+            dialog.set_running(True)
+
+        def done() -> None:
+            if dialog is not None:
+                dialog.set_running(False)
+            self.refresh()
+
+        return self.download.start(
+            download_job, model_id, self.settings, fp16,
+            on_progress=dialog.set_progress if dialog is not None else None,
+            on_finished=lambda result: self._got(result, role),
+            on_errored=lambda msg: self._say(f"Get {model_id} failed: {msg}"),
+            on_cancelled=lambda: self._say(
+                f"Download of {model_id} cancelled; the files finished so far are kept, Get resumes."),
+            on_done=done)
 
     def _got(self, result: Any, role: str) -> None:
         from engine.models.hub import format_bytes
@@ -159,8 +165,7 @@ class ModelsController(QObject):
         self._say(text)
 
     def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
+        self.download.cancel()
 
     def use(self, role: str, source: str, server_model: str = "") -> bool:
         """Set role's model (source "" = the offline default), in the settings or the project's pins."""

@@ -22,9 +22,7 @@ def _click(qtbot, button) -> None:
 
 
 def _wait_done(qtbot, controller: ModelsController) -> None:
-    worker = controller.worker
-    assert worker is not None
-    qtbot.waitUntil(lambda: not worker.is_running(), timeout=60_000)
+    qtbot.waitUntil(lambda: not controller.download.busy, timeout=60_000)
     qtbot.waitUntil(lambda: controller.dialog.cancel_button.isEnabled() is False, timeout=5_000)
 
 
@@ -43,7 +41,7 @@ def test_models_dialog_get_cancel_use_remove_and_keys(qtbot, private_hub: Path, 
         dialog.role_box.setCurrentIndex(dialog.role_box.findData("refiner"))
         progress: list[str] = []
         _click(qtbot, dialog.get_button)
-        controller.worker.progress.connect(lambda f, t: progress.append(t))
+        controller.download.worker.progress.connect(lambda f, t: progress.append(t))
         assert dialog.cancel_button.isEnabled() and not dialog.get_button.isEnabled()
         qtbot.waitUntil(lambda: len(progress) >= 2, timeout=30_000)  # bytes are arriving
         _click(qtbot, dialog.cancel_button)
