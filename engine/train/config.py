@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+from engine.io.atomic import FileFormatError, atomic_write
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,10 @@ class TrainConfig:
 
     iters: int = 3000  # optimisation steps
     resolution: int = 256  # longer image side used for training (images are downsampled)
-    seed: int = 0  # random seed for initialisation and frame order
+    seed: int = 0  # random seed for initialisation and frame order (the same on every rank)
+    frames_per_step: int = 0  # frames whose mean loss one step descends, split over the training processes
+    # (rank r renders frames r, r+W, ...); 0 = one per process (1 alone). Keep it when resuming on another
+    # number of processes and the run continues the same curve
     device: str = "cpu"  # torch device the optimisation runs on: "cpu", or "cuda" (gsplat rasterizer; refused without CUDA)
     backend: str = "auto"  # rasterizer backend (engine.render.rasterize.BACKENDS)
     init_per_triangle: int = 2  # Gaussians placed on each triangle at the start
@@ -66,3 +74,45 @@ class TrainConfig:
         values = dict(data)
         values["densify"] = DensifyConfig(**values.get("densify", {}))
         return TrainConfig(**values)
+
+
+def _checked(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """values with every key a field of dataclass cls and every value of its default's type (ints pass as floats)."""
+    defaults = {f.name: getattr(cls(), f.name) for f in fields(cls)}
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}{where}")
+    for key, value in values.items():
+        want = type(defaults[key])
+        ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            values[key], ok = float(value), True
+        if not ok and want is not DensifyConfig:
+            raise ValueError(f"setting {key}{where} must be {want.__name__}, got {value!r}")
+    return values
+
+
+def read_config(path: str | os.PathLike) -> TrainConfig:
+    """A TrainConfig from a JSON file of its fields (missing ones keep their defaults; densify a nested
+    object); raises FileFormatError naming the file and the problem."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileFormatError(path, "training settings file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FileFormatError(path, f"not a readable JSON file of training settings ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("densify", {}), dict):
+        raise FileFormatError(path, "training settings must be a JSON object (densify an object inside it)")
+    try:
+        values = _checked(TrainConfig, dict(data), "")
+        values["densify"] = DensifyConfig(**_checked(DensifyConfig, dict(data.get("densify", {})), " in densify"))
+    except ValueError as exc:
+        raise FileFormatError(path, str(exc)) from None
+    return TrainConfig(**values)
+
+
+def write_config(config: TrainConfig, path: str | os.PathLike) -> Path:
+    """Write a TrainConfig as JSON (read_config reads it back), atomically."""
+    with atomic_write(path, "w") as fh:
+        json.dump(config.to_dict(), fh, indent=2)
+    return Path(path)

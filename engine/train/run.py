@@ -1,9 +1,16 @@
-"""The training job the CLI and the GUI both run: dataset folder in, avatar folder out."""
+"""The training job the CLI and the GUI both run: dataset folder in, avatar folder out.
+
+Under torchrun every process makes this same call: it joins the process group the environment
+describes (engine.train.distributed), trains its share of each step, and stops at the same step as the
+others when any of them is asked to; rank 0 alone loads the checkpoint it resumes from (and hands it to
+the others), evaluates, and writes checkpoints, the avatar and metrics.json.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +25,7 @@ from engine.head.model import HeadModel, load_head
 from engine.io.atomic import atomic_write
 from engine.train.checkpoint import load_checkpoint, save_checkpoint
 from engine.train.config import TrainConfig
+from engine.train.distributed import Ranks, check_in_sync, process_group, rank_device
 from engine.train.trainer import StepStats, Trainer
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -33,6 +41,7 @@ class TrainReport:
     seconds: float  # wall time since this run (or resume) started
     evaluation: dict[str, dict[str, float]] | None  # split -> {psnr, ssim} when an evaluation ran this step
     preview: Tensor | None  # [H, W, 3] held-out render when a preview was made this step
+    ranks: Ranks = Ranks()  # the process that reports among the run's processes (rank 0 evaluates and previews)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class TrainResult:
     seconds: float  # wall time of this run
     iters_per_second: float  # iterations of this run / seconds
     head: HeadModel  # the head it trained on (a FLAME head with GaussianAvatars' teeth)
+    ranks: Ranks = Ranks()  # this process among the run's processes (only rank 0 has metrics and wrote files)
 
 
 def train(
@@ -57,51 +67,82 @@ def train(
     report: Callable[[TrainReport], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     final_eval_frames: int | None = None,
+    stop_at: int | None = None,
 ) -> TrainResult:
     """Train an avatar on a dataset folder and write it to out/avatar (plus out/checkpoint.pt).
 
     A FLAME head trains with GaussianAvatars' teeth, as GaussianAvatars does (a dataset's 5023-vertex
     offsets are padded). resume=True continues from out/checkpoint.pt when it exists (same dataset;
-    the config's iters may grow). Cancelling saves a checkpoint and the avatar so far, then returns
-    with cancelled=True.
+    the config's iters may grow; frames_per_step 0 keeps the checkpoint's, on any number of processes).
+    Cancelling saves a checkpoint and the avatar so far, then returns with cancelled=True; so does
+    reaching iteration `stop_at` (a time-limited job's share of a longer schedule). Under
+    torchrun, each process calls this; `cancel` on any of them stops them all at the same step.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with process_group(config.device) as ranks:
+        return _train(dataset, Path(out), config, head, resume, report, cancel, final_eval_frames, stop_at, ranks)
+
+
+def _train(dataset: str | Path, out: Path, config: TrainConfig, head: HeadModel | str | None, resume: bool,
+           report: Callable[[TrainReport], None] | None, cancel: Callable[[], bool] | None,
+           final_eval_frames: int | None, stop_at: int | None, ranks: Ranks) -> TrainResult:
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+    config = replace(config, device=rank_device(config.device, ranks))
     torch.manual_seed(config.seed)
     head_model = head if isinstance(head, HeadModel) else load_head(head)
     if head_model.is_flame:
         head_model = head_model.with_teeth()
     data = read_dataset(dataset)
-    trainer = Trainer(head_model, data, config)
     checkpoint = out / CHECKPOINT_NAME
-    if resume and checkpoint.is_file():
-        state = load_checkpoint(checkpoint)
+    state = None
+    if resume:
+        state = ranks.broadcast_object(load_checkpoint(checkpoint) if ranks.main and checkpoint.is_file() else None)
+    if state is not None and not config.frames_per_step:  # a resumed run keeps its frames per step
+        config = replace(config, frames_per_step=int(state["config"].get("frames_per_step") or 1))
+    if ranks.main and 0 < config.frames_per_step < ranks.world:
+        warnings.warn(f"{config.frames_per_step} frame(s) per step over {ranks.world} processes: "
+                      f"{ranks.world - config.frames_per_step} of them render nothing", stacklevel=2)
+    trainer = Trainer(head_model, data, config, ranks=ranks)
+    if state is not None:
         trainer.load_state_dict(state)
     start, start_iter = time.perf_counter(), trainer.iteration
     cancelled = False
     while trainer.iteration < config.iters:
-        if cancel is not None and cancel():
+        stop = (cancel is not None and cancel()) or (stop_at is not None and trainer.iteration >= stop_at)
+        if ranks.any(stop, trainer.device):  # every rank stops at the same step
             cancelled = True
             break
         stats = trainer.step()
-        evaluation = None
-        if config.eval_interval and stats.iteration % config.eval_interval == 0:
-            evaluation = {s: trainer.evaluate(s, config.eval_max_frames) for s in ("val", "test")}
-            trainer.evaluations.append({"iteration": stats.iteration, **{f"{s}_psnr": v.get("psnr", float("nan")) for s, v in evaluation.items()}})
-        preview = trainer.preview() if config.preview_interval and stats.iteration % config.preview_interval == 0 else None
-        if config.checkpoint_interval and stats.iteration % config.checkpoint_interval == 0:
-            save_checkpoint(trainer.state_dict(), checkpoint)
+        evaluation, preview = (_rank0_work(trainer, stats.iteration, checkpoint) if ranks.main else (None, None))
         if report is not None:
-            report(TrainReport(stats, config.iters, time.perf_counter() - start, evaluation, preview))
+            report(TrainReport(stats, config.iters, time.perf_counter() - start, evaluation, preview, ranks))
     seconds = time.perf_counter() - start
-    save_checkpoint(trainer.state_dict(), checkpoint)
-    save_avatar(trainer.avatar(name=Path(dataset).name), out / AVATAR_DIR)
-    metrics = {} if cancelled else {s: trainer.evaluate(s, final_eval_frames) for s in ("val", "test")}
-    with atomic_write(out / "metrics.json", "w") as fh:
-        json.dump({"iterations": trainer.iteration, "metrics": metrics, "history": trainer.history[-1:]}, fh, indent=2)
+    check_in_sync({**trainer.params, **trainer.extras}, ranks)
+    metrics: dict[str, dict[str, float]] = {}
+    if ranks.main:
+        save_checkpoint(trainer.state_dict(), checkpoint)
+        save_avatar(trainer.avatar(name=Path(dataset).name), out / AVATAR_DIR)
+        metrics = {} if cancelled else {s: trainer.evaluate(s, final_eval_frames) for s in ("val", "test")}
+        with atomic_write(out / "metrics.json", "w") as fh:
+            json.dump({"iterations": trainer.iteration, "metrics": metrics, "history": trainer.history[-1:]}, fh,
+                      indent=2)
     done = trainer.iteration - start_iter
     return TrainResult(out, trainer.iteration, cancelled, metrics, seconds, done / seconds if seconds > 0 else 0.0,
-                       head_model)
+                       head_model, ranks)
+
+
+def _rank0_work(trainer: Trainer, iteration: int, checkpoint: Path) -> tuple[dict | None, Tensor | None]:
+    """Periodic evaluation, preview and checkpoint (rank 0's alone) -> (evaluation, preview) of this step."""
+    config = trainer.config
+    evaluation = None
+    if config.eval_interval and iteration % config.eval_interval == 0:
+        evaluation = {s: trainer.evaluate(s, config.eval_max_frames) for s in ("val", "test")}
+        trainer.evaluations.append({"iteration": iteration,
+                                    **{f"{s}_psnr": v.get("psnr", float("nan")) for s, v in evaluation.items()}})
+    preview = trainer.preview() if config.preview_interval and iteration % config.preview_interval == 0 else None
+    if config.checkpoint_interval and iteration % config.checkpoint_interval == 0:
+        save_checkpoint(trainer.state_dict(), checkpoint)
+    return evaluation, preview
 
 
 def dataset_needs_flame(dataset: str | Path) -> bool:

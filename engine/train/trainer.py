@@ -4,12 +4,18 @@
 held-out frames, and a state dict for checkpoints. It optimises on TrainConfig.device: on "cuda"
 the head, the FLAME parameters, the Gaussians, their optimiser and every frame's pixels live on the
 GPU and render through gsplat; what it hands out (gaussians, avatar, previews) is on the CPU.
+
+A step descends the mean loss of config.frames_per_step frames. Under torchrun each process holds a
+Trainer with its Ranks: it renders its share of the step's frames and the gradients and densification
+statistics are summed over the processes (engine.train.distributed), so every rank's parameters stay
+identical and equal to one process rendering all the frames.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, replace
 
 import torch
@@ -29,6 +35,7 @@ from engine.train import losses
 from engine.train.colour_init import colours_from_views
 from engine.train.config import TrainConfig
 from engine.train.densify import DensifyState, accumulate, densify_and_prune, reset_opacity
+from engine.train.distributed import SINGLE, Ranks, RankStep, all_reduce_step, check_in_sync
 from engine.train.init import initial_gaussians
 
 PARAM_NAMES: tuple[str, ...] = ("xyz", "rotation", "log_scale", "opacity_logit", "sh_dc", "sh_rest")
@@ -45,13 +52,19 @@ class StepStats:
     psnr: float  # PSNR of this step's training view
     gaussians: int  # Gaussian count after the step
     densified: dict[str, int] | None  # counts when densification ran this step
+    frames: int = 1  # frames the step's loss (and the figures above: their mean) is over
+    rank: RankStep | None = None  # what this process did of the step (None alone)
 
 
 class Trainer:
     """Optimises an avatar's Gaussians (and optionally its per-frame FLAME parameters)."""
 
     def __init__(self, head: HeadModel, dataset: AvatarDataset, config: TrainConfig,
-                 gaussians: BoundGaussians | None = None) -> None:
+                 gaussians: BoundGaussians | None = None, ranks: Ranks = SINGLE) -> None:
+        assert config.frames_per_step >= 0, f"frames_per_step must be 0 (one per process) or more, got {config.frames_per_step}"
+        if not config.frames_per_step:
+            config = replace(config, frames_per_step=ranks.world)
+        self.ranks = ranks
         self.device = resolve_device(config.device)
         self.cpu_head = head  # the head the trained avatar is handed out with
         self.head = head
@@ -81,9 +94,14 @@ class Trainer:
         if config.finetune_flame:
             self._add_flame_groups()
         self.densify_state = DensifyState.empty(self.count, self.device)
+        self.ranks.broadcast_(self._shared_tensors())  # rank 0's start on every rank, whatever their hardware
         self.history: list[dict[str, float]] = []  # one row per step: iteration, loss, psnr
         self.evaluations: list[dict[str, float]] = []  # one row per evaluation
         self._vert_cache: dict[int, Tensor] = {}
+
+    def _shared_tensors(self) -> list[Tensor]:
+        """Every tensor that must be identical on all ranks (parameters, bindings, labels, FLAME parameters)."""
+        return [*self.params.values(), *self.extras.values(), *self.flame_params.values()]
 
     @property
     def count(self) -> int:
@@ -184,47 +202,106 @@ class Trainer:
         return math.exp((1 - t) * math.log(c.lr_position) + t * math.log(c.lr_position_final))
 
     def step(self) -> StepStats:
-        """One optimisation step on a random training frame."""
-        c = self.config
+        """One optimisation step on config.frames_per_step random training frames (this rank's share of them)."""
         for group in self.optimizer.param_groups:
             if group["name"] == "xyz":
                 group["lr"] = self._lr_position()
-        index = int(torch.randint(len(self.train_frames), (1,), generator=self.generator))
-        record = self.train_frames[index]
-        frame = self._load(record)
-        active_sh = min(c.sh_degree, self.iteration // max(1, c.sh_interval))
-        with_labels = bool(c.lambda_label) and frame.labels is not None
-        channels = one_hot_labels(self.extras["labels"]) if with_labels else None
-        result, world_scale, tri_k, tri_rot = self.render_frame(frame, active_sh, channels)
-        loss, l1, dssim = losses.photometric_loss(result.rgb, frame.image, c.lambda_dssim)
-        if with_labels:
-            loss = loss + c.lambda_label * losses.label_loss(result.features, frame.labels)
-        if c.lambda_xyz:
-            loss = loss + c.lambda_xyz * losses.position_regulariser(self.params["xyz"], c.threshold_xyz)
-        if c.lambda_scale:
-            loss = loss + c.lambda_scale * losses.scale_regulariser(self.params["log_scale"], c.threshold_scale)
+        picks = torch.randint(len(self.train_frames), (self.config.frames_per_step,), generator=self.generator).tolist()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        with torch.no_grad():
-            if result.means2d.grad is not None:
-                accumulate(self.densify_state, result.means2d.grad, result.radii, frame.camera.width, frame.camera.height)
+        start = time.perf_counter()
+        mine = self.ranks.share(picks)
+        own, seen = self._backward(mine, len(picks))
+        computed = time.perf_counter()
+        grad_sum, count, sums = all_reduce_step(self.optimizer, [seen.grad_sum, seen.count, own], self.ranks)
+        synced = time.perf_counter()
+        if len(picks) > 1:
+            for group in self.optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.grad.div_(len(picks))
+        self.densify_state.grad_sum += grad_sum
+        self.densify_state.count += count
+        due = self._densify_due(self.iteration + 1)
+        geometry = self._densify_geometry(self.train_frames[picks[0]].timestep) if due else None
         self.optimizer.step()
         self.iteration += 1
-        densified = self._maybe_densify(world_scale.detach(), tri_k.detach(), tri_rot.detach())
-        stats = StepStats(self.iteration, loss.item(), l1.item(), dssim.item(), psnr(result.rgb, frame.image),
-                          self.count, densified)
+        densified = self._maybe_densify(geometry)
+        loss, l1, dssim, step_psnr = (float(v) / len(picks) for v in sums)
+        rank = None
+        if self.ranks.distributed:
+            local = float(own[0]) / len(mine) if mine else float("nan")
+            rank = RankStep(self.ranks.rank, len(mine), local, computed - start, synced - computed)
+        stats = StepStats(self.iteration, loss, l1, dssim, step_psnr, self.count, densified, len(picks), rank)
         self.history.append({"iteration": self.iteration, "loss": stats.loss, "psnr": stats.psnr})
         return stats
 
-    def _maybe_densify(self, world_scale: Tensor, tri_k: Tensor, tri_rot: Tensor) -> dict[str, int] | None:
+    def _backward(self, indices: list[int], frames: int) -> tuple[Tensor, DensifyState]:
+        """Render the frames `indices` (of the step's `frames`), backpropagate each one's loss (the
+        regularisers once, weighted so that the ranks' sum counts them `frames` times) and gather their
+        view-space gradients. Returns (sums [4] of loss, L1, 1 − SSIM and PSNR over these frames, the
+        statistics' increments). Gradients are left summed over the frames, not averaged."""
+        c = self.config
+        active_sh = min(c.sh_degree, self.iteration // max(1, c.sh_interval))
+        sums = torch.zeros(4, device=self.device)
+        seen = DensifyState.empty(self.count, self.device)
+        regulariser = self._regulariser() * (frames / self.ranks.world)
+        if not indices:
+            regulariser.backward()
+            sums[0] += regulariser.detach()
+        for n, index in enumerate(indices):
+            frame = self._load(self.train_frames[index])
+            with_labels = bool(c.lambda_label) and frame.labels is not None
+            channels = one_hot_labels(self.extras["labels"]) if with_labels else None
+            result, *_ = self.render_frame(frame, active_sh, channels)
+            loss, l1, dssim = losses.photometric_loss(result.rgb, frame.image, c.lambda_dssim)
+            if with_labels:
+                loss = loss + c.lambda_label * losses.label_loss(result.features, frame.labels)
+            if n == 0:
+                loss = loss + regulariser
+            loss.backward()
+            with torch.no_grad():
+                if result.means2d.grad is not None:
+                    accumulate(seen, result.means2d.grad, result.radii, frame.camera.width, frame.camera.height)
+                sums += torch.stack([loss.detach(), l1.detach(), dssim.detach(),
+                                     torch.tensor(psnr(result.rgb, frame.image), device=self.device)])
+        return sums, seen
+
+    def _regulariser(self) -> Tensor:
+        """GaussianAvatars' position and scale regularisers (a scalar; 0 when both are off)."""
+        c = self.config
+        total = torch.zeros((), device=self.device)
+        if c.lambda_xyz:
+            total = total + c.lambda_xyz * losses.position_regulariser(self.params["xyz"], c.threshold_xyz)
+        if c.lambda_scale:
+            total = total + c.lambda_scale * losses.scale_regulariser(self.params["log_scale"], c.threshold_scale)
+        return total
+
+    def _densify_due(self, it: int) -> bool:
+        d = self.config.densify
+        return d.start <= it <= d.stop_fraction * self.config.iters and it % d.interval == 0
+
+    @torch.no_grad()
+    def _densify_geometry(self, timestep: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(world scales [N, 3], triangle scale k [N], triangle rotation [N, 3, 3]) of every Gaussian on the
+        mesh at `timestep`, before the step's update (the frame every rank agrees on: the step's first)."""
+        verts = self.verts_for(timestep)
+        rot, centroid, tri_scale = triangle_frames(verts, self.head.faces)
+        binding = self.extras["binding"]
+        _, _, scales = local_to_world(binding, self.params["xyz"], self.params["rotation"],
+                                      torch.exp(self.params["log_scale"]), rot, centroid, tri_scale)
+        return scales, tri_scale[binding], rot[binding]
+
+    def _maybe_densify(self, geometry: tuple[Tensor, Tensor, Tensor] | None) -> dict[str, int] | None:
         d = self.config.densify
         it = self.iteration
         if d.opacity_reset_interval and it % d.opacity_reset_interval == 0 and it < d.stop_fraction * self.config.iters:
             reset_opacity(self.params, self.optimizer)
-        if it < d.start or it > d.stop_fraction * self.config.iters or it % d.interval:
+        if geometry is None:
             return None
-        return densify_and_prune(self.params, self.optimizer, self.extras, self.densify_state, world_scale, tri_k,
-                                 tri_rot, self.extent, d, self.head.n_faces, self.generator)
+        counts = densify_and_prune(self.params, self.optimizer, self.extras, self.densify_state, *geometry,
+                                   self.extent, d, self.head.n_faces, self.generator)
+        check_in_sync({**self.params, **self.extras}, self.ranks)
+        return counts
 
     @torch.no_grad()
     def evaluate(self, split: str, max_frames: int | None = None) -> dict[str, float]:
