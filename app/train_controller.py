@@ -6,12 +6,17 @@ give it (PauseGate.check) blocks while paused, returning False when resumed and 
 Cancel makes train() save a checkpoint and the avatar so far; the run's outcome is then reported like a
 finished one (TrainOutcome.result.cancelled is True).
 
+With Processes above 1 the run is `dynamicavatars train` under torchrun in child processes
+(multiprocess_train_job): their JSON progress lines are merged (rank 0's curve, every rank's speed),
+Cancel sends SIGINT to rank 0 (all ranks stop at the same step and rank 0 saves), and Pause is off.
+
     controller = install_train_panel(window, model)   # adds the "Train" dock to a MainWindow
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,10 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image as PILImage
 from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+import app
 from app.session import SessionModel
+from app.train_launch import LocalRun, RankBoard, torchrun_command
 from app.workers import Job, WorkCancelled, Worker, user_message
 from engine.avatar.avatar import Avatar
 from engine.avatar.files import load_avatar
@@ -32,7 +40,8 @@ from engine.data.synth import SynthConfig, generate
 from engine.io.images import to_uint8
 from engine.render.rasterize import available_devices
 from engine.train.checkpoint import load_checkpoint
-from engine.train.config import TrainConfig
+from engine.train.config import TrainConfig, write_config
+from engine.train.distributed import Ranks
 from engine.train.run import AVATAR_DIR, CHECKPOINT_NAME, TrainReport, TrainResult, dataset_needs_flame, train
 from widgets.train_panel import TrainPanel, TrainSettings
 
@@ -124,6 +133,13 @@ class PauseNotice:
 
 
 @dataclass(frozen=True)
+class RanksUpdate:
+    """The merged progress of a run's processes, one line per rank."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class TrainOutcome:
     """How a run ended, with the avatar it wrote."""
 
@@ -159,10 +175,7 @@ def train_job(progress: Callable[[float, str], None], cancel: Callable[[], bool]
     TrainUpdate per step and PauseNotice through preview(). A dataset tracked with FLAME trains on the
     user's FLAME model `flame` (without one, training refuses it and says what to do)."""
     out = Path(settings.out)
-    checkpoint = out / CHECKPOINT_NAME
-    if settings.resume:
-        found = checkpoint.is_file()
-        preview(history_from_state(load_checkpoint(checkpoint)) if found else TrainHistory((), (), False))
+    _send_history(settings, preview)
     first: list[int] = []
     last = [0]
 
@@ -188,11 +201,75 @@ def train_job(progress: Callable[[float, str], None], cancel: Callable[[], bool]
     head = flame if flame and dataset_needs_flame(settings.dataset) else None
     result = train(settings.dataset, out, config, head=head, resume=settings.resume, report=report,
                    cancel=should_stop)
+    return TrainOutcome(settings, result, *_load_trained(out))
+
+
+def _send_history(settings: TrainSettings, preview: Callable[[object], None]) -> None:
+    """A resumed run first shows the curves of its checkpoint (TrainHistory)."""
+    if settings.resume:
+        checkpoint = Path(settings.out) / CHECKPOINT_NAME
+        found = checkpoint.is_file()
+        preview(history_from_state(load_checkpoint(checkpoint)) if found else TrainHistory((), (), False))
+
+
+def _load_trained(out: Path) -> tuple[Avatar | None, str | None]:
+    """(out/avatar loaded, None) or (None, why it could not be)."""
     try:
-        avatar, error = load_avatar(out / AVATAR_DIR), None
+        return load_avatar(out / AVATAR_DIR), None
     except (ValueError, OSError) as exc:
-        avatar, error = None, user_message(exc)
-    return TrainOutcome(settings, result, avatar, error)
+        return None, user_message(exc)
+
+
+def multiprocess_train_job(progress: Callable[[float, str], None], cancel: Callable[[], bool],
+                           settings: TrainSettings, config: TrainConfig, gate: PauseGate,
+                           preview: Callable[[object], None], flame: str | None = None) -> TrainOutcome:
+    """Worker job: `dynamicavatars train` on settings.processes local processes under torchrun, sending
+    TrainHistory (when resuming), TrainUpdate per step (rank 0's line) and RanksUpdate (every rank's
+    progress, merged) through preview(). The config goes in out/train_config.json, the processes' stderr
+    in out/train_log.txt. Cancel (gate or worker) interrupts rank 0: every rank stops at the same step."""
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _send_history(settings, preview)
+    args = [settings.dataset, "--out", str(out), "--config", str(write_config(config, out / "train_config.json")),
+            "--progress", "jsonl"]
+    args += ["--resume"] if settings.resume else []
+    if flame and dataset_needs_flame(settings.dataset):
+        args += ["--flame", flame]
+    root = str(Path(app.__file__).resolve().parents[1])  # the children import this very code
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    run = LocalRun(torchrun_command(settings.processes, args), out / "train_log.txt", env=env)
+    board, first = RankBoard(), [0]
+    for line in run.lines(lambda: gate.cancelled or cancel(), lambda: run.interrupt(board.pids.get(0))):
+        board.add(line)
+        if line["event"] == "step" and line["rank"] == 0:
+            if not first[0]:
+                first[0] = line["iteration"] - 1
+            preview(_update_from_line(line, first[0]))
+        preview(RanksUpdate(board.summary()))
+    code, result = run.wait(), board.result
+    if result is None:
+        raise RuntimeError(f"the training processes failed (exit code {code}); the end of {run.log}:\n{run.log_tail()}")
+    avatar, error = _load_trained(out)
+    trained = TrainResult(out, int(result["iterations"]), bool(result["cancelled"]), result["metrics"],
+                          float(result["seconds"]), float(result["iters_per_second"]),
+                          avatar.head if avatar is not None else None, Ranks(0, board.world, 0, board.world))
+    return TrainOutcome(settings, trained, avatar, error)
+
+
+def _update_from_line(line: dict[str, Any], first: int) -> TrainUpdate:
+    """A TrainUpdate from rank 0's progress line (its preview read back from the PNG it names)."""
+    iteration, total = int(line["iteration"]), int(line["total"])
+    rate, eta = speed(iteration - first, float(line["seconds"]), total - iteration)
+    evaluation = {s: v["psnr"] for s, v in (line.get("evaluation") or {}).items() if v and "psnr" in v}
+    image = None
+    if line.get("preview"):
+        try:
+            image = np.asarray(PILImage.open(line["preview"]).convert("RGB"))
+        except OSError:
+            image = None  # replaced while read: the next one comes
+    return TrainUpdate(iteration, total, float(line["loss"]), float(line["psnr"]), int(line["gaussians"]), rate, eta,
+                       evaluation, image)
 
 
 def synth_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], folder: str,
@@ -253,11 +330,14 @@ class TrainController(QObject):
         if not settings.resume:
             self.panel.clear_plot()
         self._settings, self.gate = settings, PauseGate()
+        self.panel.pausable = settings.processes <= 1
+        self.panel.set_ranks("")
         self.panel.set_state("running")
         self.panel.set_avatar_available(False)
         self.panel.set_progress(0, settings.iters, 0.0, None)
         self.panel.set_status(f"Loading {settings.dataset}…")
-        return self.job.start(train_job, settings, self.config_for(settings), self.gate, flame=self.flame_model(),
+        job = train_job if settings.processes <= 1 else multiprocess_train_job
+        return self.job.start(job, settings, self.config_for(settings), self.gate, flame=self.flame_model(),
                               on_preview=self._on_message, on_finished=self._on_finished,
                               on_errored=lambda message: self._on_failed("Training failed", message),
                               on_cancelled=lambda: self._end_job("Training stopped."))
@@ -294,6 +374,8 @@ class TrainController(QObject):
             self.panel.set_history(list(message.steps), list(message.evaluations))
             if not message.found and self._settings is not None:
                 self.panel.set_status(f"No checkpoint in {self._settings.out}: training from the start.")
+        elif isinstance(message, RanksUpdate):
+            self.panel.set_ranks(message.text)
         elif isinstance(message, PauseNotice) and message.paused and self.gate is not None and self.gate.paused:
             self.panel.set_state("paused")
             self.panel.set_status(f"Paused at iteration {message.iteration}. Resume goes on; Cancel saves a checkpoint.")

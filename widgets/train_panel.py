@@ -8,8 +8,9 @@ the training and calls back:
 - `synth_requested(str)`: make a synthetic dataset (of the demo head) in this new folder.
 - `open_avatar_requested()`: show the last trained avatar in the viewport.
 The app drives it with `set_state`, `set_status`, `set_progress` / `set_busy_progress`, `add_step`,
-`add_evaluation`, `set_history`, `clear_plot`, `set_preview`, `set_dataset`, `set_resume` and
-`set_avatar_available`.
+`add_evaluation`, `set_history`, `clear_plot`, `set_preview`, `set_dataset`, `set_resume`,
+`set_avatar_available` and, for a run on several processes, `set_ranks` (their progress, merged) and
+`pausable` (False: such a run stops with Cancel and continues with Start).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class TrainSettings:
     device: str  # torch device ("cpu", "cuda", "cuda:1", ...)
     resume: bool  # continue from out/checkpoint.pt when it exists
     open_when_done: bool  # show the trained avatar in the viewport when the run finishes
+    processes: int = 1  # training processes on this machine (more than 1: torchrun, one frame each per step)
 
 
 def format_duration(seconds: float) -> str:
@@ -90,6 +92,7 @@ class TrainPanel(QWidget):
     def __init__(self, devices: list[str] | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = "idle"
+        self.pausable = True  # the running job can pause (a run on several processes cannot)
         self._steps: tuple[list[int], list[float], list[float]] = ([], [], [])  # iteration, loss, train PSNR
         self._evals: dict[str, tuple[list[int], list[float]]] = {s: ([], []) for s in SPLIT_COLOURS}
         self._plot_timer = QTimer(self, singleShot=True, interval=PLOT_REFRESH_MS)
@@ -105,6 +108,9 @@ class TrainPanel(QWidget):
         self.status = QLabel("Choose a dataset folder, then Start.")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
+        self.ranks_label = QLabel()
+        self.ranks_label.setVisible(False)
+        layout.addWidget(self.ranks_label)
         layout.addWidget(self._build_plot(), 2)
         layout.addWidget(self._build_preview(), 1)
         self.set_state("idle")
@@ -134,6 +140,11 @@ class TrainPanel(QWidget):
         form.addRow("Iterations", self.iters)
         form.addRow("Resolution", self.resolution)
         form.addRow("Device", self.device)
+        self.processes = QSpinBox(minimum=1, maximum=64, value=1)
+        self.processes.setToolTip("Training processes on this machine (torchrun: gloo on the CPU, one GPU each on "
+                                  "CUDA); each renders its share of a step's frames. Stop with Cancel, go on with "
+                                  "Start and 'Continue from the checkpoint'.")
+        form.addRow("Processes", self.processes)
         self.finetune = QCheckBox("Fine-tune FLAME expression and pose")
         self.fit_labels = QCheckBox("Fit the dataset's label maps (sharper part outlines for selections)",
                                     checked=True)
@@ -209,7 +220,7 @@ class TrainPanel(QWidget):
             dataset=self.dataset.text().strip(), out=self.out.text().strip(), iters=self.iters.value(),
             resolution=self.resolution.value(), finetune_flame=self.finetune.isChecked(),
             fit_labels=self.fit_labels.isChecked(), device=self.device.currentText().strip() or "cpu", resume=self.resume.isChecked(),
-            open_when_done=self.open_when_done.isChecked())
+            open_when_done=self.open_when_done.isChecked(), processes=self.processes.value())
 
     def set_dataset(self, path: str) -> None:
         """Show a dataset folder (and suggest an output folder beside it when none is set)."""
@@ -248,12 +259,17 @@ class TrainPanel(QWidget):
         idle = state == "idle"
         self.start_button.setEnabled(idle)
         self.settings_box.setEnabled(idle)
-        self.pause_button.setEnabled(state == "running")
+        self.pause_button.setEnabled(state == "running" and self.pausable)
         self.resume_button.setEnabled(state in ("pausing", "paused"))
         self.cancel_button.setEnabled(state in ("running", "pausing", "paused", "making_data"))
 
     def set_status(self, text: str) -> None:
         self.status.setText(text)
+
+    def set_ranks(self, text: str) -> None:
+        """Per-process progress of a run on several processes, one line each ("" hides it)."""
+        self.ranks_label.setText(text)
+        self.ranks_label.setVisible(bool(text))
 
     def set_avatar_available(self, on: bool) -> None:
         self.open_button.setEnabled(on)

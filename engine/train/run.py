@@ -54,7 +54,8 @@ class TrainResult:
     metrics: dict[str, dict[str, float]]  # split -> {psnr, ssim, frames} at the end
     seconds: float  # wall time of this run
     iters_per_second: float  # iterations of this run / seconds
-    head: HeadModel  # the head it trained on (a FLAME head with GaussianAvatars' teeth)
+    head: HeadModel | None  # the head it trained on (a FLAME head with GaussianAvatars' teeth); None when the
+    # run happened in other processes and its avatar could not be read
     ranks: Ranks = Ranks()  # this process among the run's processes (only rank 0 has metrics and wrote files)
 
 
