@@ -146,6 +146,33 @@ def test_a_fresh_panel_resuming_a_checkpoint_shows_its_curve_and_continues(qtbot
     assert not dialogs
 
 
+@pytest.mark.slow
+def test_two_processes_show_their_progress_merged_and_cancel_saves_a_checkpoint(qtbot, rig, dialogs, dataset, tmp_path):
+    """Processes 2: torchrun in child processes; the curve and preview come from rank 0, each rank's progress
+    is listed, Pause is off, and Cancel stops both ranks at the same step with a checkpoint and the avatar."""
+    panel, controller, model = rig
+    out = tmp_path / "two"
+    fill(panel, dataset, out, iters=RUN)
+    panel.processes.setValue(2)
+    click(qtbot, panel.start_button)
+    assert panel.state == "running" and not panel.pause_button.isEnabled()
+    qtbot.waitUntil(lambda: "rank 0: it" in panel.ranks_label.text() and "rank 1: it" in panel.ranks_label.text()
+                    and panel.preview_image.image is not None, timeout=LONG)
+    assert panel.ranks_label.isVisible() and "1 frame(s)" in panel.ranks_label.text()
+    assert len(loss_xy(panel)[0]) >= 2 and panel.preview_image.image.shape == (RESOLUTION, RESOLUTION, 3)
+    with qtbot.waitSignal(controller.run_finished, timeout=LONG) as ended:
+        click(qtbot, panel.cancel_button)
+    outcome = ended.args[0]
+    assert outcome.result.cancelled and 2 <= outcome.result.iterations < RUN and outcome.result.ranks.world == 2
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["iteration"] == outcome.result.iterations and state["config"]["frames_per_step"] == 2
+    assert outcome.avatar is not None and outcome.avatar.gaussians.count == state["params"]["xyz"].shape[0]
+    x, _ = loss_xy(panel)
+    np.testing.assert_array_equal(x, np.arange(1, outcome.result.iterations + 1))
+    assert "rank 0: done" in panel.ranks_label.text() and "rank 1: done" in panel.ranks_label.text()
+    assert panel.state == "idle" and panel.resume.isChecked() and not dialogs
+
+
 def test_a_bad_dataset_shows_a_dialog_and_start_comes_back(qtbot, rig, dialogs, tmp_path):
     panel, controller, _ = rig
     junk = tmp_path / "not_a_dataset"
