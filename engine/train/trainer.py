@@ -43,13 +43,13 @@ PARAM_NAMES: tuple[str, ...] = ("xyz", "rotation", "log_scale", "opacity_logit",
 
 @dataclass(frozen=True)
 class StepStats:
-    """What one optimisation step did."""
+    """What one optimisation step did (over all its frames, on whichever rank)."""
 
     iteration: int  # iterations done after this step
-    loss: float  # total loss
-    l1: float  # L1 term
-    dssim: float  # 1 − SSIM term
-    psnr: float  # PSNR of this step's training view
+    loss: float  # total loss: the mean over the step's frames, plus the regularisers
+    l1: float  # L1 term (mean over the frames)
+    dssim: float  # 1 − SSIM term (mean over the frames)
+    psnr: float  # mean PSNR of this step's training views
     gaussians: int  # Gaussian count after the step
     densified: dict[str, int] | None  # counts when densification ran this step
     frames: int = 1  # frames the step's loss (and the figures above: their mean) is over
