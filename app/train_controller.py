@@ -239,14 +239,18 @@ def multiprocess_train_job(progress: Callable[[float, str], None], cancel: Calla
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     run = LocalRun(torchrun_command(settings.processes, args), out / "train_log.txt", env=env)
-    board, first = RankBoard(), [0]
-    for line in run.lines(lambda: gate.cancelled or cancel(), lambda: run.interrupt(board.pids.get(0))):
-        board.add(line)
-        if line["event"] == "step" and line["rank"] == 0:
-            if not first[0]:
-                first[0] = line["iteration"] - 1
-            preview(_update_from_line(line, first[0]))
-        preview(RanksUpdate(board.summary()))
+    board, first = RankBoard(), 0
+    try:
+        for line in run.lines(lambda: gate.cancelled or cancel(), lambda: run.interrupt(board.pids.get(0))):
+            board.add(line)
+            if line["event"] == "step" and line["rank"] == 0:
+                first = first or line["iteration"] - 1
+                preview(_update_from_line(line, first))
+            preview(RanksUpdate(board.summary()))
+    except BaseException:
+        run.interrupt()  # never leave the processes running: they stop and save
+        run.wait()
+        raise
     code, result = run.wait(), board.result
     if result is None:
         raise RuntimeError(f"the training processes failed (exit code {code}); the end of {run.log}:\n{run.log_tail()}")
