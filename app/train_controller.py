@@ -16,7 +16,6 @@ Cancel sends SIGINT to rank 0 (all ranks stop at the same step and rank 0 saves)
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,9 +28,8 @@ from PIL import Image as PILImage
 from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-import app
 from app.session import SessionModel
-from app.train_launch import LocalRun, RankBoard, torchrun_command
+from app.train_launch import LocalRun, RankBoard, torchrun_command, torchrun_env
 from app.workers import Job, WorkCancelled, Worker, user_message
 from engine.avatar.avatar import Avatar
 from engine.avatar.files import load_avatar
@@ -192,12 +190,7 @@ def train_job(progress: Callable[[float, str], None], cancel: Callable[[], bool]
     def should_stop() -> bool:
         return gate.check(cancel, lambda paused: preview(PauseNotice(paused, last[0])))
 
-    if config.lambda_label:  # the face parser chosen in Edit → Models… labels frames that have no label map
-        from app.model_choices import current_settings, label_maps_if_needed
-
-        note = label_maps_if_needed(settings.dataset, current_settings(), progress, cancel)
-        if note:
-            progress(0.0, note)
+    _label_maps(settings, config, progress, cancel)
     head = flame if flame and dataset_needs_flame(settings.dataset) else None
     result = train(settings.dataset, out, config, head=head, resume=settings.resume, report=report,
                    cancel=should_stop)
@@ -210,6 +203,17 @@ def _send_history(settings: TrainSettings, preview: Callable[[object], None]) ->
         checkpoint = Path(settings.out) / CHECKPOINT_NAME
         found = checkpoint.is_file()
         preview(history_from_state(load_checkpoint(checkpoint)) if found else TrainHistory((), (), False))
+
+
+def _label_maps(settings: TrainSettings, config: TrainConfig, progress: Callable[[float, str], None],
+                cancel: Callable[[], bool]) -> None:
+    """With the label loss on, the face parser chosen in Edit → Models… labels frames that have no label map."""
+    if config.lambda_label:
+        from app.model_choices import current_settings, label_maps_if_needed
+
+        note = label_maps_if_needed(settings.dataset, current_settings(), progress, cancel)
+        if note:
+            progress(0.0, note)
 
 
 def _load_trained(out: Path) -> tuple[Avatar | None, str | None]:
@@ -230,15 +234,13 @@ def multiprocess_train_job(progress: Callable[[float, str], None], cancel: Calla
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     _send_history(settings, preview)
+    _label_maps(settings, config, progress, cancel)  # here, once: the processes do not make them
     args = [settings.dataset, "--out", str(out), "--config", str(write_config(config, out / "train_config.json")),
-            "--progress", "jsonl"]
+            "--progress", "jsonl", "--no-parse-labels"]
     args += ["--resume"] if settings.resume else []
     if flame and dataset_needs_flame(settings.dataset):
         args += ["--flame", flame]
-    root = str(Path(app.__file__).resolve().parents[1])  # the children import this very code
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    run = LocalRun(torchrun_command(settings.processes, args), out / "train_log.txt", env=env)
+    run = LocalRun(torchrun_command(settings.processes, args), out / "train_log.txt", env=torchrun_env())
     board, first = RankBoard(), 0
     try:
         for line in run.lines(lambda: gate.cancelled or cancel(), lambda: run.interrupt(board.pids.get(0))):

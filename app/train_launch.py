@@ -31,6 +31,15 @@ def torchrun_command(nproc: int, train_args: list[str]) -> list[str]:
             "-m", "app.cli", "train", *train_args]
 
 
+def torchrun_env() -> dict[str, str]:
+    """The environment for the processes: this one's, with this code's folder first on PYTHONPATH (so they run
+    the same code as the launcher) and one OpenBLAS thread unless set."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
 def parse_line(text: str) -> dict[str, Any] | None:
     """A progress line's fields, None for any other output (a warning, torchrun's own messages)."""
     text = text.strip()

@@ -150,7 +150,7 @@ def test_a_fresh_panel_resuming_a_checkpoint_shows_its_curve_and_continues(qtbot
 def test_two_processes_show_their_progress_merged_and_cancel_saves_a_checkpoint(qtbot, rig, dialogs, dataset, tmp_path):
     """Processes 2: torchrun in child processes; the curve and preview come from rank 0, each rank's progress
     is listed, Pause is off, and Cancel stops both ranks at the same step with a checkpoint and the avatar."""
-    panel, controller, model = rig
+    panel, controller, _ = rig
     out = tmp_path / "two"
     fill(panel, dataset, out, iters=RUN)
     panel.processes.setValue(2)

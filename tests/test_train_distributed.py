@@ -65,7 +65,7 @@ def _cli(*args: str) -> tuple[int, list[dict], str]:
     """`python -m app.cli train ARGS` in a child process -> (exit code, progress lines, stderr)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "app.cli", "train", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=900, check=False)
     lines = [line for text in done.stdout.splitlines() if (line := parse_line(text)) is not None]
     return done.returncode, lines, done.stderr
 
@@ -75,7 +75,7 @@ def _assert_same_state(state: dict, expected: dict) -> None:
     assert torch.equal(state["extras"]["binding"], expected["extras"]["binding"])
     assert torch.equal(state["extras"]["labels"], expected["extras"]["labels"])
     for name, value in expected["params"].items():
-        torch.testing.assert_close(state["params"][name], value, **TOL, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(state["params"][name], value, **TOL, msg=lambda m, name=name: f"{name}: {m}")
     moments = [s["exp_avg_sq"] for s in state["optimizer"]["state"].values()]
     for got, want in zip(moments, [s["exp_avg_sq"] for s in expected["optimizer"]["state"].values()], strict=True):
         torch.testing.assert_close(got, want, **TOL)

@@ -17,7 +17,7 @@ from pathlib import Path
 from app.commands import add_head_arguments, head_arg, report_head
 from app.errors import CommandError
 from app.progress import progress_bar
-from app.train_launch import torchrun_command
+from app.train_launch import torchrun_command, torchrun_env
 from engine.io.images import save_png
 from engine.train.config import TrainConfig, read_config
 from engine.train.distributed import from_env
@@ -146,7 +146,7 @@ def _launch(nproc: int, train_args: list[str]) -> int:
     finish the step and rank 0 saves a checkpoint)."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return subprocess.call(torchrun_command(nproc, train_args))
+        return subprocess.call(torchrun_command(nproc, train_args), env=torchrun_env())
     finally:
         signal.signal(signal.SIGINT, previous)
 

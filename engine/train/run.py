@@ -25,7 +25,7 @@ from engine.head.model import HeadModel, load_head
 from engine.io.atomic import atomic_write
 from engine.train.checkpoint import load_checkpoint, save_checkpoint
 from engine.train.config import TrainConfig
-from engine.train.distributed import Ranks, check_in_sync, process_group, rank_device
+from engine.train.distributed import SINGLE, Ranks, check_in_sync, process_group, rank_device
 from engine.train.trainer import StepStats, Trainer
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -41,7 +41,7 @@ class TrainReport:
     seconds: float  # wall time since this run (or resume) started
     evaluation: dict[str, dict[str, float]] | None  # split -> {psnr, ssim} when an evaluation ran this step
     preview: Tensor | None  # [H, W, 3] held-out render when a preview was made this step
-    ranks: Ranks = Ranks()  # the process that reports among the run's processes (rank 0 evaluates and previews)
+    ranks: Ranks = SINGLE  # the process that reports among the run's processes (rank 0 evaluates and previews)
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class TrainResult:
     iters_per_second: float  # iterations of this run / seconds
     head: HeadModel | None  # the head it trained on (a FLAME head with GaussianAvatars' teeth); None when the
     # run happened in other processes and its avatar could not be read
-    ranks: Ranks = Ranks()  # this process among the run's processes (only rank 0 has metrics and wrote files)
+    ranks: Ranks = SINGLE  # this process among the run's processes (only rank 0 has metrics and wrote files)
 
 
 def train(
