@@ -2,8 +2,8 @@
 
 The selection (engine.semantics.selection.Selection) lives here, next to the model; every change is
 a QUndoCommand on the model's undo stack (one stroke = one item; threshold drags merge). The
-selection is shown as overlay colours on the viewport (selected Gaussians tinted with their
-component's colour), so it follows every expression, pose, frame and camera the viewport renders.
+selection is mirrored into the session, whose view highlights it in a contrasting accent
+(engine/view/overlays.py), so it follows every expression, pose, frame and camera the viewport renders.
 
 A stroke is lifted by votes at once; "Fit last stroke to its view" then refines its weights by least
 squares (engine.semantics.lift.fit_to_view) on a worker thread, and lands as its own undo step if
@@ -29,7 +29,7 @@ from app.session import SessionModel, ValueCommand
 from app.workers import Job, Worker
 from engine.avatar.avatar import Avatar
 from engine.data.vhap_format import read_dataset
-from engine.head.components import COMPONENTS, LABEL, label_colours
+from engine.head.components import COMPONENTS, LABEL
 from engine.render.camera import Camera
 from engine.render.splats import Splats
 from engine.semantics.lift import fit_to_view, lift_filled, rest_points
@@ -38,7 +38,6 @@ from engine.semantics.selection import SELECTION_FILE, Selection, knn_neighbours
 from widgets.mask_painter import MaskPainter, Stroke
 from widgets.masks_panel import MasksPanel
 
-TINT = 0.4  # weight of the component colour on selected Gaussians
 DATASET_FIT_SIZE = 256  # the dataset's label maps are fitted to at most this many pixels on a side (speed)
 
 
@@ -167,7 +166,6 @@ class MasksController(QObject):
         self.panel.set_status(f"{count:,} Gaussians selected" if count else "No selection")
         self._show_refine()
         self._show_dataset_fit()
-        self._show_overlay()
         # The session's selection (read by the adjust and edit panels) follows: selected weights, 0 elsewhere.
         sel = state.selection
         self.model.mirror_selection(torch.where(sel.mask, sel.weights, torch.zeros_like(sel.weights)) if count else None)
@@ -337,21 +335,6 @@ class MasksController(QObject):
     def _dataset_done(self) -> None:
         self._dataset_from = None
         self._show_dataset_fit()
-
-    # ---- overlay and files ----------------------------------------------------------------------
-    def _show_overlay(self) -> None:
-        avatar = self.model.avatar
-        if avatar is None or self.state is None:
-            return
-        mask = self.state.selection.mask
-        if not bool(mask.any()):
-            self.model.set_overlay(None)
-            return
-        g = avatar.gaussians
-        # A translucent tint over the splats' current colours, so adjustments and edits stay visible under it.
-        tint = torch.from_numpy(label_colours(g.labels.cpu().numpy()))
-        rgba = torch.cat([tint, (mask.float() * TINT)[:, None]], dim=1)
-        self.model.set_overlay(rgba.numpy(), 1.0)
 
 
 def install_masks(window: Any) -> MasksController:

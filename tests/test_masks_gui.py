@@ -80,10 +80,10 @@ def test_stroke_undo_redo(qtbot, rig):
     # stroke spans x 140..180 of 320 (70..90 of 160 px), y 120 of 240 (60 of 120 px), radius 10 screen px = 5 px
     assert float(u.median()) == pytest.approx(80, abs=6) and float(v.median()) == pytest.approx(60, abs=6)
     assert float((u - 80).abs().max()) < 20 and float((v - 60).abs().max()) < 12
-    assert model.overlay_colors is not None
+    assert model.selection is not None and set(torch.nonzero(model.selection > 0)[:, 0].tolist()) == set(after.tolist())
     model.undo_stack.undo()
     assert ctrl.selected_indices().size == 0
-    assert model.overlay_colors is None
+    assert model.selection is None
     model.undo_stack.redo()
     np.testing.assert_array_equal(ctrl.selected_indices(), after)
     # the eraser over the same path removes what the brush added (as one more undo step)
@@ -124,11 +124,10 @@ def test_masks_and_session_selection_stay_in_step(qtbot, rig):
     ctrl.set_components(["hair"])
     assert model.selection is not None
     assert torch.equal(model.selection > 0.5, labels == LABEL["hair"])
-    # a selection made elsewhere (the prompt panel's components) shows in the masks panel's state and overlay
+    # a selection made elsewhere (the prompt panel's components) shows in the masks panel's state
     lips = torch.isin(labels, torch.tensor([LABEL["upper_lip"], LABEL["lower_lip"]])).float()
     model.set_selection(lips, "Select lips")
     assert torch.equal(ctrl.selection.mask, lips > 0.5)
-    assert model.overlay_colors is not None
     model.undo_stack.undo()  # back to hair, in both places
     assert torch.equal(ctrl.selection.mask, labels == LABEL["hair"])
     assert torch.equal(model.selection > 0.5, labels == LABEL["hair"])

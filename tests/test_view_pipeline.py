@@ -1,4 +1,6 @@
-"""The view pipeline (engine/view): backends agree, caches, overlays, wireframe, progressive render loop."""
+"""The view pipeline (engine/view): backends agree, caches, overlays, the selection highlight (visible inside the
+selection by ΔE in Oklab × 100, nothing outside it, off with the view option, following base Gaussians through
+layers), wireframe, progressive render loop."""
 
 from __future__ import annotations
 
@@ -12,9 +14,13 @@ import torch
 
 from engine.avatar.demo import load_demo_avatar
 from engine.avatar.posing import Pose
+from engine.edit.colour_space import srgb_to_oklab
+from engine.edit.layers import EditLayer, compose, composed_origin
+from engine.head.components import COLOURS, LABEL
 from engine.io.images import psnr
+from engine.semantics.mask_render import render_weights
 from engine.view import FrameBudget, FramePipeline, RenderLoop, ViewOptions, ViewRequest, framing_camera, posed_params
-from engine.view.overlays import draw_wireframe
+from engine.view.overlays import SELECTION_ACCENTS, draw_wireframe, highlight_selection, selection_accent
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +90,74 @@ def test_overlays_change_only_the_head(avatar, cpu):
         assert (diff[head] > 10).mean() > 0.05
         assert diff[:10, :10].max() == 0
     assert tinted[head][:, 0].mean() > 2 * tinted[head][:, 1].mean(), "a red overlay makes the head red"
+
+
+SEL_SIZE = 256
+
+
+def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[...] Oklab distance × 100 of two uint8 sRGB images [..., 3]."""
+    lab = lambda x: srgb_to_oklab(torch.from_numpy(x.astype(np.float32) / 255.0))
+    return (100 * torch.linalg.norm(lab(a) - lab(b), dim=-1)).numpy()
+
+
+def tilted(avatar, **kw) -> ViewRequest:
+    """A request from a little above (more hair in view)."""
+    return request(avatar, size=SEL_SIZE, camera=framing_camera(avatar).orbited(0, 15), **kw)
+
+
+def coverage(avatar, req: ViewRequest, weights: torch.Tensor) -> np.ndarray:
+    """[H, W] share of each pixel covered by the selected Gaussians."""
+    with torch.no_grad():
+        splats = avatar.splats(avatar.frame_params(0))
+    return render_weights(splats, req.camera.camera(SEL_SIZE, SEL_SIZE), weights, backend="cpu")[..., 0].numpy()
+
+
+def test_hair_selection_is_visible_inside_the_hair_and_nowhere_else(avatar, cpu):
+    hair = (avatar.gaussians.labels == LABEL["hair"]).float()
+    plain = tilted(avatar)
+    before = cpu.render(plain).image
+    shown = cpu.render(replace(plain, selection=hair)).image
+    cover = coverage(avatar, plain, hair)
+    inside = cover >= 0.9
+    assert inside.sum() > 500, "the hair covers part of the view"
+    de = delta_e(before, shown)
+    assert np.median(de[inside]) > 25 and (de[inside] > 10).mean() > 0.95, "a visible change inside the hair"
+    assert de[cover < 1e-4].max() < 1.0, "pixels the hair does not touch are unchanged"
+    hidden = cpu.render(replace(plain, selection=hair, view=ViewOptions(selection=False))).image
+    np.testing.assert_array_equal(hidden, before)
+
+
+def test_the_accent_is_the_one_farthest_from_what_is_under_it():
+    lab = lambda c: srgb_to_oklab(torch.tensor(np.asarray(c, np.float32)))
+    for name, rgb in COLOURS.items():
+        under = np.array([rgb], np.float32) / 255
+        accent = selection_accent(under)
+        distances = [float(torch.linalg.norm(lab(a) - lab(under[0]))) for a in SELECTION_ACCENTS]
+        assert float(torch.linalg.norm(lab(accent) - lab(under[0]))) == pytest.approx(max(distances)), name
+        assert max(distances) > 0.25, f"{name}: the accent stands out"
+    cyan = np.tile(SELECTION_ACCENTS[0], (10, 1))
+    assert not np.array_equal(selection_accent(cyan), SELECTION_ACCENTS[0]), "never the colour already there"
+    out = highlight_selection(cyan, np.arange(10) < 4)
+    np.testing.assert_array_equal(out[4:], cyan[4:])
+    assert float(torch.linalg.norm(lab(out[0]) - lab(cyan[0]))) > 0.15
+
+
+def test_the_highlight_follows_base_gaussians_through_hiding_and_adding_layers(avatar, cpu):
+    labels = avatar.gaussians.labels
+    hair_idx = torch.nonzero(labels == LABEL["hair"])[:, 0]
+    hide = EditLayer("hide some hair", "adjust", hidden=hair_idx[::2])
+    add = EditLayer("add", "edit", added=avatar.gaussians.subset(torch.arange(50)))
+    layers = [hide, add]
+    origin = composed_origin(avatar.gaussians.count, layers)
+    composed = compose(avatar.gaussians, layers)
+    assert origin.shape == (composed.count,) and int((origin < 0).sum()) == 50
+    kept = origin[origin >= 0]
+    torch.testing.assert_close(composed.sh[: kept.numel()], avatar.gaussians.sh[kept])
+    hair = (labels == LABEL["hair"]).float()
+    req = replace(tilted(avatar), layers=tuple(layers))
+    plain, shown = cpu.render(req).image, cpu.render(replace(req, selection=hair)).image
+    assert (delta_e(plain, shown) > 10).sum() > 300, "the rest of the hair is still highlighted"
 
 
 def test_scaled_request_renders_smaller_and_abort_drops_the_picture(avatar, cpu):

@@ -8,6 +8,7 @@ import torch
 from engine.avatar.demo import load_demo_avatar
 from engine.avatar.posing import Pose
 from engine.edit.layers import EditLayer
+from engine.head.components import LABEL
 from engine.view import CameraState, SessionState, ViewOptions, posed_params
 
 
@@ -56,3 +57,17 @@ def test_recording_a_take_replaces_the_sequence_and_resets_the_pose(avatar):
     assert take is not None and take.frames == 3 and state.sequence is take and state.pose == Pose()
     frown = avatar.head.expression_index("frown")
     assert [round(float(v), 3) for v in take.expr[:, frown]] == [0.0, 0.5, 1.0]
+
+
+def test_before_view_option_draws_no_layers(avatar):
+    state = SessionState()
+    state.set_avatar(avatar)
+    layer = EditLayer("hide hair", "adjust", hidden=torch.nonzero(avatar.gaussians.labels == LABEL["hair"])[:, 0])
+    state.set_layers((layer,))
+    assert state.request(1, 64, 64).layers == (layer,)
+    state.set_view_options(before=True)
+    assert state.request(2, 64, 64).layers == ()
+    seen: list[str] = []
+    state.events.changed.connect(lambda: seen.append("changed"))
+    state.set_selection(torch.ones(avatar.gaussians.count))
+    assert seen == ["changed"] and state.request(3, 64, 64).selection is state.selection

@@ -67,20 +67,38 @@ class EditLayer:
         return torch.unique(torch.cat([self.indices, self.hidden]))
 
 
+def _kept(count: int, active: list[EditLayer], device: torch.device) -> Tensor:
+    """[count] bool: the base Gaussians no active layer hides."""
+    keep = torch.ones(count, dtype=torch.bool, device=device)
+    for layer in active:
+        keep[layer.hidden.to(device)] = False
+    return keep
+
+
+def _added(active: list[EditLayer]) -> list[BoundGaussians]:
+    return [layer.added for layer in active if layer.added is not None and layer.added.count]
+
+
 def compose(base: BoundGaussians, layers: list[EditLayer]) -> BoundGaussians:
     """The Gaussians with every enabled layer applied, in order. Base is not modified."""
     active = [layer for layer in layers if layer.enabled]
     if not active:
         return base
     values = {name: getattr(base, name).clone() for name in DELTA_FIELDS}
-    keep = torch.ones(base.count, dtype=torch.bool, device=base.binding.device)
     for layer in active:
         for name, delta in layer.deltas.items():
             values[name].index_add_(0, layer.indices, delta.to(values[name].dtype))
-        keep[layer.hidden] = False
-    result = base.replace(**values).subset(keep)
-    extras = [layer.added for layer in active if layer.added is not None and layer.added.count]
+    result = base.replace(**values).subset(_kept(base.count, active, base.binding.device))
+    extras = _added(active)
     return BoundGaussians.concat([result, *extras]) if extras else result
+
+
+def composed_origin(base_count: int, layers: list[EditLayer]) -> Tensor:
+    """[M] long: for each Gaussian of compose(base, layers), the base Gaussian it is (-1 for added ones)."""
+    active = [layer for layer in layers if layer.enabled]
+    kept = torch.nonzero(_kept(base_count, active, torch.device("cpu")))[:, 0]
+    added = sum(g.count for g in _added(active))
+    return torch.cat([kept, torch.full((added,), -1, dtype=torch.long)])
 
 
 def expression_offset(layers: list[EditLayer], n_expr: int) -> Tensor | None:

@@ -15,10 +15,10 @@ import torch
 
 from engine.avatar.avatar import Avatar
 from engine.avatar.gaussians import BoundGaussians
-from engine.edit.layers import EditLayer, compose
+from engine.edit.layers import EditLayer, compose, composed_origin
 from engine.render.splats import SH_C0
 from engine.view.backends import PIXEL_STAGES, AbortFn, Backend, Posed, make_backend
-from engine.view.overlays import draw_wireframe, overlay_colours
+from engine.view.overlays import draw_wireframe, highlight_selection, overlay_colours
 from engine.view.posing import posed_params
 from engine.view.request import Frame, ViewRequest
 
@@ -37,6 +37,16 @@ class Composed:
         g = self.gaussians
         self.base_rgb = np.clip(0.5 + SH_C0 * g.sh[:, 0].cpu().numpy(), 0.0, 1.0).astype(np.float32)  # [N, 3]
         self.labels = g.labels.cpu().numpy()  # [N]
+        self.origin = composed_origin(avatar.gaussians.count, list(layers)).numpy()  # [N] base index, -1: added
+
+    def selected(self, weights: torch.Tensor | None) -> np.ndarray | None:
+        """[N] bool: the composed Gaussians whose base Gaussian has weight > 0 (None when none has)."""
+        if weights is None:
+            return None
+        base = weights.detach().cpu().numpy() > 0  # [N_base]
+        if base.shape[0] != self.avatar.gaussians.count or not base.any():
+            return None
+        return (self.origin >= 0) & base[np.maximum(self.origin, 0)]
 
     def matches(self, avatar: Avatar, layers: tuple[EditLayer, ...]) -> bool:
         return avatar is self.avatar and _same_layers(layers, self.layers)
@@ -101,6 +111,9 @@ class FramePipeline:
         camera = req.camera.camera(*req.size)
         colours = overlay_colours(composed.base_rgb, composed.labels, req.view.components, req.overlay_colors,
                                   req.overlay_opacity)
+        selected = composed.selected(req.selection) if req.view.selection else None
+        if selected is not None:
+            colours = highlight_selection(composed.base_rgb if colours is None else colours, selected)
         background = tuple(float(c) for c in req.view.background)
         image, drawn = self._backend.draw(posed, camera, background, colours, abort)
         if image is None:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from engine.avatar.avatar import Avatar
 from engine.avatar.posing import Pose
@@ -22,6 +23,8 @@ class ViewOptions:
     wireframe: bool = False  # mesh wireframe over the splats
     components: bool = False  # Gaussians tinted by facial component
     fps: bool = True  # frames-per-second readout in the corner
+    selection: bool = True  # the selected Gaussians highlighted in a contrasting accent (engine/view/overlays.py)
+    before: bool = False  # the avatar as it was before its edit layers (none of them drawn)
     background: tuple[float, float, float] = (0.13, 0.14, 0.16)  # linear rgb in [0, 1]
 
 
@@ -41,6 +44,7 @@ class ViewRequest:
     view: ViewOptions = field(default_factory=ViewOptions)
     overlay_colors: np.ndarray | None = None  # [N, 3] rgb or [N, 4] rgba per Gaussian
     overlay_opacity: float = 0.5
+    selection: torch.Tensor | None = None  # [N_base] weights over avatar.gaussians; > 0 is highlighted
     issued: float = field(default_factory=time.perf_counter)  # perf_counter() when requested
     scale: float = 1.0  # the picture is rendered at scale × (width, height) (progressive rendering)
 

@@ -86,8 +86,9 @@ class SessionState:
         """The ViewRequest for a picture of width × height pixels of what is shown now (None: no avatar)."""
         if self.avatar is None or self.sequence is None:
             return None
-        return ViewRequest(serial, self.avatar, self.sequence, self.pose, self.frame, self.shown_layers,
-                           self.camera, width, height, self.view_options, self.overlay_colors, self.overlay_opacity)
+        layers = () if self.view_options.before else self.shown_layers
+        return ViewRequest(serial, self.avatar, self.sequence, self.pose, self.frame, layers, self.camera, width,
+                           height, self.view_options, self.overlay_colors, self.overlay_opacity, self.selection)
 
     def require_avatar(self) -> Avatar:
         if self.avatar is None:
@@ -182,6 +183,7 @@ class SessionState:
         """Replace the selection (weights as checked_selection returns them)."""
         self.selection = weights
         self.events.selection.emit()
+        self.events.changed.emit()  # the view highlights it
 
     # ---- overlay and view options ----------------------------------------------------------------
     def set_overlay(self, colors: np.ndarray | None, opacity: float | None = None) -> None:
