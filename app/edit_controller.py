@@ -1,5 +1,5 @@
-"""Wires the Edit panel to the session: runs edits on a worker, adds layers as undo items, toggles and
-deletes layers, renders the before/after comparison.
+"""Wires the Edit panel to the session: runs edits on a worker, adds layers as undo items, renders the
+before/after comparison. (The layer list, with toggle and delete, is the Layers dock: widgets/layers_panel.py.)
 
 Install in a built main window with one call: `install_edit_panel(window)`. Feed it the plan with `controller.set_plan(plan)`
 (e.g. from PromptPanel.plan_edited / show_plan). The edited region is, in order of preference: what a
@@ -65,13 +65,8 @@ class EditController(QObject):
         self.job = Job("edit", self)
         panel.edit_requested.connect(self.start_edit)
         panel.cancel_requested.connect(self.cancel)
-        panel.layer_toggled.connect(self.toggle_layer)
-        panel.layer_deleted.connect(self.delete_layer)
         panel.compare_requested.connect(self.compare)
         panel.backend_changed.connect(lambda _: self._show_backend())
-        model.layersChanged.connect(self._show_layers)
-        model.avatarChanged.connect(self._show_layers)
-        self._show_layers()
 
     def set_plan(self, plan: EditPlan | None) -> None:
         self.plan = plan
@@ -169,13 +164,6 @@ class EditController(QObject):
         self.model.set_layers(list(self.model.layers) + [layer], text=layer.name)
         self.panel.show_message(f"{layer.name}: {layer.indices.numel()} Gaussians changed")
 
-    def toggle_layer(self, layer_id: str, enabled: bool) -> None:
-        layers = [layer.toggled(enabled) if layer.id == layer_id else layer for layer in self.model.layers]
-        self.model.set_layers(layers, text=f"{'Show' if enabled else 'Hide'} layer")
-
-    def delete_layer(self, layer_id: str) -> None:
-        self.model.set_layers([layer for layer in self.model.layers if layer.id != layer_id], text="Delete layer")
-
     def compare(self, size: int = 256) -> None:
         """Render the current view without and with the layers, shown split in the panel."""
         from engine.render.rasterize import render
@@ -191,10 +179,6 @@ class EditController(QObject):
             after = render(compose(avatar.gaussians, list(self.model.layers)).deform(verts, avatar.head.faces),
                            camera).rgb
         self.panel.show_comparison(before.numpy(), after.numpy())
-
-    def _show_layers(self) -> None:
-        self.panel.set_layers([(layer.id, layer.name, layer.enabled) for layer in self.model.layers])
-
 
 def install_edit_panel(window: Any) -> EditController:
     """Add the Edit dock to a built MainWindow and return its controller (window.features["edit"])."""

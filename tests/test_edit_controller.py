@@ -64,10 +64,10 @@ def test_cancel_leaves_layers_and_finished_edit_is_one_undoable_layer(qtbot, set
     layer = model.layers[0]
     lips = torch.isin(model.avatar.gaussians.labels, torch.tensor(labels_of(["lips"])))
     assert layer.kind == "edit" and layer.indices.numel() > 0 and bool(lips[layer.indices].all())
-    assert panel.layer_list.count() == 1 and "Gaussians changed" in panel.status_label.text()
+    assert "Gaussians changed" in panel.status_label.text()
     assert panel.after_label.pixmap() is not None and not panel.after_label.pixmap().isNull()  # keyframe preview
     model.undo_stack.undo()
-    assert model.layers == () and panel.layer_list.count() == 0
+    assert model.layers == ()
     model.undo_stack.redo()
     assert model.layers == (layer,)
 

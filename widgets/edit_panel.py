@@ -1,20 +1,19 @@
 """Edit panel: editor backend (Automatic: the one chosen in Edit → Models…), which backend will run and
 why, "Get a model…" where the plan needs one, model path / URL, Edit and Cancel, progress with the
-current keyframe's before/after images, the layer list (toggle, delete) and a before/after split comparison.
+current keyframe's before/after images, and a before/after split comparison. The edit layers have their
+own dock (widgets/layers_panel.py).
 
 It computes nothing: it emits requests and shows what it is given (model/view split; no app imports).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
-    QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSizePolicy,
+    QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from engine.io.images import to_uint8
@@ -41,8 +40,6 @@ class EditPanel(QWidget):
 
     edit_requested = Signal(dict)  # {"backend", "model", "url", "keyframes", "device"}
     cancel_requested = Signal()
-    layer_toggled = Signal(str, bool)  # layer id, enabled
-    layer_deleted = Signal(str)  # layer id
     compare_requested = Signal()  # render a before/after comparison of the current view
     get_model_requested = Signal()  # open the Models dialog at the image editor
     backend_changed = Signal(str)  # the backend picker's key
@@ -55,21 +52,28 @@ class EditPanel(QWidget):
         for key, text in BACKENDS:
             self.backend_box.addItem(text, key)
         self.backend_box.setCurrentIndex(self.backend_box.findData("auto"))
+        self.backend_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.backend_box.setMinimumContentsLength(14)
+        self.backend_box.setToolTip("The image editor that edits the rendered keyframes (Automatic: the one chosen\n"
+                                    "in Edit → Models…; Procedural works offline for colour edits)")
         self.backend_box.currentIndexChanged.connect(self._sync_fields)
         self.backend_box.currentIndexChanged.connect(
             lambda: self.backend_changed.emit(self.backend_box.currentData() or ""))
         self.model_edit = QLineEdit()
         self.model_edit.setPlaceholderText("diffusers folder or cached hub id")
-        browse = QPushButton("…")
+        self.model_edit.setToolTip("A local diffusers model folder, or the id of a model already in the hub cache")
+        browse = QToolButton(text="…", toolTip="Choose a diffusers model folder")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
         row.addWidget(self.model_edit)
         row.addWidget(browse)
         self.url_edit = QLineEdit()
         self.url_edit.setPlaceholderText("http://127.0.0.1:8000/v1")
+        self.url_edit.setToolTip("Address of an image-edit endpoint (Image-edit endpoint editor only)")
         self.keyframes_spin = QSpinBox()
         self.keyframes_spin.setRange(0, 64)
         self.keyframes_spin.setSpecialValueText("from plan")
+        self.keyframes_spin.setToolTip("How many well-spread training views are edited (from plan: the plan's count)")
         self.backend_note = QLabel("")
         self.backend_note.setWordWrap(True)
         self.backend_note.setObjectName("editBackendNote")
@@ -91,6 +95,7 @@ class EditPanel(QWidget):
         layout.addLayout(form)
         buttons = QHBoxLayout()
         self.edit_button = QPushButton("Edit")
+        self.edit_button.setToolTip("Run the refined plan on the selection (or the plan's components) as a new layer")
         self.cancel_button = QPushButton("Cancel")
         self.edit_button.clicked.connect(self._request_edit)
         self.cancel_button.clicked.connect(self.cancel_requested)
@@ -110,17 +115,12 @@ class EditPanel(QWidget):
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             images.addWidget(label)
         layout.addLayout(images)
-        layout.addWidget(QLabel("Layers"))
-        self.layer_list = QListWidget()
-        self.layer_list.itemChanged.connect(self._item_changed)
-        layout.addWidget(self.layer_list)
-        self.delete_button = QPushButton("Delete layer")
-        self.delete_button.clicked.connect(self._delete_current)
-        layout.addWidget(self.delete_button)
         compare_row = QHBoxLayout()
         self.compare_button = QPushButton("Compare before/after")
+        self.compare_button.setToolTip("Render the current view without and with the layers, split by the slider")
         self.compare_button.clicked.connect(self.compare_requested)
         self.split_slider = QSlider(Qt.Orientation.Horizontal)
+        self.split_slider.setToolTip("Where the comparison splits: before on the left, after on the right")
         self.split_slider.setRange(0, 100)
         self.split_slider.setValue(50)
         self.split_slider.valueChanged.connect(self._draw_split)
@@ -130,6 +130,7 @@ class EditPanel(QWidget):
         self.compare_label = QLabel("")
         self.compare_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(self.compare_label)
+        layout.addStretch(1)
         self._pair: tuple[np.ndarray, np.ndarray] | None = None
         self.set_running(False)
         self._sync_fields()
@@ -152,14 +153,6 @@ class EditPanel(QWidget):
         backend = self.backend_box.currentData()
         self.model_edit.setEnabled(backend not in ("procedural", "auto"))
         self.url_edit.setEnabled(backend == "http")
-
-    def _item_changed(self, item: QListWidgetItem) -> None:
-        self.layer_toggled.emit(item.data(Qt.ItemDataRole.UserRole), item.checkState() == Qt.CheckState.Checked)
-
-    def _delete_current(self) -> None:
-        item = self.layer_list.currentItem()
-        if item is not None:
-            self.layer_deleted.emit(item.data(Qt.ItemDataRole.UserRole))
 
     # ---- showing state --------------------------------------------------------------------------
     def set_running(self, running: bool) -> None:
@@ -185,17 +178,6 @@ class EditPanel(QWidget):
         self.after_label.setPixmap(to_pixmap(after))
         self.before_label.setToolTip(f"keyframe {index}: before")
         self.after_label.setToolTip(f"keyframe {index}: after")
-
-    def set_layers(self, layers: Sequence[tuple[str, str, bool]]) -> None:
-        """Show layers as (id, name, enabled), in order."""
-        with QSignalBlocker(self.layer_list):
-            self.layer_list.clear()
-            for layer_id, name, enabled in layers:
-                item = QListWidgetItem(name)
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(Qt.CheckState.Checked if enabled else Qt.CheckState.Unchecked)
-                item.setData(Qt.ItemDataRole.UserRole, layer_id)
-                self.layer_list.addItem(item)
 
     def show_comparison(self, before: np.ndarray, after: np.ndarray) -> None:
         """A split view: before left of the slider, after right of it."""
