@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand
-from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.session import SessionModel
 from engine.edit.adjust import AdjustParams, AdjustPreview, TriangleFrames, adjust_layer, apply_deltas, reference_frames
@@ -214,12 +214,9 @@ def install_adjust(window: object) -> AdjustController:
     layout.addWidget(panel)
     layout.addStretch(1)
     controller = AdjustController(window.model, panel, status, parent=window)
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(box)
     hide = QAction("&Hide selection", window)
     hide.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
     hide.triggered.connect(controller.hide_selection)
     window.edit_menu.addAction(hide)
-    return window.add_feature("adjust", controller, PanelSpec("adjust", "Adjust", lambda w: scroll))
+    return window.add_feature("adjust", controller, PanelSpec("adjust", "Adjust", lambda w: box))
 

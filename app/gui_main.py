@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 
 
+DEFAULT_SIZE = "1440x900"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynamicavatars-gui", description="DynamicAvatars desktop viewer.")
     p.add_argument("--avatar", default=None,
@@ -25,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequence", default=None, help="FLAME sequence .npz to play on the avatar")
     p.add_argument("--backend", default="auto", choices=("auto", "gl", "gsplat", "cpu", "torch"),
                    help="viewport renderer (auto: gsplat with CUDA, else OpenGL, else the CPU rasterizer)")
-    p.add_argument("--size", default="1440x900", help="window size WxH in pixels")
+    p.add_argument("--size", default=None,
+                   help="window size WxH in pixels (default: as you left it, else 1440x900)")
     p.add_argument("--screenshot", default=None, metavar="PNG", help="save a PNG of the window, then quit")
     p.add_argument("--pose", default=None, metavar="NAME=V,...",
                    help="initial expression values, e.g. smile=0.6,brow_raise=0.3 (for screenshots)")
@@ -47,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads: BLAS threads fight the GL driver
     from PySide6.QtWidgets import QApplication
 
+    from app.layout import restore_geometry
     from app.main_window import MainWindow
     from app.render_thread import RenderController
     from app.session import SessionModel
@@ -58,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     model = SessionModel()
     controller = RenderController(model, backend=args.backend)
     window = MainWindow(model, controller)
-    window.resize(*parse_size(args.size))
+    if args.size or not restore_geometry(window):
+        window.resize(*parse_size(args.size or DEFAULT_SIZE))
     app.aboutToQuit.connect(controller.shutdown)
     features = install_features(window)
     if args.flame:
@@ -82,14 +88,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def install_features(window: MainWindow, state_folder: str | None = None,  # noqa: F821
                      refine_settings: object | None = None) -> dict[str, object]:
-    """Dock the feature panels and install their controllers (each registers itself with window.add_feature);
-    returns window.features.
-
-    Order matters only for the dock layout (panels on the right stack in this order).
+    """Dock the feature panels and install their controllers (each registers itself with window.add_feature),
+    arrange the docks (app/layout.py: the default, then the user's own if one was saved); returns window.features.
     """
     from PySide6.QtCore import Qt
 
     from app.adjust_controller import install_adjust
+    from app.layout import apply_default_layout
     from app.main_window import PanelSpec
     from app.project_controller import install_project
     from app.prompt_controller import install_prompt
@@ -97,20 +102,15 @@ def install_features(window: MainWindow, state_folder: str | None = None,  # noq
 
     prompt = install_prompt(window, refine_settings)
     install_adjust(window)
-    window.tabifyDockWidget(window.docks["prompt"], window.docks["adjust"])  # one column fits a 900 px screen
-    window.docks["prompt"].raise_()
     layers = LayersPanel(window.model)
-    window.add_feature("layers", layers, PanelSpec("layers", "Layers", lambda w: layers))
+    window.add_feature("layers", layers, PanelSpec("layers", "Layers", lambda w: layers, Qt.DockWidgetArea.LeftDockWidgetArea))
     from app.edit_controller import install_edit_panel
     from app.masks_controller import install_masks
     from app.train_controller import install_train_panel
 
     install_masks(window)
     edit = install_edit_panel(window)
-    window.tabifyDockWidget(window.docks["adjust"], window.docks["edit"])
-    window.tabifyDockWidget(window.docks["adjust"], window.docks["masks"])
     install_train_panel(window, window.model)
-    window.docks["prompt"].raise_()
     prompt.refined.connect(lambda result: edit.set_plan(result.plan))
     prompt.panel.plan_edited.connect(edit.set_plan)
     edit.set_selection_source(lambda: window.model.selection)
@@ -120,9 +120,8 @@ def install_features(window: MainWindow, state_folder: str | None = None,  # noq
     from app.models_controller import connect_models, install_models
 
     connect_models(install_models(window), edit, prompt, project)
-    docks = window.docks
-    window.resizeDocks([docks["expression"], docks["prompt"], docks["layers"]], [420, 420, 110], Qt.Orientation.Vertical)
-    window.resizeDocks([docks["timeline"]], [110], Qt.Orientation.Vertical)
+    apply_default_layout(window)
+    window.restore_layout()  # the user's own arrangement, when one was saved
     return window.features
 
 

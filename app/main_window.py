@@ -1,7 +1,9 @@
 """The main window: viewport in the middle, panels in docks, menus, status bar.
 
 Panels come from PANELS (PanelSpec: a factory taking the window); the feature panels (masks, prompt,
-edit, train, ...) are added by their installers with `window.add_panel(PanelSpec(...))`.
+edit, train, ...) are added by their installers with `window.add_feature(name, controller, PanelSpec(...))`.
+Where the docks go (the default, the user's own remembered arrangement, View → Reset layout) is
+app/layout.py; Help → Keyboard shortcuts lists every menu shortcut (app/shortcuts.py).
 Files load on worker threads; failures become dialogs and the old avatar stays. Avatars open from a
 file or folder (File menu, or dropped on the window), GaussianAvatars output folders included; one
 made on FLAME asks for the user's FLAME model once (remembered, File → FLAME model…).
@@ -16,20 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
 
+from app import layout
 from app.render_thread import RenderController
 from app.session import SessionModel, display_name
 from app.workers import Job, Worker
 from widgets.expression_panel import ExpressionPanel
 from widgets.timeline import Timeline
-from widgets.viewport import Viewport
+from widgets.viewport import Viewport, fps_text
 
 MAX_RECENT = 8
 AVATAR_FILTER = "Avatars (*.ply avatar.json);;All files (*)"
 SEQUENCE_FILTER = "FLAME parameters (*.npz);;All files (*)"
 FLAME_FILTER = "FLAME model (*.pkl *.npz);;All files (*)"
+FIRST_RUN_HINT = ("Drag to orbit  ·  Shift+drag to pan  ·  Wheel to zoom  ·  Double-click to reset\n"
+                  "Then tick a component in Masks, or type an edit in the Prompt panel")
+HINT_DONE_KEY = "hints/viewport_done"  # settings key: the first-run hint has been used
 
 
 @dataclass(frozen=True)
@@ -46,14 +52,26 @@ class PanelSpec:
     key: str  # object name of the dock (saved window layouts refer to it)
     title: str  # dock title and View-menu entry
     factory: Callable[[MainWindow], QWidget]  # builds the panel's widget for a window
-    area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
+    area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea  # right: joins the task tab group (app/layout.py)
     visible: bool = True  # shown at start
+    scroll: bool = True  # the panel scrolls inside its dock (False: the dock is as tall as the panel needs)
 
 
 PANELS: list[PanelSpec] = [
-    PanelSpec("expression", "Expression and pose", lambda w: ExpressionPanel(w.model, w.data_dir / "presets.json")),
-    PanelSpec("timeline", "Timeline", lambda w: Timeline(w.model), Qt.DockWidgetArea.BottomDockWidgetArea),
+    PanelSpec("expression", "Expression and pose", lambda w: ExpressionPanel(w.model, w.data_dir / "presets.json"),
+              Qt.DockWidgetArea.LeftDockWidgetArea),
+    PanelSpec("timeline", "Timeline", lambda w: Timeline(w.model), Qt.DockWidgetArea.BottomDockWidgetArea,
+              scroll=False),
 ]
+
+VIEW_OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
+    # ViewOptions field, View-menu entry, shortcut, what it does
+    ("selection", "Highlight &selection", "H", "The selected Gaussians in a colour that stands out from theirs"),
+    ("before", "Show &before edits", "B", "The avatar without its edit layers (press again to see them)"),
+    ("wireframe", "Mesh &wireframe", "W", "The FLAME mesh's edges over the splats"),
+    ("components", "&Component colours", "C", "Every Gaussian tinted by its facial component"),
+    ("fps", "Show &FPS", None, "Frame rate, latency, renderer and size in the viewport's corner"),
+)
 
 
 def load_avatar_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], path: str | None,
@@ -97,13 +115,20 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.viewport)
         self.viewport.sizeChanged.connect(controller.set_viewport_size)
         controller.set_viewport_size(*self.viewport.device_size())
-        controller.frameReady.connect(lambda f: self.viewport.show_frame(f, controller.fps))
+        controller.frameReady.connect(self.viewport.show_frame)
+        controller.fpsChanged.connect(self.viewport.set_fps)
+        if not self.settings.value(HINT_DONE_KEY, False, type=bool):
+            self.viewport.set_hint(FIRST_RUN_HINT)
+        self.viewport.hintDismissed.connect(lambda: self.settings.setValue(HINT_DONE_KEY, True))
         self.docks: dict[str, QDockWidget] = {}
+        self.specs: dict[str, PanelSpec] = {}  # how each dock was asked for (app/layout.py places them)
+        self.fit_on_show = False  # app/layout.py: size the default columns when the window is first shown
         self.panels: dict[str, QWidget] = {}  # the widget inside each dock (docks hold a scroll area around it)
         self.features: dict[str, Any] = {}  # feature controllers by name (add_feature; app.gui_main.FEATURES)
         self.close_hooks: list[Callable[[], bool]] = []  # each may refuse the close (unsaved changes)
         for spec in PANELS:
             self.add_panel(spec)
+        layout.apply_default_layout(self)
         self._build_menus()
         self._build_status()
         self.loading = Job("load", self, exclusive=False)  # avatar and sequence files (the newest open wins)
@@ -116,15 +141,17 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(spec.title, self)
         dock.setObjectName(f"dock_{spec.key}")
         panel = self.panels[spec.key] = spec.factory(self)
-        # Panels scroll inside their dock, so tall ones (train, edit) never force the window taller than the screen.
-        scroll = QScrollArea(dock)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(panel)
-        dock.setWidget(scroll)
+        if spec.scroll:  # tall panels scroll inside their dock, never forcing the window taller than the screen
+            scroll = QScrollArea(dock)
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(panel)
+            dock.setWidget(scroll)
+        else:
+            dock.setWidget(panel)
         self.addDockWidget(spec.area, dock)
         dock.setVisible(spec.visible)
-        self.docks[spec.key] = dock
+        self.docks[spec.key], self.specs[spec.key] = dock, spec
         if hasattr(self, "panels_menu"):
             self.panels_menu.addAction(dock.toggleViewAction())
         return dock
@@ -171,17 +198,42 @@ class MainWindow(QMainWindow):
         self.panels_menu = view.addMenu("&Panels")
         for dock in self.docks.values():
             self.panels_menu.addAction(dock.toggleViewAction())
+        self._action(view, "Reset &layout", self.reset_layout)
         view.addSeparator()
-        opts = self.model.view_options
-        self._action(view, "Mesh &wireframe", lambda on: self.model.set_view_options(wireframe=on), "W", True,
-                     opts.wireframe)
-        self._action(view, "&Component colours", lambda on: self.model.set_view_options(components=on), "C", True,
-                     opts.components)
-        self._action(view, "Show &FPS", lambda on: self.model.set_view_options(fps=on), None, True, opts.fps)
+        self.view_actions: dict[str, QAction] = {}  # view option -> its checkable action (kept in step)
+        for option, text, keys, tip in VIEW_OPTIONS:
+            action = self._action(view, text, lambda on, o=option: self.model.set_view_options(**{o: on}), keys, True,
+                                  getattr(self.model.view_options, option))
+            action.setToolTip(tip)
+            self.view_actions[option] = action
+        self.model.viewOptionsChanged.connect(self._sync_view_actions)
         view.addSeparator()
         self._action(view, "&Reset camera", self.model.reset_camera, "Home")
-        help_menu = bar.addMenu("&Help")
+        self._action(view, "&Play / pause", lambda: self.panels["timeline"].toggle_play(), "Space")
+        help_menu = self.help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
         self._action(help_menu, "&About DynamicAvatars", self.about)
+
+    def _sync_view_actions(self) -> None:
+        opts = self.model.view_options
+        for option, action in self.view_actions.items():
+            action.blockSignals(True)
+            action.setChecked(getattr(opts, option))
+            action.blockSignals(False)
+
+    def reset_layout(self) -> None:
+        """Put every dock back where the default layout has it, and forget the user's own arrangement."""
+        layout.apply_default_layout(self)
+        layout.forget_layout(self)
+
+    def restore_layout(self) -> bool:
+        """The docks as the user left them last time (False when nothing usable was saved: the default stays)."""
+        return layout.restore_layout(self)
+
+    def show_shortcuts(self) -> None:
+        from app.shortcuts import ShortcutsDialog
+
+        ShortcutsDialog(self).exec()
 
     def _build_status(self) -> None:
         self.status = {k: QLabel() for k in ("avatar", "gaussians", "backend", "fps")}
@@ -190,10 +242,15 @@ class MainWindow(QMainWindow):
             self.statusBar().addPermanentWidget(label)
         self.status["avatar"].setText("No avatar")
         self.controller.backendReady.connect(self._on_backend)
-        self.controller.fpsChanged.connect(lambda fps: self.status["fps"].setText(f"{fps:.1f} fps"))
+        self.status["fps"].setText(fps_text(0.0))
+        self.status["fps"].setToolTip("Frames drawn per second while the view changes; idle when nothing is drawn")
+        self.controller.fpsChanged.connect(self._show_fps)
         self.controller.failed.connect(lambda text: self.statusBar().showMessage(f"Render failed: {text}", 8000))
         if self.controller.backend:
             self._on_backend(self.controller.backend, "")
+
+    def _show_fps(self, fps: float) -> None:
+        self.status["fps"].setText(fps_text(fps))
 
     def _on_backend(self, backend: str, note: str) -> None:
         names = {"gl": "OpenGL", "gsplat": "gsplat CUDA", "cpu": "CPU rasterizer", "torch": "PyTorch rasterizer"}
@@ -334,10 +391,15 @@ class MainWindow(QMainWindow):
                           "expression and pose sliders, play FLAME sequences, and edit them.</p>"
                           f"<p>Viewport backend: {self.status['backend'].text() or 'starting'}</p>")
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        layout.on_first_show(self)
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if not all(hook() for hook in self.close_hooks):
             event.ignore()
             return
         self.model.set_playing(False)
+        layout.save_layout(self)
         self.controller.shutdown()
         super().closeEvent(event)

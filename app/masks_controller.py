@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction, QKeySequence
 
 from app.session import SessionModel, ValueCommand
 from app.workers import Job, Worker
@@ -349,4 +350,11 @@ def install_masks(window: Any) -> MasksController:
         return None if frame is None else frame.view_camera
 
     controller = MasksController(window.model, panel, painter, camera)
+    menu = window.edit_menu
+    menu.addSeparator()
+    for text, keys, steps in (("S&maller brush", "[", -1), ("&Larger brush", "]", 1)):
+        action = QAction(text, window)
+        action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(lambda _=False, n=steps: panel.step_brush(n))
+        menu.addAction(action)
     return window.add_feature("masks", controller, PanelSpec("masks", "Masks", lambda w: panel))

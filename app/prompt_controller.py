@@ -24,7 +24,6 @@ from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QSignalBlocker, Signal
-from PySide6.QtWidgets import QScrollArea
 
 from app.session import SessionModel
 from app.workers import Job
@@ -195,7 +194,4 @@ def install_prompt(window: object, settings: RefineSettings | None = None) -> Pr
 
     panel = PromptPanel()
     controller = PromptController(window.model, panel, settings, parent=window)
-    scroll = QScrollArea()  # the plan form is tall: scroll rather than force the window taller than the screen
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(panel)
-    return window.add_feature("prompt", controller, PanelSpec("prompt", "Prompt", lambda w: scroll))
+    return window.add_feature("prompt", controller, PanelSpec("prompt", "Prompt", lambda w: panel))

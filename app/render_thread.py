@@ -3,7 +3,8 @@
 RenderController turns every change of the session model into one engine.view.ViewRequest (a snapshot of
 the Qt-free session state at the viewport's size) for the loop (engine/view/progressive.py), which renders
 it on its own thread (reduced while things move, refined to full resolution once they rest, stale requests
-dropped), and brings each finished Frame back to the GUI thread as a signal. It also counts frames per second.
+dropped), and brings each finished Frame back to the GUI thread as a signal. It also measures the frame rate
+while frames are being drawn (fpsChanged; 0.0 means idle: nothing drawn for IDLE_AFTER_S).
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import math
 import time
 from collections import deque
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from app.session import SessionModel
 from app.workers import user_message
 from engine.view.progressive import FrameBudget, RenderLoop
 from engine.view.request import Frame
+
+RATE_WINDOW_S = 2.0  # the frame rate is measured over the frames of the last this many seconds
+RATE_MIN_FRAMES = 3  # ... when there are at least this many (a reduced frame and its refinement are no rate)
+IDLE_AFTER_S = 1.0  # with no frame for this long, the rate reads "idle"
 
 
 class RenderController(QObject):
@@ -28,7 +33,7 @@ class RenderController(QObject):
     """
 
     frameReady = Signal(object)  # Frame, in the GUI thread
-    fpsChanged = Signal(float)
+    fpsChanged = Signal(float)  # frames per second while frames are being drawn; 0.0 when idle
     backendReady = Signal(str, str)  # backend, note (why a fallback was taken, or "")
     failed = Signal(str)  # a message for the status bar
     _arrived = Signal(object)  # relays from the render thread
@@ -42,9 +47,11 @@ class RenderController(QObject):
         self.max_side = max_side
         self._size = (640, 480)
         self._serial = 0
-        self._times: deque[float] = deque(maxlen=30)
+        self._times: deque[float] = deque(maxlen=120)  # arrival times of recent frames
         self.last_frame: Frame | None = None
-        self.fps = 0.0
+        self.fps = 0.0  # the measured rate; 0.0 while idle
+        self._rate_timer = QTimer(self, interval=250)  # runs while frames arrive, until idle is reported
+        self._rate_timer.timeout.connect(self._update_rate)
         queued = Qt.ConnectionType.QueuedConnection
         self._arrived.connect(self._on_frame, queued)
         self._broke.connect(self.failed, queued)
@@ -89,15 +96,27 @@ class RenderController(QObject):
         self.request()
 
     def _on_frame(self, frame: Frame) -> None:
-        now = time.perf_counter()
-        self._times.append(now)
-        if len(self._times) >= 2 and now - self._times[0] > 0:
-            recent = [t for t in self._times if now - t < 2.0]
-            span = recent[-1] - recent[0] if len(recent) >= 2 else 0.0
-            self.fps = (len(recent) - 1) / span if span > 0 else 0.0
-            self.fpsChanged.emit(self.fps)
+        self._times.append(time.perf_counter())
+        self._update_rate()
+        if not self._rate_timer.isActive():
+            self._rate_timer.start()
         self.last_frame = frame
         self.frameReady.emit(frame)
 
+    def _update_rate(self) -> None:
+        """Measure the rate over the recent frames; report idle (0.0) once none arrived for IDLE_AFTER_S."""
+        now = time.perf_counter()
+        recent = [t for t in self._times if now - t < RATE_WINDOW_S]
+        fps = self.fps
+        if not recent or now - recent[-1] >= IDLE_AFTER_S:
+            fps = 0.0
+            self._rate_timer.stop()
+        elif len(recent) >= RATE_MIN_FRAMES and recent[-1] > recent[0]:
+            fps = (len(recent) - 1) / (recent[-1] - recent[0])
+        if fps != self.fps:
+            self.fps = fps
+            self.fpsChanged.emit(fps)
+
     def shutdown(self) -> None:
+        self._rate_timer.stop()
         self.loop.stop()

@@ -468,17 +468,12 @@ class TrainController(QObject):
 
 
 def install_train_panel(window: MainWindow, model: SessionModel) -> TrainController:
-    """Add the "Train" dock to a MainWindow (tabbed with the expression panel) and return its controller."""
+    """Add the "Train" dock to a MainWindow and return its controller."""
     from app.main_window import PanelSpec
 
     panel = TrainPanel(devices=available_devices())
     controller = TrainController(panel, model, dialog_parent=window, parent=window, flame_model=lambda: window.flame_model)
-    window.add_feature("train", controller, PanelSpec("train", "Train", lambda w: panel,
-                                                      Qt.DockWidgetArea.RightDockWidgetArea))
-    first, dock = window.docks.get("expression"), window.docks["train"]
-    if first is not None and first is not dock:
-        window.tabifyDockWidget(first, dock)
-        first.raise_()
+    window.add_feature("train", controller, PanelSpec("train", "Train", lambda w: panel))
     app = QCoreApplication.instance()
     if app is not None:
         app.aboutToQuit.connect(controller.shutdown)

@@ -274,7 +274,7 @@ def test_install_train_panel_adds_a_dock_to_the_main_window(qtbot, tmp_path):
         dock = window.docks["train"]
         assert window.panels["train"] is controller.panel and controller.model is model
         assert controller.dialog_parent is window
-        assert dock in window.tabifiedDockWidgets(window.docks["expression"])
+        assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea  # the task column (app/layout.py)
         assert dock.toggleViewAction() in window.panels_menu.actions()
     finally:
         render.shutdown()

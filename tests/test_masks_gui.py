@@ -226,7 +226,7 @@ def test_fit_components_to_a_dataset(qtbot, rig, label_dataset, monkeypatch):
     qtbot.mouseClick(panel.fit_dataset_button, Qt.MouseButton.LeftButton)
     worker = ctrl.dataset_fit.worker
     assert worker is not None and not panel.fit_dataset_progress.isHidden()
-    assert panel.fit_dataset_button.text() == "Cancel fitting to the dataset"
+    assert panel.fit_dataset_button.text() == "Cancel fitting"
     worker.progress.connect(lambda f, _t: seen.append(f))
     qtbot.waitUntil(lambda: not ctrl.dataset_fit.busy, timeout=240_000)
     assert seen and seen[-1] == pytest.approx(1.0)

@@ -37,18 +37,18 @@ from engine.edit.adjust import AdjustParams
 SLIDER_STEPS = 200
 """Integer steps of each slider over its range."""
 
-SLIDERS: tuple[tuple[str, str, float, float], ...] = (
-    ("strength", "Tint strength", 0.0, 1.0),
-    ("brightness", "Brightness", -1.0, 1.0),
-    ("contrast", "Contrast", -1.0, 1.0),
-    ("saturation", "Saturation", -1.0, 1.0),
-    ("temperature", "Temperature", -1.0, 1.0),
-    ("black_point", "Black point", 0.0, 0.95),
-    ("white_point", "White point", 0.05, 1.0),
-    ("opacity", "Opacity", 0.0, 2.0),
-    ("scale", "Scale", 0.5, 2.0),
+SLIDERS: tuple[tuple[str, str, float, float, str], ...] = (
+    ("strength", "Tint strength", 0.0, 1.0, "How far the colours move toward the tint colour"),
+    ("brightness", "Brightness", -1.0, 1.0, "Lighter or darker"),
+    ("contrast", "Contrast", -1.0, 1.0, "More or less contrast around the selection's mean lightness"),
+    ("saturation", "Saturation", -1.0, 1.0, "More or less colourful (-1: grey)"),
+    ("temperature", "Temperature", -1.0, 1.0, "Warmer (toward orange) or cooler (toward blue)"),
+    ("black_point", "Black point", 0.0, 0.95, "Levels: this lightness becomes black"),
+    ("white_point", "White point", 0.05, 1.0, "Levels: this lightness becomes white"),
+    ("opacity", "Opacity", 0.0, 2.0, "Opacity factor of the selected Gaussians (0: invisible)"),
+    ("scale", "Scale", 0.5, 2.0, "Size factor of the selected Gaussians"),
 )
-"""(AdjustParams field, label, minimum, maximum) of each slider."""
+"""(AdjustParams field, label, minimum, maximum, tooltip) of each slider."""
 
 
 class AdjustPanel(QWidget):
@@ -66,17 +66,19 @@ class AdjustPanel(QWidget):
         self.sliders: dict[str, QSlider] = {}
         self._labels: dict[str, QLabel] = {}
         form = QFormLayout()
-        self.colour_button = QPushButton("Tint colour…")
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # fields go under their label when narrow
+        self.colour_button = QPushButton("Tint colour…", toolTip="Pick the colour the selection is tinted toward")
         self.colour_button.clicked.connect(self._pick_colour)
         form.addRow("Tint", self.colour_button)
-        for name, text, lo, hi in SLIDERS:
+        for name, text, lo, hi, tip in SLIDERS:
             form.addRow(text, self._make_slider(name, lo, hi))
-        self.offset_boxes = [self._spin(-50.0, 50.0, 0.5, " mm") for _ in range(3)]
-        self.rotation_boxes = [self._spin(-90.0, 90.0, 1.0, "°") for _ in range(3)]
+            self.sliders[name].setToolTip(tip)
+        self.offset_boxes = [self._spin(-50.0, 50.0, 0.5, " mm", f"Move along {a} (millimetres)") for a in "xyz"]
+        self.rotation_boxes = [self._spin(-90.0, 90.0, 1.0, "°", f"Rotate about {a} (degrees)") for a in "xyz"]
         form.addRow("Move (x, y, z)", self._row(self.offset_boxes))
         form.addRow("Rotate (x, y, z)", self._row(self.rotation_boxes))
-        self.apply_button = QPushButton("Apply")
-        self.reset_button = QPushButton("Reset")
+        self.apply_button = QPushButton("Apply", toolTip="Keep the adjustment as a new layer (undoable)")
+        self.reset_button = QPushButton("Reset", toolTip="Back to no adjustment")
         self.apply_button.clicked.connect(lambda: self.apply_requested.emit(self._params))
         self.reset_button.clicked.connect(self.reset)
         buttons = QHBoxLayout()
@@ -130,8 +132,8 @@ class AdjustPanel(QWidget):
         return self._row([slider, label])
 
     @staticmethod
-    def _spin(lo: float, hi: float, step: float, suffix: str) -> QDoubleSpinBox:
-        box = QDoubleSpinBox()
+    def _spin(lo: float, hi: float, step: float, suffix: str, tip: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox(toolTip=tip)
         box.setRange(lo, hi)
         box.setSingleStep(step)
         box.setSuffix(suffix)
@@ -176,7 +178,7 @@ class AdjustPanel(QWidget):
 
     def _sync(self) -> None:
         """Controls <- params, with their signals blocked so nothing loops."""
-        for name, _text, lo, hi in SLIDERS:
+        for name, _text, lo, hi, _tip in SLIDERS:
             value = getattr(self._params, name)
             slider = self.sliders[name]
             slider.blockSignals(True)

@@ -80,6 +80,7 @@ class ExportDialog(QDialog):
         for key, text in MOTIONS.items():
             self.motion.addItem(f"{text} ({sequence_name})" if key == "sequence" else text, key)
         form.addRow("Motion", self.motion)
+        self.motion.setToolTip("What the avatar does: the shown sequence, the current expression held, or a file")
         self.sequence_file = QLineEdit()
         self.sequence_file.setPlaceholderText("flame_param.npz")
         form.addRow("Sequence file", self.sequence_file)
@@ -87,6 +88,7 @@ class ExportDialog(QDialog):
         for key in PATH_KINDS:
             self.camera.addItem(key.capitalize(), key)
         form.addRow("Camera", self.camera)
+        self.camera.setToolTip("How the camera moves during the video (Fixed: the viewport's view)")
         self.width_px, self.height_px = self._spin(16, 4096, 512, 2), self._spin(16, 4096, 512, 2)
         size = QHBoxLayout()
         size.addWidget(self.width_px)
@@ -120,6 +122,7 @@ class ExportDialog(QDialog):
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText("Export")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.error)

@@ -90,8 +90,11 @@ class ParamRow(QObject):
         self.spin.setDecimals(spec.decimals)
         self.spin.setSingleStep(10 ** -spec.decimals * (10 if spec.decimals <= 1 else 5))
         self.spin.setKeyboardTracking(False)
-        self.spin.setFixedWidth(76)
+        self.spin.setFixedWidth(64)
         self.spin.setObjectName(f"spin_{spec.key}")
+        tip = f"{spec.label}: drag, or type a value (one drag is one undo step)"
+        self.slider.setToolTip(tip)
+        self.spin.setToolTip(tip)
         grid.addWidget(self.label, row, 0)
         grid.addWidget(self.slider, row, 1)
         grid.addWidget(self.spin, row, 2)

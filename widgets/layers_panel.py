@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -33,6 +34,8 @@ REVERT_THRESHOLD = 0.5
 ID_ROLE = Qt.ItemDataRole.UserRole
 """Item data role holding the layer id."""
 
+LIST_MIN_HEIGHT = 64  # pixels: three rows at least
+
 
 class LayersPanel(QWidget):
     """List of the session's edit layers with enable, delete, revert-region, undo and redo."""
@@ -44,6 +47,9 @@ class LayersPanel(QWidget):
         self.model = model
         self.list = QListWidget()
         self.list.setObjectName("layerList")
+        # stretches with the dock; its preferred height must not be what a scrolling dock gives it
+        self.list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        self.list.setMinimumHeight(LIST_MIN_HEIGHT)
         self.list.itemChanged.connect(self._item_changed)
         self.list.currentRowChanged.connect(lambda _row: self._sync_buttons())
         self.delete_button = QPushButton("Delete")
@@ -64,10 +70,15 @@ class LayersPanel(QWidget):
         self.compare_button.setVisible(False)
         self.empty_label = QLabel("No edit layers yet: Apply an adjustment or run an edit.")
         self.empty_label.setWordWrap(True)
-        buttons = QHBoxLayout()
-        for w in (self.delete_button, self.revert_button, self.undo_button, self.redo_button, self.compare_button):
-            buttons.addWidget(w)
-        buttons.addStretch(1)
+        self.list.setToolTip("Every change is a layer: untick to hide it, pick one to delete or revert it")
+        self.undo_button.setToolTip("Undo the last change (Ctrl+Z)")
+        self.redo_button.setToolTip("Redo (Ctrl+Shift+Z)")
+        self.compare_button.setToolTip("Before and after the layers, side by side")
+        buttons = QGridLayout()  # two rows: fits a 250 px column
+        for i, w in enumerate((self.delete_button, self.revert_button, self.undo_button, self.redo_button)):
+            w.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            buttons.addWidget(w, i // 2, i % 2)
+        buttons.addWidget(self.compare_button, 2, 0, 1, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.empty_label)

@@ -10,13 +10,25 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
-    QListWidgetItem, QProgressBar, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QListWidgetItem, QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from engine.head.components import COLOURS, COMPONENTS
 
 TOOLS: tuple[str, ...] = ("orbit", "brush", "eraser", "lasso")
 """Viewport tools: orbit (no painting), brush adds, eraser removes, lasso adds a filled outline."""
+TOOL_TIPS: dict[str, str] = {
+    "orbit": "Drag in the viewport moves the camera (no painting)",
+    "brush": "Drag in the viewport adds what you paint to the selection",
+    "eraser": "Drag in the viewport removes what you paint from the selection",
+    "lasso": "Draw an outline in the viewport: everything inside it is added",
+}
+OP_TIPS: dict[str, str] = {
+    "Invert": "Select exactly what is not selected", "Grow": "Add the selected Gaussians' neighbours",
+    "Shrink": "Drop the Gaussians at the selection's edge", "Clear": "Select nothing",
+}
+FIT_DATASET_TEXT = "Fit ticked to a dataset…"
+BRUSH_STEP = 1.2  # brush size factor per press of ] (its inverse for [)
 
 
 def _swatch(name: str) -> QIcon:
@@ -52,6 +64,11 @@ class MasksPanel(QWidget):
             item.setCheckState(Qt.CheckState.Unchecked)
             self.components.addItem(item)
         self.components.itemChanged.connect(self._on_item)
+        self.components.setToolTip("Tick components to select their Gaussians (they show highlighted in the viewport;\n"
+                                   "View → Highlight selection hides the highlight)")
+        rows = self.components.sizeHintForRow(0) * self.components.count() + 2 * self.components.frameWidth() + 4
+        self.components.setMinimumHeight(rows)  # every component in view, no scrolling
+        self.components.setMaximumHeight(rows)
         inner = QVBoxLayout(box)
         inner.addWidget(self.components)
         inner.addLayout(self._dataset_fit_row())
@@ -63,7 +80,7 @@ class MasksPanel(QWidget):
     def _dataset_fit_row(self) -> QVBoxLayout:
         self.dataset_folder = ""  # the last dataset folder chosen (the dialog starts there)
         self._dataset_running = False
-        self.fit_dataset_button = QPushButton("Fit ticked components to a dataset…")
+        self.fit_dataset_button = QPushButton(FIT_DATASET_TEXT)
         self.fit_dataset_button.setObjectName("op_fit_dataset")
         self.fit_dataset_button.setToolTip(
             "Pick a dataset folder with label maps (e.g. the one the avatar was trained on): the selection is\n"
@@ -106,6 +123,8 @@ class MasksPanel(QWidget):
             b.setText(tool.capitalize())
             b.setCheckable(True)
             b.setObjectName(f"tool_{tool}")
+            b.setToolTip(TOOL_TIPS[tool])
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             self._tool_group.addButton(b)
             self.tool_buttons[tool] = b
             b.clicked.connect(lambda _=False, t=tool: self.toolChanged.emit(t))
@@ -116,6 +135,8 @@ class MasksPanel(QWidget):
         self.hardness_slider = self._slider(0, 100, 60)
         self.size_slider.valueChanged.connect(self._emit_brush)
         self.hardness_slider.valueChanged.connect(self._emit_brush)
+        self.size_slider.setToolTip("Brush radius in screen pixels ([ and ] change it)")
+        self.hardness_slider.setToolTip("How sharp the brush's edge is (0: soft, 100: hard)")
         form.addRow("Size (px)", self.size_slider)
         form.addRow("Hardness", self.hardness_slider)
         outer = QVBoxLayout(box)
@@ -139,16 +160,20 @@ class MasksPanel(QWidget):
         row = QHBoxLayout()
         for text, signal in (("Invert", self.invertRequested), ("Grow", self.growRequested),
                              ("Shrink", self.shrinkRequested), ("Clear", self.clearRequested)):
-            b = QPushButton(text)
+            b = QToolButton(text=text, toolTip=OP_TIPS[text])
             b.setObjectName(f"op_{text.lower()}")
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             b.clicked.connect(signal.emit)
             row.addWidget(b)
         form = QFormLayout()
         self.threshold_slider = self._slider(1, 100, 50)
         self.threshold_label = QLabel("0.50")
         self.threshold_slider.valueChanged.connect(self._on_threshold)
-        form.addRow("Threshold", self.threshold_slider)
-        form.addRow("", self.threshold_label)
+        self.threshold_slider.setToolTip("Painted weights from this value up count as selected")
+        threshold = QHBoxLayout()
+        threshold.addWidget(self.threshold_slider, 1)
+        threshold.addWidget(self.threshold_label)
+        form.addRow("Threshold", threshold)
         outer = QVBoxLayout(box)
         outer.addLayout(row)
         outer.addLayout(form)
@@ -197,11 +222,17 @@ class MasksPanel(QWidget):
         """The dataset-fit button: enabled when components are ticked; a Cancel button with progress while fitting."""
         self._dataset_running = running
         self.fit_dataset_button.setEnabled(available or running)
-        self.fit_dataset_button.setText("Cancel fitting to the dataset" if running else "Fit ticked components to a dataset…")
+        self.fit_dataset_button.setText("Cancel fitting" if running else FIT_DATASET_TEXT)
         self.fit_frames.setEnabled(not running)
         self.fit_dataset_progress.setVisible(running)
         self.fit_dataset_progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
         self.fit_dataset_progress.setFormat(text or "%p%")
+
+    def step_brush(self, steps: int) -> None:
+        """Grow (steps > 0) or shrink the brush by about 20 % per step (keys ] and [)."""
+        size = self.size_slider.value()
+        new = round(size * BRUSH_STEP ** steps)
+        self.size_slider.setValue(new if new != size else size + (1 if steps > 0 else -1))
 
     @property
     def brush(self) -> tuple[float, float]:

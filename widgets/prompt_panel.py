@@ -14,7 +14,7 @@ from PySide6.QtCore import QSignalBlocker, Qt, Signal, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox, QColorDialog, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
-    QLabel, QLineEdit, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
+    QLabel, QLineEdit, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from engine.head.components import COMPONENTS
@@ -29,6 +29,21 @@ FLOAT_FIELDS: tuple[tuple[str, str, int], ...] = (
 INT_FIELDS: tuple[tuple[str, str], ...] = (("steps", "Steps"), ("keyframes", "Keyframes"),
                                            ("iterations", "Iterations"))
 HISTORY_LIMIT = 50
+COLUMNS = 3  # check boxes per row (components, edit kinds): fits a 380 px column
+VALUE_TIPS: dict[str, str] = {
+    "intensity": "How strong the edit is (0: none, 1: full)",
+    "guidance_scale": "How closely the diffusion editor follows the prompt (higher: closer, less natural)",
+    "image_guidance_scale": "How closely the edited image keeps the rendered one (InstructPix2Pix)",
+    "strength": "How much of the image the editor may repaint (img2img / inpainting)",
+    "steps": "Diffusion steps per edited image",
+    "keyframes": "Training views edited (then optimised into the avatar); more: steadier, slower",
+    "iterations": "Optimisation steps that carry the edited images into the selected Gaussians",
+}
+KIND_TIPS: dict[str, str] = {
+    "colour": "Change colour (the target colour below)", "texture": "Change texture or material",
+    "accessory": "Add or remove an accessory", "expression": "Change the expression (deltas below)",
+    "shape": "Change shape or size",
+}
 
 
 class PromptPanel(QWidget):
@@ -46,18 +61,7 @@ class PromptPanel(QWidget):
         self.backend_note = QLabel("")  # which refiner runs and why (set from the model settings)
         self.backend_note.setWordWrap(True)
         layout.addWidget(self.backend_note)
-        self.refined_edit = QLineEdit()
-        self.negative_edit = QLineEdit()
-        self.refined_edit.editingFinished.connect(lambda: self._edit("refined_prompt", self.refined_edit.text()))
-        self.negative_edit.editingFinished.connect(lambda: self._edit("negative_prompt", self.negative_edit.text()))
-        texts = QFormLayout()
-        texts.addRow("Refined prompt", self.refined_edit)
-        texts.addRow("Negative prompt", self.negative_edit)
-        layout.addLayout(texts)
-        layout.addWidget(self._build_components())
-        layout.addWidget(self._build_kinds_colour())
-        layout.addWidget(self._build_values())
-        layout.addWidget(self._build_expression())
+        # what the refiner said (why no plan, what was repaired) and prompts to try: right under the prompt
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         self.message_label.setObjectName("promptMessages")
@@ -68,6 +72,23 @@ class PromptPanel(QWidget):
         self.suggestion_label.setTextFormat(Qt.TextFormat.RichText)
         self.suggestion_label.linkActivated.connect(self.use_suggestion)
         layout.addWidget(self.suggestion_label)
+        _say(self.message_label, "")
+        _say(self.suggestion_label, "")
+        self.refined_edit = QLineEdit()
+        self.negative_edit = QLineEdit()
+        self.refined_edit.setToolTip("The prompt the image editor is given (edit it to steer the edit)")
+        self.negative_edit.setToolTip("What the image editor should avoid")
+        self.refined_edit.editingFinished.connect(lambda: self._edit("refined_prompt", self.refined_edit.text()))
+        self.negative_edit.editingFinished.connect(lambda: self._edit("negative_prompt", self.negative_edit.text()))
+        texts = QFormLayout()
+        texts.addRow("Refined prompt", self.refined_edit)
+        texts.addRow("Negative prompt", self.negative_edit)
+        layout.addLayout(texts)
+        layout.addWidget(self._build_components())
+        layout.addWidget(self._build_kinds_colour())
+        layout.addWidget(self._build_values())
+        layout.addWidget(self._build_expression())
+        layout.addStretch(1)
         self._set_form_enabled(False)
 
     # ---- construction -------------------------------------------------------------------------
@@ -79,9 +100,16 @@ class PromptPanel(QWidget):
         self.prompt_box.setMaxCount(HISTORY_LIMIT)
         self.prompt_box.lineEdit().setPlaceholderText('e.g. "give her bright red lipstick and make her smile"')
         self.prompt_box.lineEdit().returnPressed.connect(self.request_refine)
+        self.prompt_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.prompt_box.setMinimumContentsLength(12)
+        self.prompt_box.setToolTip("Say what to change, in your words; Enter or Refine turns it into an edit plan.\n"
+                                   "Earlier prompts are in the list.")
         self.backend_box = QComboBox()
         self.backend_box.addItems(list(backends))
+        self.backend_box.setToolTip("Who refines the prompt: rules (offline), a local language model, or an\n"
+                                    "OpenAI-compatible server (Edit → Models…)")
         self.refine_button = QPushButton("Refine")
+        self.refine_button.setToolTip("Turn the prompt into an edit plan (shown below, editable); then Edit runs it")
         self.refine_button.clicked.connect(self.request_refine)
         row.addWidget(self.prompt_box, 1)
         row.addWidget(self.backend_box)
@@ -92,30 +120,36 @@ class PromptPanel(QWidget):
         box = QGroupBox("Components")
         grid = QGridLayout(box)
         self.component_checks: dict[str, QCheckBox] = {}
+        box.setToolTip("The facial components the edit changes (ticking one also selects it)")
         for i, name in enumerate(COMPONENTS):
             check = QCheckBox(name.replace("_", " "))
+            check.setToolTip(f"Edit the {name.replace('_', ' ')}")
             check.toggled.connect(lambda on, n=name: self._toggle_component(n, on))
-            grid.addWidget(check, i // 4, i % 4)
+            grid.addWidget(check, i // COLUMNS, i % COLUMNS)
             self.component_checks[name] = check
         return box
 
     def _build_kinds_colour(self) -> QGroupBox:
         box = QGroupBox("Edit")
-        row = QHBoxLayout(box)
+        grid = QGridLayout(box)
         self.kind_checks: dict[EditKind, QCheckBox] = {}
-        for kind in EditKind:
+        for i, kind in enumerate(EditKind):
             check = QCheckBox(kind.value)
+            check.setToolTip(KIND_TIPS.get(kind.value, ""))
             check.toggled.connect(lambda on, k=kind: self._toggle_kind(k, on))
-            row.addWidget(check)
+            grid.addWidget(check, i // COLUMNS, i % COLUMNS)
             self.kind_checks[kind] = check
         self.colour_button = QPushButton("no colour")
+        self.colour_button.setToolTip("The target colour of a colour edit (click to pick one)")
         self.colour_button.clicked.connect(self._pick_colour)
-        self.clear_colour_button = QPushButton("×")
+        self.clear_colour_button = QToolButton(text="×")
         self.clear_colour_button.setToolTip("Remove the target colour")
         self.clear_colour_button.clicked.connect(lambda: self._edit("colour", None))
+        row = QHBoxLayout()
         row.addWidget(QLabel("Colour"))
-        row.addWidget(self.colour_button)
+        row.addWidget(self.colour_button, 1)
         row.addWidget(self.clear_colour_button)
+        grid.addLayout(row, grid.rowCount(), 0, 1, COLUMNS)
         return box
 
     def _build_values(self) -> QGroupBox:
@@ -131,6 +165,8 @@ class PromptPanel(QWidget):
             spin.setRange(lo, hi)
             spin.setDecimals(2)
             spin.setSingleStep(1.0 / scale if scale >= 100 else 0.1)
+            slider.setToolTip(VALUE_TIPS[name])
+            spin.setToolTip(VALUE_TIPS[name])
             slider.valueChanged.connect(lambda v, n=name, s=scale: self._edit(n, v / s))
             spin.valueChanged.connect(lambda v, n=name: self._edit(n, v))
             row = QHBoxLayout()
@@ -142,6 +178,7 @@ class PromptPanel(QWidget):
             lo, hi = RANGES[name]
             ispin = QSpinBox()
             ispin.setRange(int(lo), int(hi))
+            ispin.setToolTip(VALUE_TIPS[name])
             ispin.valueChanged.connect(lambda v, n=name: self._edit(n, v))
             form.addRow(label, ispin)
             self.spins[name] = ispin
@@ -149,6 +186,7 @@ class PromptPanel(QWidget):
 
     def _build_expression(self) -> QGroupBox:
         box = QGroupBox("Expression deltas")
+        box.setToolTip("How far the edit moves each named expression (expression edits)")
         outer = QVBoxLayout(box)
         self._expr_grid = QGridLayout()
         outer.addLayout(self._expr_grid)
@@ -168,9 +206,10 @@ class PromptPanel(QWidget):
         spin.setSingleStep(0.05)
         spin.setDecimals(2)
         spin.valueChanged.connect(lambda v, n=name: self._edit_expression(n, v))
+        spin.setToolTip(f"Change of {name} the plan applies")
         i = len(self.expression_spins)
-        self._expr_grid.addWidget(QLabel(name), i // 3, 2 * (i % 3))
-        self._expr_grid.addWidget(spin, i // 3, 2 * (i % 3) + 1)
+        self._expr_grid.addWidget(QLabel(name), i // 2, 2 * (i % 2))
+        self._expr_grid.addWidget(spin, i // 2, 2 * (i % 2) + 1)
         self.expression_spins[name] = spin
         return spin
 
@@ -219,16 +258,16 @@ class PromptPanel(QWidget):
     def show_error(self, message: str) -> None:
         """Show an error line (the plan shown stays as it was)."""
         self.message_label.setStyleSheet("color: #b00020;")
-        self.message_label.setText(message)
-        self.suggestion_label.setText("")
+        _say(self.message_label, message)
+        _say(self.suggestion_label, "")
 
     def show_refusal(self, message: str, suggestions: Sequence[str] = ()) -> None:
         """Say why the prompt gave no plan, as a normal message, with prompts to try as links (the plan shown
         stays as it was)."""
         self.message_label.setStyleSheet("")
-        self.message_label.setText(message)
+        _say(self.message_label, message)
         links = " · ".join(f'<a href="{html.escape(s, quote=True)}">{html.escape(s)}</a>' for s in suggestions)
-        self.suggestion_label.setText(f"Try: {links}" if links else "")
+        _say(self.suggestion_label, f"Try: {links}" if links else "")
 
     @Slot(str)
     def use_suggestion(self, prompt: str) -> None:
@@ -339,5 +378,11 @@ class PromptPanel(QWidget):
 
     def _show_messages(self, messages: Sequence[str]) -> None:
         self.message_label.setStyleSheet("color: #8a5a00;" if messages else "")
-        self.message_label.setText("\n".join(messages))
-        self.suggestion_label.setText("")
+        _say(self.message_label, "\n".join(messages))
+        _say(self.suggestion_label, "")
+
+
+def _say(label: QLabel, text: str) -> None:
+    """Show text in a message label, which takes no room while it has none."""
+    label.setText(text)
+    label.setVisible(bool(text))

@@ -3,7 +3,8 @@
 The sequence, frame, playing, loop and recording state all live in the model; this widget mirrors
 them and drives a clock (QTimer at the model's fps) that advances the frame while playing and
 samples the shown parameters while recording. A pyqtgraph plot shows the sequence's jaw opening and
-its most active expression coefficients over time, with a draggable line at the current frame.
+its most active expression coefficients over time, with a draggable line at the current frame (for a
+single frame there is no plot: the timeline is one row).
 When a take stops, it becomes the shown sequence and the user may save it as flame_param .npz.
 """
 
@@ -20,6 +21,7 @@ from widgets.session_view import SessionView
 
 CURVE_COLOURS = ((240, 200, 90), (90, 180, 240), (240, 110, 120), (130, 220, 140), (190, 140, 240))
 MAX_CURVES = 4  # jaw plus the 3 expression coefficients that vary most
+SINGLE_FRAME_HINT = "A single frame: open a FLAME sequence (File → Open FLAME sequence…) or record a take to play"
 
 
 class Timeline(QWidget):
@@ -29,7 +31,6 @@ class Timeline(QWidget):
         super().__init__(parent)
         self.model = model
         self.play = QToolButton(text="▶ Play", checkable=True, toolTip="Play or pause the sequence (Space)")
-        self.play.setShortcut(Qt.Key.Key_Space)
         self.loop = QCheckBox("Loop", toolTip="Start again at the end")
         self.record = QToolButton(text="● Record", checkable=True,
                                   toolTip="Record slider motion as a FLAME sequence at the playback rate")
@@ -54,9 +55,6 @@ class Timeline(QWidget):
         self.plot.getPlotItem().addLegend(offset=(4, 2), labelTextSize="7pt", colCount=MAX_CURVES)
         self.cursor = pg.InfiniteLine(pos=0, movable=True, pen=pg.mkPen((255, 255, 255), width=1.5))
         self.plot.addItem(self.cursor)
-        self.hint = pg.TextItem("single frame: open a FLAME sequence (File menu) or record a take",
-                                color=(150, 154, 162), anchor=(0.5, 0.5))
-        self.plot.addItem(self.hint)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addLayout(top)
@@ -86,7 +84,9 @@ class Timeline(QWidget):
             w.blockSignals(False)
         self.count.setText(f"/ {max(0, count - 1)}")
         self.count.setToolTip(f"{count} frames at {self.model.fps:g} fps")
-        self.name.setText(self.model.sequence_name)
+        single = count < 2
+        self.name.setText(f"{self.model.sequence_name} · single frame" if single else self.model.sequence_name)
+        self.name.setToolTip(SINGLE_FRAME_HINT if single else f"Playing {self.model.sequence_name}")
         self._plot_curves()
         self._on_frame(self.model.frame)
         self.setEnabled(self.model.avatar is not None)
@@ -97,14 +97,8 @@ class Timeline(QWidget):
             item.removeItem(curve)
         seq = self.model.sequence
         single = seq is None or seq.frames < 2
-        self.hint.setVisible(single)
-        self.cursor.setVisible(not single)
-        for axis in ("left", "bottom"):
-            self.plot.getPlotItem().showAxis(axis, not single)
+        self.plot.setVisible(not single)  # a single frame has no curves: the timeline is one row
         if single:
-            self.plot.setXRange(0, 1, padding=0)
-            self.plot.setYRange(0, 1, padding=0)
-            self.hint.setPos(0.5, 0.5)
             return
         head = self.model.avatar.head
         curves = [("jaw", seq.jaw_pose[:, 0].detach().cpu().numpy())]
@@ -143,6 +137,10 @@ class Timeline(QWidget):
             self.timer.stop()
 
     # ---- widgets -> model --------------------------------------------------------------------
+    def toggle_play(self) -> None:
+        """Play, or pause (what the Play button does; View → Play / pause, Space)."""
+        self.play.click()
+
     def _on_play(self, on: bool) -> None:
         if on and self.model.frame_count < 2:
             self.model.message.emit("This sequence has a single frame: open a FLAME sequence or record a take")

@@ -20,19 +20,23 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
+    QSplitter,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -44,6 +48,9 @@ STATES: tuple[str, ...] = ("idle", "running", "pausing", "paused", "stopping", "
 
 SPLIT_COLOURS: dict[str, str] = {"val": "#f0a030", "test": "#50c878"}  # held-out PSNR points by split
 PLOT_REFRESH_MS = 250  # the plot redraws at most this often (steps can arrive faster)
+PLOT_MIN_HEIGHT = 200  # pixels of the loss and PSNR curves, at least
+PREVIEW_MIN_HEIGHT = 110  # pixels of the held-out preview, at least
+BUTTON_MIN_WIDTH = 56  # the run buttons may shrink to this in a narrow dock
 
 
 @dataclass(frozen=True)
@@ -108,11 +115,19 @@ class TrainPanel(QWidget):
         self.status = QLabel("Choose a dataset folder, then Start.")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
-        self.ranks_label = QLabel()
+        self.ranks_label = QLabel(wordWrap=True)  # one line per process; wraps in a narrow dock
         self.ranks_label.setVisible(False)
         layout.addWidget(self.ranks_label)
-        layout.addWidget(self._build_plot(), 2)
-        layout.addWidget(self._build_preview(), 1)
+        # the curves and the preview share the height left (drag the handle between them)
+        split = QSplitter(Qt.Orientation.Vertical, childrenCollapsible=False)
+        split.addWidget(self._build_plot())
+        split.addWidget(self._build_preview())
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        # takes the height left: its preferred height must not be what a scrolling dock gives it
+        split.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        split.setMinimumHeight(split.minimumSizeHint().height())
+        layout.addWidget(split, 1)
         self.set_state("idle")
 
     # ---- construction -----------------------------------------------------------------------
@@ -121,48 +136,58 @@ class TrainPanel(QWidget):
         form = QFormLayout(box)
         self.dataset = QLineEdit()
         self.dataset.setPlaceholderText("dataset folder (transforms_train.json, images/, flame_param/)")
+        self.dataset.setToolTip("A VHAP / GaussianAvatars dataset folder (transforms_train.json, images/, flame_param/)")
         self.dataset.editingFinished.connect(self._suggest_out)
-        browse = QPushButton("Browse…")
+        browse = QToolButton(text="…", toolTip="Choose the dataset folder")
         browse.clicked.connect(self._browse_dataset)
-        self.synth_button = QPushButton("Make synthetic…")
+        self.synth_button = QToolButton(text="Synthetic…")
         self.synth_button.setToolTip("Render a small dataset of the demo head (like `dynamicavatars synth`)")
         self.synth_button.clicked.connect(self._ask_synth)
         form.addRow("Dataset", _row(self.dataset, browse, self.synth_button))
         self.out = QLineEdit()
         self.out.setPlaceholderText("output folder (avatar/, checkpoint.pt, metrics.json)")
-        out_browse = QPushButton("Browse…")
+        self.out.setToolTip("Where the run writes avatar/, checkpoint.pt and metrics.json")
+        out_browse = QToolButton(text="…", toolTip="Choose the output folder")
         out_browse.clicked.connect(self._browse_out)
         form.addRow("Output", _row(self.out, out_browse))
-        self.iters = QSpinBox(minimum=1, maximum=10_000_000, value=3000, singleStep=500)
-        self.resolution = QSpinBox(minimum=16, maximum=4096, value=256, singleStep=32, suffix=" px")
-        self.device = QComboBox(editable=True)
+        self.iters = QSpinBox(minimum=1, maximum=10_000_000, value=3000, singleStep=500,
+                              toolTip="Iterations of the whole run (a continued run counts the checkpoint's too)")
+        self.resolution = QSpinBox(minimum=16, maximum=4096, value=256, singleStep=32, suffix=" px",
+                                   toolTip="Longer side of the training images (smaller: faster)")
+        self.device = QComboBox(editable=True, toolTip="Where training runs (cuda: gsplat on the GPU)")
         self.device.addItems(devices)
-        form.addRow("Iterations", self.iters)
-        form.addRow("Resolution", self.resolution)
-        form.addRow("Device", self.device)
+        self.device.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.device.setMinimumContentsLength(6)
+        form.addRow("Iterations", _row(self.iters, QLabel("Size"), self.resolution))
         self.processes = QSpinBox(minimum=1, maximum=64, value=1)
         self.processes.setToolTip("Training processes on this machine (torchrun: gloo on the CPU, one GPU each on "
-                                  "CUDA); each renders its share of a step's frames. Stop with Cancel, go on with "
-                                  "Start and 'Continue from the checkpoint'.")
-        form.addRow("Processes", self.processes)
-        self.finetune = QCheckBox("Fine-tune FLAME expression and pose")
-        self.fit_labels = QCheckBox("Fit the dataset's label maps (sharper part outlines for selections)",
-                                    checked=True)
-        self.resume = QCheckBox("Continue from the checkpoint in the output folder")
-        self.open_when_done = QCheckBox("Open the avatar in the viewport when done", checked=True)
-        for check in (self.finetune, self.fit_labels, self.resume, self.open_when_done):
-            form.addRow(check)
+                                  "CUDA); each renders its share of a step's frames. Stop with Cancel; to go on, "
+                                  "tick Continue and Start.")
+        form.addRow("Device", _row(self.device, QLabel("Processes"), self.processes))
+        self.finetune = QCheckBox("Fine-tune FLAME", toolTip="Also refine the per-frame FLAME expression, pose and "
+                                  "translation")
+        self.fit_labels = QCheckBox("Fit label maps", checked=True,
+                                    toolTip="Also fit the dataset's label maps (sharper part outlines for selections)")
+        self.resume = QCheckBox("Continue", toolTip="Continue from the checkpoint in the output folder")
+        self.open_when_done = QCheckBox("Open when done", checked=True,
+                                        toolTip="Show the trained avatar in the viewport when the run finishes")
+        checks = QGridLayout()
+        for i, check in enumerate((self.finetune, self.fit_labels, self.resume, self.open_when_done)):
+            checks.addWidget(check, i // 2, i % 2)
+        form.addRow(checks)
         self.settings_box = box
         return box
 
     def _build_buttons(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        self.start_button = QPushButton("Start")
-        self.pause_button = QPushButton("Pause")
+        self.start_button = QPushButton("Start", toolTip="Train an avatar on the dataset with these settings")
+        self.pause_button = QPushButton("Pause", toolTip="Pause after the current step (Resume goes on)")
         self.resume_button = QPushButton("Resume")
-        self.cancel_button = QPushButton("Cancel")
-        self.open_button = QPushButton("Open in viewport")
+        self.cancel_button = QPushButton("Cancel", toolTip="Stop; the last checkpoint and avatar are kept")
+        self.open_button = QPushButton("Open", toolTip="Show the trained avatar in the viewport")
         self.open_button.setEnabled(False)
+        for button in (self.start_button, self.pause_button, self.resume_button, self.cancel_button, self.open_button):
+            button.setMinimumWidth(BUTTON_MIN_WIDTH)  # below the style's 80 px when the column is narrow
         self.start_button.clicked.connect(lambda: self.start_requested.emit(self.settings()))
         self.pause_button.clicked.connect(self.pause_requested)
         self.resume_button.clicked.connect(self.resume_requested)
@@ -170,13 +195,13 @@ class TrainPanel(QWidget):
         self.open_button.clicked.connect(self.open_avatar_requested)
         for button in (self.start_button, self.pause_button, self.resume_button, self.cancel_button):
             row.addWidget(button)
-        row.addStretch(1)
+        row.addSpacing(8)
         row.addWidget(self.open_button)
         return row
 
     def _build_plot(self) -> pg.GraphicsLayoutWidget:
         self.plots = pg.GraphicsLayoutWidget()
-        self.plots.setMinimumHeight(220)
+        self.plots.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.loss_plot = self.plots.addPlot(row=0, col=0)
         self.loss_plot.setLabel("left", "loss")
         self.loss_plot.getAxis("left").enableAutoSIPrefix(False)
@@ -203,10 +228,10 @@ class TrainPanel(QWidget):
         box = QWidget()
         column = QVBoxLayout(box)
         column.setContentsMargins(0, 0, 0, 0)
-        self.preview_label = QLabel("Preview of a held-out view appears while training.")
+        self.preview_label = QLabel("Preview of a held-out view appears while training.", wordWrap=True)
         column.addWidget(self.preview_label)
         self.preview_view = pg.GraphicsLayoutWidget()
-        self.preview_view.setMinimumHeight(160)
+        self.preview_view.setMinimumHeight(PREVIEW_MIN_HEIGHT)
         view = self.preview_view.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
         self.preview_image = pg.ImageItem(axisOrder="row-major")
         view.addItem(self.preview_image)

@@ -5,6 +5,10 @@ offscreen Qt, Xvfb and desktops). Mouse: left drag orbits, middle or shift+left 
 zooms, a double-click resets the camera. The camera lives in the session model; this widget only
 writes it back through model.set_camera / model.reset_camera.
 
+Over the picture it paints the frame-rate readout (View → Show FPS; "idle" when nothing is being drawn),
+a "Before edits" badge while the view shows the avatar without its layers, and a hint for first-time
+users (`set_hint`) that goes away once the camera is moved by hand (`hintDismissed`).
+
 The model is typed as widgets.session_view.SessionView (app.session.SessionModel provides it).
 """
 
@@ -21,10 +25,16 @@ ORBIT_DEG_PER_PX = 0.4  # camera degrees per pixel of drag
 ZOOM_PER_NOTCH = 0.9  # distance factor per wheel notch (120 units) toward the scene
 
 
+def fps_text(fps: float) -> str:
+    """The frame-rate readout: "idle" for 0 (nothing being drawn), else "12.3 fps"."""
+    return "idle" if fps <= 0 else f"{fps:.1f} fps"
+
+
 class Viewport(QWidget):
     """Displays frames (objects with .image [H, W, 3] uint8, .latency_ms, .backend) and drives the camera."""
 
     sizeChanged = Signal(int, int)  # new size in device pixels
+    hintDismissed = Signal()  # the first-run hint went away because the camera was moved by hand
 
     def __init__(self, model: SessionView, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -38,21 +48,36 @@ class Viewport(QWidget):
         self._frame: object | None = None
         self._fps = 0.0
         self._drag: tuple[str, QPointF] | None = None  # ("orbit" | "pan", last position)
+        self.hint = ""  # first-run hint painted at the bottom ("" for none)
         self.frames_shown = 0
         model.viewOptionsChanged.connect(self.update)
         model.avatarChanged.connect(self._on_avatar)
 
     # ---- frames ------------------------------------------------------------------------------
-    def show_frame(self, frame: object, fps: float | None = None) -> None:
+    def show_frame(self, frame: object) -> None:
         """Display a finished frame (called in the GUI thread)."""
         image = np.ascontiguousarray(frame.image)
         h, w = image.shape[:2]
         self._image = QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
         self._frame = frame
-        if fps is not None:
-            self._fps = fps
         self.frames_shown += 1
         self.update()
+
+    def set_fps(self, fps: float) -> None:
+        """The frame rate to show in the corner (0: idle)."""
+        self._fps = fps
+        self.update()
+
+    def set_hint(self, text: str) -> None:
+        """Show a hint at the bottom of the view until the camera is moved by hand ("" hides it)."""
+        self.hint = text
+        self.update()
+
+    def _used(self) -> None:
+        """The camera was moved by hand: the hint has done its work."""
+        if self.hint:
+            self.set_hint("")
+            self.hintDismissed.emit()
 
     @property
     def frame(self) -> object | None:
@@ -80,25 +105,38 @@ class Viewport(QWidget):
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             p.drawImage(QRectF(self.rect()), self._image)
             if self.model.view_options.fps:
-                self._paint_stats(p)
+                frame = self._frame
+                self._paint_box(p, f"{fps_text(self._fps):>8}   {frame.latency_ms:4.0f} ms   {frame.backend}   "
+                                   f"{self._image.width()}×{self._image.height()}", "top-left", mono=True)
+            if self.model.view_options.before:
+                self._paint_box(p, "Before edits (B shows them again)", "top-right")
+        if self.hint:
+            self._paint_box(p, self.hint, "bottom")
         p.end()
 
-    def _paint_stats(self, p: QPainter) -> None:
-        frame = self._frame
-        text = f"{self._fps:5.1f} fps   {frame.latency_ms:4.0f} ms   {frame.backend}   {self._image.width()}×{self._image.height()}"
+    def _paint_box(self, p: QPainter, text: str, where: str, mono: bool = False) -> None:
+        """Text on a translucent rounded box in a corner ("top-left", "top-right") or at the bottom centre."""
         font = QFont(self.font())
-        font.setStyleHint(QFont.StyleHint.Monospace)
-        font.setFamily("monospace")
-        font.setPointSizeF(max(8.0, font.pointSizeF() * 0.9))
+        if mono:
+            font.setStyleHint(QFont.StyleHint.Monospace)
+            font.setFamily("monospace")
+            font.setPointSizeF(max(8.0, font.pointSizeF() * 0.9))
         p.setFont(font)
-        box = p.fontMetrics().boundingRect(text).adjusted(-8, -4, 8, 4)
-        box.moveTopLeft(QPoint(10, 10))
+        room = self.rect().adjusted(10, 10, -10, -10)
+        flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+        box = p.fontMetrics().boundingRect(room, flags, text).adjusted(-10, -6, 10, 6)
+        if where == "top-left":
+            box.moveTopLeft(room.topLeft())
+        elif where == "top-right":
+            box.moveTopRight(room.topRight())
+        else:
+            box.moveCenter(QPoint(room.center().x(), room.bottom() - box.height() // 2 - 8))
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor(0, 0, 0, 140))
+        p.setBrush(QColor(0, 0, 0, 160))
         p.drawRoundedRect(box, 5, 5)
         p.setPen(QColor(225, 230, 235))
-        p.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        p.drawText(box, flags, text)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -127,6 +165,7 @@ class Viewport(QWidget):
             self.model.set_camera(cam.orbited(-dx * ORBIT_DEG_PER_PX, dy * ORBIT_DEG_PER_PX))
         else:
             self.model.set_camera(cam.panned(dx, dy, max(1, self.height())))
+        self._used()
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
@@ -138,6 +177,7 @@ class Viewport(QWidget):
         notches = event.angleDelta().y() / 120.0
         if notches and self.model.avatar is not None:
             self.model.set_camera(self.model.camera.zoomed(ZOOM_PER_NOTCH ** notches))
+            self._used()
         event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
