@@ -88,6 +88,7 @@ def in_view(widget: QWidget, area: QWidget) -> bool:
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_every_panel_fits_and_shows_its_main_buttons(make_window, qtbot, size):
     win = make_window(*size)
+    win.model.set_expression("brow_raise", 0.25)  # an undo item: its name must not widen the Layers column
     assert win.size().toTuple() == size
     viewport = win.viewport.size()
     assert viewport.width() >= 0.45 * size[0] and viewport.height() >= 0.8 * size[1], "the avatar keeps the centre"
@@ -109,6 +110,8 @@ def test_every_panel_fits_and_shows_its_main_buttons(make_window, qtbot, size):
         for name in MAIN_WIDGETS.get(key, ()):
             widget = getattr(getattr(win.features.get(key), "panel", panel), name)
             assert in_view(widget, area), f"{key}.{name} is not in view without scrolling at {size}"
+    undo = win.panels["layers"].undo_button
+    assert undo.text() == "Undo" and "brow_raise" in undo.toolTip(), "what Undo undoes is in its tooltip"
     train = win.panels["train"]
     assert train.plots.height() >= 200, "the loss and PSNR plot has real height"
     assert win.dockWidgetArea(win.docks["layers"]) == Qt.DockWidgetArea.LeftDockWidgetArea

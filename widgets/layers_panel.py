@@ -60,8 +60,12 @@ class LayersPanel(QWidget):
         self.revert_button.clicked.connect(self.revert_current)
         stack = model.undo_stack
         self.undo_button, self.redo_button = QToolButton(), QToolButton()
-        for button, action in ((self.undo_button, stack.createUndoAction(self, "Undo")),
-                               (self.redo_button, stack.createRedoAction(self, "Redo"))):
+        for button, prefix, make in ((self.undo_button, "Undo", stack.createUndoAction),
+                                     (self.redo_button, "Redo", stack.createRedoAction)):
+            action = make(self, prefix)
+            # the button shows a fixed icon text; the action's text ("Undo Change brow_raise", too wide for
+            # the column) is its tooltip
+            action.setIconText(prefix)
             button.setDefaultAction(action)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.compare_button = QPushButton("Before | after")
@@ -71,8 +75,6 @@ class LayersPanel(QWidget):
         self.empty_label = QLabel("No edit layers yet: Apply an adjustment or run an edit.")
         self.empty_label.setWordWrap(True)
         self.list.setToolTip("Every change is a layer: untick to hide it, pick one to delete or revert it")
-        self.undo_button.setToolTip("Undo the last change (Ctrl+Z)")
-        self.redo_button.setToolTip("Redo (Ctrl+Shift+Z)")
         self.compare_button.setToolTip("Before and after the layers, side by side")
         buttons = QGridLayout()  # two rows: fits a 250 px column
         for i, w in enumerate((self.delete_button, self.revert_button, self.undo_button, self.redo_button)):
@@ -150,3 +152,4 @@ class LayersPanel(QWidget):
         self.delete_button.setEnabled(chosen)
         selection = self.model.selection
         self.revert_button.setEnabled(chosen and selection is not None and bool((selection >= REVERT_THRESHOLD).any()))
+
