@@ -211,7 +211,8 @@ class TrainPanel(QWidget):
         self.psnr_plot.setLabel("bottom", "iteration")
         self.psnr_plot.showGrid(x=True, y=True, alpha=0.2)
         self.psnr_plot.setXLink(self.loss_plot)
-        self.psnr_plot.addLegend(offset=(-10, -10), brush=pg.mkBrush(20, 22, 26, 200))  # bottom right
+        # bottom right, compact: three rows fit the PSNR plot at a 1280x800 window
+        self.psnr_plot.addLegend(offset=(-10, -6), brush=pg.mkBrush(20, 22, 26, 200), labelTextSize="8pt", verSpacing=-6)
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#5aa0f0", width=1))
         self.psnr_curve = self.psnr_plot.plot(pen=pg.mkPen("#8090a0", width=1), name="training view")
         self.eval_points = {
