@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="make label maps for frames that have none with the face parser chosen in the model "
                         "settings (default: when the label loss is on and a parser is set; with --nproc, before the "
                         "processes start)")
+    p.add_argument("--holdout-time", type=float, default=None, metavar="FRACTION",
+                   help="split by time instead of the dataset's splits: hold out the later FRACTION of the "
+                        "timesteps (for a monocular clip)")
     p.add_argument("--seed", type=int, default=None, help=f"random seed, the same on every process (default {d.seed})")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="training processes on this machine: launches torchrun (gloo on the CPU; with --device cuda "
@@ -75,6 +78,8 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         raise CommandError(f"--label-weight must be 0 or more, got {config.lambda_label:g}")
     if config.frames_per_step < 0:
         raise CommandError(f"--frames-per-step must be 1 or more, got {config.frames_per_step}")
+    if args.holdout_time is not None and not 0 <= args.holdout_time < 1:
+        raise CommandError(f"--holdout-time must be in [0, 1), got {args.holdout_time:g}")
     return config
 
 
@@ -84,7 +89,8 @@ def forwarded(args: argparse.Namespace) -> list[str]:
     for flag, value in (("--config", args.config), ("--iters", args.iters), ("--resolution", args.resolution),
                         ("--flame", args.flame), ("--flame-masks", args.flame_masks), ("--device", args.device),
                         ("--label-weight", args.label_weight), ("--seed", args.seed),
-                        ("--frames-per-step", args.frames_per_step), ("--stop-at", args.stop_at)):
+                        ("--frames-per-step", args.frames_per_step), ("--stop-at", args.stop_at),
+                        ("--holdout-time", args.holdout_time)):
         if value is not None:
             out += [flag, str(value)]
     out += [flag for flag, on in (("--finetune-flame", args.finetune_flame), ("--resume", args.resume)) if on]
@@ -107,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with _stop_on_signals(stop), _reporter(args) as report:
         result = train(args.dataset, args.out, config, head=head_arg(args), resume=args.resume, report=report,
-                       cancel=stop.is_set, stop_at=args.stop_at)
+                       cancel=stop.is_set, stop_at=args.stop_at, time_holdout=args.holdout_time)
     if args.progress == "jsonl":
         _emit({"event": "result", "rank": result.ranks.rank, "world": result.ranks.world, "pid": os.getpid(),
                "iterations": result.iterations, "cancelled": result.cancelled, "metrics": result.metrics,

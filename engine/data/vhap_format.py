@@ -110,12 +110,14 @@ class AvatarDataset:
 
 
 def read_dataset(
-    root: str | Path, check_files: bool = True, principal_point: Literal["vhap", "opencv"] = "vhap"
+    root: str | Path, check_files: bool = True, principal_point: Literal["vhap", "opencv"] = "vhap",
+    time_holdout: float | None = None,
 ) -> AvatarDataset:
     """Read and validate a dataset folder.
 
     check_files: also check that every image / mask / label exists with the size the json says
     (PIL header only, no decode) and that every FLAME npz has the right keys and shapes.
+    time_holdout: split by time instead of the files' splits (`split_by_time`), for a monocular clip.
     Raises DatasetError naming the offending file and the problem.
     """
     root = Path(root)
@@ -132,9 +134,31 @@ def read_dataset(
         if json_path.is_file():
             splits[name] = _read_split(root, json_path, principal_point)
     dataset = AvatarDataset(root=root, splits=splits, canonical_path=canonical)
+    if time_holdout is not None:
+        dataset = split_by_time(dataset, time_holdout)
     if check_files:
         _check_files(dataset)
     return dataset
+
+
+def split_by_time(dataset: AvatarDataset, holdout: float) -> AvatarDataset:
+    """The dataset's frames (all splits) re-split by time: frames of the first ceil((1 − holdout)·T)
+    timesteps train, those of the later timesteps are held out as "test" (no "val")."""
+    if not 0.0 <= holdout < 1.0:
+        raise ValueError(f"time holdout must be in [0, 1), got {holdout}")
+    steps = dataset.timesteps(None)
+    train_steps = set(steps[: max(1, math.ceil(len(steps) * (1.0 - holdout)))])
+    seen: set[tuple[int, int]] = set()
+    pooled = []
+    for records in dataset.splits.values():
+        for r in records:
+            if (r.timestep, r.camera_index) not in seen:
+                seen.add((r.timestep, r.camera_index))
+                pooled.append(r)
+    pooled.sort(key=lambda r: (r.timestep, r.camera_index))
+    splits = {"train": tuple(r for r in pooled if r.timestep in train_steps),
+              "test": tuple(r for r in pooled if r.timestep not in train_steps)}
+    return AvatarDataset(dataset.root, {k: v for k, v in splits.items() if v or k == "train"}, dataset.canonical_path)
 
 
 def _read_split(root: Path, json_path: Path, principal_point: str) -> tuple[FrameRecord, ...]:

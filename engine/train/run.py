@@ -69,6 +69,7 @@ def train(
     cancel: Callable[[], bool] | None = None,
     final_eval_frames: int | None = None,
     stop_at: int | None = None,
+    time_holdout: float | None = None,
 ) -> TrainResult:
     """Train an avatar on a dataset folder and write it to out/avatar (plus out/checkpoint.pt).
 
@@ -78,14 +79,17 @@ def train(
     Cancelling saves a checkpoint and the avatar so far, then returns with cancelled=True; so does
     reaching iteration `stop_at` (a time-limited job's share of a longer schedule). Under
     torchrun, each process calls this; `cancel` on any of them stops them all at the same step.
+    time_holdout: re-split the dataset by time (engine.data.vhap_format.split_by_time), for a monocular clip.
     """
     with process_group(config.device) as ranks:
-        return _train(dataset, Path(out), config, head, resume, report, cancel, final_eval_frames, stop_at, ranks)
+        return _train(dataset, Path(out), config, head, resume, report, cancel, final_eval_frames, stop_at, ranks,
+                      time_holdout)
 
 
 def _train(dataset: str | Path, out: Path, config: TrainConfig, head: HeadModel | str | None, resume: bool,
            report: Callable[[TrainReport], None] | None, cancel: Callable[[], bool] | None,
-           final_eval_frames: int | None, stop_at: int | None, ranks: Ranks) -> TrainResult:
+           final_eval_frames: int | None, stop_at: int | None, ranks: Ranks,
+           time_holdout: float | None) -> TrainResult:
     if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
     config = replace(config, device=rank_device(config.device, ranks))
@@ -93,7 +97,7 @@ def _train(dataset: str | Path, out: Path, config: TrainConfig, head: HeadModel 
     head_model = head if isinstance(head, HeadModel) else load_head(head)
     if head_model.is_flame:
         head_model = head_model.with_teeth()
-    data = read_dataset(dataset)
+    data = read_dataset(dataset, time_holdout=time_holdout)
     checkpoint = out / CHECKPOINT_NAME
     state = None
     if resume:

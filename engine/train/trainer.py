@@ -77,7 +77,8 @@ class Trainer:
         self.timesteps = dataset.timesteps(None)
         self.row = {t: i for i, t in enumerate(self.timesteps)}
         self.flame = head.fit_params(dataset.flame_params(None), str(self.train_frames[0].flame_param_path))
-        self.extent = _camera_extent(self.train_frames)
+        self.extent = _camera_extent(self.train_frames,
+                                     self.flame.rotation[[self.row[f.timestep] for f in self.train_frames]])
         g = gaussians if gaussians is not None else self._initial_gaussians()
         if self.device.type != "cpu":  # heads are cached and shared: the trainer moves its own copy
             self.head = copy.deepcopy(head).to(self.device)
@@ -373,7 +374,17 @@ def _pad_rest(rest: Tensor, degree: int) -> Tensor:
     return torch.cat([rest, rest.new_zeros(rest.shape[0], want - rest.shape[1], 3)], dim=1)
 
 
-def _camera_extent(frames: tuple[FrameRecord, ...]) -> float:
-    """1.1 × the largest distance of a training camera from the cameras' mean (3DGS' scene extent)."""
+def _camera_extent(frames: tuple[FrameRecord, ...], rotations: Tensor | None = None) -> float:
+    """1.1 × the largest distance of a training camera from the cameras' mean (3DGS' scene extent).
+
+    A monocular clip has one camera, so its spread is nil: there the views come from the head
+    turning, and the cameras are placed in the head's frame first (rotations [N, 3]: each frame's
+    global head rotation, axis-angle, in frame order)."""
     centres = torch.stack([f.camera.position.float() for f in frames])
-    return 1.1 * float((centres - centres.mean(0)).norm(dim=-1).max().clamp(min=1e-3))
+    spread = float((centres - centres.mean(0)).norm(dim=-1).max())
+    if rotations is not None and spread < 1e-3:
+        from smplx.lbs import batch_rodrigues
+
+        centres = (batch_rodrigues(rotations.float()).transpose(1, 2) @ centres[:, :, None])[:, :, 0]
+        spread = float((centres - centres.mean(0)).norm(dim=-1).max())
+    return 1.1 * max(spread, 1e-3)
