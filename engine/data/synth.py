@@ -10,7 +10,6 @@ sequence × held-out cameras (novel views); test = a second, different sequence 
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from engine.data.mesh_render import MeshRenderer
 from engine.data.vhap_writer import DatasetWriter, FrameSample
 from engine.head.model import HeadModel, load_head
 from engine.head.params import FlameParams
+from engine.io.atomic import staged_folder
 from engine.render.camera import Camera, framing, orbit_camera
 
 Progress = Callable[[float, str], None]
@@ -118,9 +118,7 @@ def generate(
     """
     head = head or load_head("demo")
     out = Path(out)
-    work = out.with_name(out.name + ".partial")
-    shutil.rmtree(work, ignore_errors=True)
-    with torch.no_grad():
+    with torch.no_grad(), staged_folder(out) as work:
         rest = head(head.neutral_params())[0]
         train_cams, held_cams = camera_rig(config, rest)
         seq_train = talking_sequence(head, config.train_frames, 0.05 * config.seed, held_out=False)
@@ -129,31 +127,24 @@ def generate(
         jobs += [("val", t, c) for t in range(config.train_frames) for c in range(len(held_cams))]
         jobs += [("test", config.train_frames + t, c) for t in range(config.test_frames) for c in range(len(train_cams))]
         cams = {**{i: cam for i, cam in enumerate(train_cams)}, **{len(train_cams) + j: cam for j, cam in enumerate(held_cams)}}
-        try:
-            with MeshRenderer() as renderer:
-                writer = DatasetWriter(work)
-                writer.set_canonical(head.neutral_params())
-                verts: dict[int, torch.Tensor] = {}
-                for t in range(config.train_frames):
-                    writer.add_flame(t, seq_train.frame(t))
-                for t in range(config.test_frames):
-                    writer.add_flame(config.train_frames + t, seq_test.frame(t))
-                for i, (split, t, c) in enumerate(jobs):
-                    if cancel is not None and cancel():
-                        raise Cancelled("synthetic data generation cancelled")
-                    cam_index = c if split != "val" else len(train_cams) + c
-                    if t not in verts:
-                        seq, row = (seq_train, t) if t < config.train_frames else (seq_test, t - config.train_frames)
-                        verts = {t: head(seq.frame(row))[0]}
-                    image = renderer.render(verts[t], head.faces, head.face_labels, cams[cam_index], rest_verts=rest)
-                    writer.add_frame(FrameSample(split, t, cam_index, cams[cam_index], image.rgb, image.alpha, image.labels))
-                    if progress is not None:
-                        progress((i + 1) / len(jobs), f"rendered {i + 1}/{len(jobs)} images")
-                writer.close()
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-    if out.exists():
-        shutil.rmtree(out)
-    work.rename(out)
+        with MeshRenderer() as renderer:
+            writer = DatasetWriter(work)
+            writer.set_canonical(head.neutral_params())
+            verts: dict[int, torch.Tensor] = {}
+            for t in range(config.train_frames):
+                writer.add_flame(t, seq_train.frame(t))
+            for t in range(config.test_frames):
+                writer.add_flame(config.train_frames + t, seq_test.frame(t))
+            for i, (split, t, c) in enumerate(jobs):
+                if cancel is not None and cancel():
+                    raise Cancelled("synthetic data generation cancelled")
+                cam_index = c if split != "val" else len(train_cams) + c
+                if t not in verts:
+                    seq, row = (seq_train, t) if t < config.train_frames else (seq_test, t - config.train_frames)
+                    verts = {t: head(seq.frame(row))[0]}
+                image = renderer.render(verts[t], head.faces, head.face_labels, cams[cam_index], rest_verts=rest)
+                writer.add_frame(FrameSample(split, t, cam_index, cams[cam_index], image.rgb, image.alpha, image.labels))
+                if progress is not None:
+                    progress((i + 1) / len(jobs), f"rendered {i + 1}/{len(jobs)} images")
+            writer.close()
     return out
