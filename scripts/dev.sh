@@ -27,13 +27,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-stamp="$VENV/.installed-$(cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)"
+stamp="$VENV/.installed-$(cat requirements.lock requirements-landmarks.lock pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || $PY -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   # torch first, alone and pinned: otherwise a dependency pulls a multi-GB CUDA build.
   "$VENV/bin/python" -m pip install -q torch==2.13.0
   "$VENV/bin/python" -m pip install -q -c <(echo torch==2.13.0) -r requirements.lock
+  # the optional `landmarks` extra (video ingest's face landmarks and foreground), with the shared packages held
+  "$VENV/bin/python" -m pip install -q -c <(echo torch==2.13.0) -c requirements.lock -r requirements-landmarks.lock
   "$VENV/bin/python" -m pip install -q --no-deps -e .
   rm -f "$VENV"/.installed-*
   touch "$stamp"
