@@ -1,0 +1,45 @@
+"""Tracking settings, one documented field each (defaults tuned on the synthetic talking head, 2 CPU cores)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """How FLAME is fitted to a clip's landmarks, foreground and pixels."""
+
+    keyframes: int = 12  # frames spread over the clip fitted together first: identity, static offsets, focal
+    identity_iters: int = 300  # optimisation steps of that stage
+    chunk: int = 25  # frames fitted together afterwards, in order, each chunk warm-started from the frame before
+    chunk_iters: int = 60  # optimisation steps per chunk
+    lr: float = 0.02  # Adam step size (parameters are scaled so one size suits all: rad, cm, mm, coefficients)
+    lr_final_fraction: float = 0.05  # each stage's step size decays exponentially to this fraction of lr
+    expr_count: int = 50  # expression coefficients fitted (the head's first ones; fewer when it has fewer)
+    fit_focal: bool = True  # fit the focal length (else keep the initial guess)
+    fov_init_deg: float = 40.0  # initial guess: field of view across the image's longer side
+    robust_scale: float = 0.03  # landmark residual scale of the robust (Cauchy) loss, × inter-ocular distance
+    contour_weight: float = 0.2  # weight of face-outline landmarks (they slide with the view)
+    iris_weight: float = 1.0  # weight of iris landmarks (gaze)
+    w_shape: float = 1e-3  # prior on identity coefficients (squared)
+    w_expr: float = 2e-3  # prior on expression coefficients (squared)
+    w_static: float = 1e-2  # prior on static offsets (squared, in mm)
+    w_static_smooth: float = 1.0  # Laplacian smoothness of static offsets (in mm)
+    w_neck: float = 1.0  # prior holding the neck joint still (the global rotation turns the head)
+    w_jaw_side: float = 1.0  # prior on the jaw's sideways and twisting rotation
+    w_eyes: float = 1e-2  # prior on eye rotation
+    w_focal: float = 1e-2  # prior on log focal length around the initial guess
+    w_smooth: float = 2.0  # temporal smoothness: squared differences to the neighbouring frames' parameters
+    w_silhouette: float = 0.5  # mesh drawn outside the foreground mask (photometric pass)
+    photometric_iters: int = 0  # steps of the final photometric pass per chunk (0: off)
+    photometric_size: int = 128  # longer image side the photometric pass renders at
+    photometric_weight: float = 1.0  # weight of the L1 colour term
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> "TrackConfig":
+        known = set(TrackConfig.__dataclass_fields__)
+        return TrackConfig(**{k: v for k, v in data.items() if k in known})

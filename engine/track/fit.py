@@ -1,0 +1,232 @@
+"""Fitting FLAME to a clip's landmarks: identity on keyframes first, then every frame in order.
+
+Stage 1 (keyframes spread over the clip, fitted together): identity coefficients, static offsets,
+the focal length and the keyframes' own parameters, each keyframe's head pose started from a
+closed-form weak-perspective alignment of the neutral landmarks.
+Stage 2 (chunks of consecutive frames, in order): per-frame rotation, translation, neck, jaw,
+eyes and expression with the identity held, each chunk warm-started from the frame before it
+(expression, jaw, eyes) and from each frame's own closed-form alignment (head pose), tied to the
+frame before by the smoothness term.
+Losses: robust landmark reprojection (engine/track/losses.py), priors, temporal smoothness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from engine.head.model import HeadModel
+from engine.head.params import FlameParams
+from engine.track import losses
+from engine.track.config import TrackConfig
+from engine.track.embedding import LandmarkEmbedding
+from engine.track.head_points import HeadPoints
+from engine.track.rotations import matrix_to_axis_angle
+from engine.track.sources import IngestCancelled
+from engine.track.state import PER_FRAME, TrackState, params_of, project
+
+TRANSLATION_UNIT = 0.01  # translation is optimised in centimetres
+OFFSET_UNIT = 0.001  # static offsets are optimised in millimetres
+Progress = Callable[[float, str], None]
+Cancel = Callable[[], bool]
+ExtraLoss = Callable[[Tensor, FlameParams, Tensor], Tensor]
+"""extra(rows [R], params of those frames, focal []) -> a scalar loss added to fitting's."""
+
+
+@dataclass(frozen=True)
+class PointSet:
+    """What fitting needs to know about the landmarker's points."""
+
+    weights: np.ndarray  # [P] float per-point weight (outline points lower, irises as configured)
+    eye_corners: tuple[tuple[int, int], tuple[int, int]]  # (outer, inner) of the right and left eye
+    iris: tuple[int, ...]  # iris point indices (empty when the landmarker has none)
+
+
+class LandmarkFitter:
+    """Poses the embedded landmarks of a head and fits TrackState slices to observed landmarks."""
+
+    def __init__(self, head: HeadModel, embedding: LandmarkEmbedding, landmarks: Tensor, points: PointSet,
+                 size: tuple[int, int], config: TrackConfig) -> None:
+        assert landmarks.ndim == 3 and landmarks.shape[1:] == (embedding.count, 2), (
+            f"landmarks must be [T, {embedding.count}, 2], got {tuple(landmarks.shape)}"
+        )
+        self.head, self.config, self.embedding = head, config, embedding
+        self.landmarks = landmarks.float()  # [T, P, 2], NaN rows where no face was found
+        self.width, self.height = size
+        ids, self.corners = embedding.vertex_ids(head.faces)
+        self.points = HeadPoints(head, ids)
+        self.bary = embedding.bary.float()
+        self.weights = torch.as_tensor(points.weights, dtype=torch.float32) * embedding.valid.float()
+        self.found = torch.isfinite(self.landmarks[:, 0, 0])
+        (r_out, r_in), (l_out, l_in) = points.eye_corners
+        eyes = lambda x: (0.5 * (x[..., r_out, :] + x[..., r_in, :]), 0.5 * (x[..., l_out, :] + x[..., l_in, :]))  # noqa: E731
+        right, left = eyes(self.landmarks)
+        iod = (right - left).norm(dim=-1)
+        self.iod_px = torch.where(torch.isfinite(iod), iod, torch.nanmedian(iod) if self.found.any() else iod)
+        self.scale = config.robust_scale * self.iod_px.clamp(min=1.0)
+        with torch.no_grad():
+            neutral = self.landmarks3d(head.neutral_params(), self.bary)[0]
+        r3, l3 = eyes(neutral)
+        self.iod_m = float((r3 - l3).norm())
+        self.neutral = neutral  # [P, 3]
+        self.edges, self.degree = losses.mesh_edges(head.faces, head.n_verts)
+        self.iris = list(points.iris)
+
+    def landmarks3d(self, params, bary: Tensor | None = None) -> Tensor:  # noqa: ANN001
+        """[T, P, 3] landmark positions for FlameParams."""
+        verts = self.points(params)  # [T, K, 3]
+        b = self.bary if bary is None else bary
+        return (verts[:, self.corners] * b[None, :, :, None]).sum(-2)
+
+    # ---- initialisation ---------------------------------------------------------------------------
+    def rigid_guess(self, row: int, focal: float, distance: float) -> tuple[Tensor, Tensor]:
+        """(rotation [3], translation [3]) aligning the neutral landmarks to frame row's by weak perspective."""
+        obs = self.landmarks[row]
+        w = self.weights * torch.isfinite(obs[:, 0])
+        keep = w > 0
+        x3 = self.neutral[keep].double()
+        x2 = obs[keep].double()
+        wk = w[keep].double()[:, None]
+        x2 = torch.stack([x2[:, 0] - self.width / 2, -(x2[:, 1] - self.height / 2)], dim=1)  # +y up
+        m3 = (wk * x3).sum(0) / wk.sum()
+        m2 = (wk * x2).sum(0) / wk.sum()
+        a3, a2 = (x3 - m3) * wk.sqrt(), (x2 - m2) * wk.sqrt()
+        affine = torch.linalg.lstsq(a3, a2).solution.T  # [2, 3]: x2 ≈ affine · x3
+        s = 0.5 * (affine[0].norm() + affine[1].norm())
+        r1, r2 = affine[0] / affine[0].norm(), affine[1] / affine[1].norm()
+        u, _, vh = torch.linalg.svd(torch.stack([r1, r2, torch.linalg.cross(r1, r2)]))
+        rot = u @ vh
+        if torch.det(rot) < 0:
+            rot = u @ torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=rot.dtype)) @ vh
+        depth = focal / float(s)
+        root = self.points.joint_template[0].double()  # the global rotation turns the head about its root joint
+        centre = rot @ (m3 - root) + root  # the landmark centroid rotated, before translation
+        t = torch.stack([m2[0] * depth / focal - centre[0], m2[1] * depth / focal - centre[1],
+                         (distance - depth) - centre[2]])
+        return matrix_to_axis_angle(rot).float(), t.float()
+
+    # ---- one optimisation stage -------------------------------------------------------------------
+    def fit(self, state: TrackState, rows: Tensor, iters: int, shared: bool, before: int | None = None,
+            cancel: Cancel | None = None, smooth: bool = True, extra: ExtraLoss | None = None,
+            landmark_weight: float = 1.0) -> float:
+        """Optimise the frames `rows` (a sorted [R] long tensor) of state in place; shared=True also
+        fits identity, static offsets and focal. `before` is the row whose (fixed) values the
+        smoothness chain starts from; `extra(rows, params, focal)` adds a loss (the photometric
+        pass). Returns the final loss."""
+        c = self.config
+        scale_of = {"translation": 1 / TRANSLATION_UNIT}
+        frame = {k: torch.nn.Parameter(getattr(state, k)[rows].clone() * scale_of.get(k, 1.0)) for k in PER_FRAME}
+        groups: list[dict] = [{"params": list(frame.values()), "lr": c.lr}]
+        shape = torch.nn.Parameter(state.shape.clone()) if shared else state.shape
+        offset = torch.nn.Parameter(state.static_offset / OFFSET_UNIT) if shared else state.static_offset / OFFSET_UNIT
+        log_focal = torch.nn.Parameter(state.log_focal.clone()) if shared and c.fit_focal else state.log_focal
+        if shared:
+            groups.append({"params": [shape, offset], "lr": c.lr})
+            if c.fit_focal:
+                groups.append({"params": [log_focal], "lr": c.lr * 0.5})
+        optimizer = torch.optim.Adam(groups)
+        decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, c.lr_final_fraction ** (1.0 / max(1, iters)))
+        prev = None
+        if before is not None and smooth:
+            prev = {k: getattr(state, k)[before] * scale_of.get(k, 1.0) for k in PER_FRAME}
+        obs, scale = self.landmarks[rows], self.scale[rows]
+        log_focal0 = float(state.log_focal) if not shared else float(log_focal.detach())
+        loss = torch.zeros(())
+        for it in range(iters):
+            if cancel is not None and cancel():
+                raise IngestCancelled("tracking cancelled")
+            values = {k: v / scale_of.get(k, 1.0) for k, v in frame.items()}
+            params = params_of(self.head, shape, offset * OFFSET_UNIT, values)
+            proj = project(self.landmarks3d(params), log_focal.exp(), state.distance, self.width / 2, self.height / 2)
+            loss = landmark_weight * losses.robust_landmark_loss(proj, obs, self.weights, scale)
+            loss = loss + self._priors(frame, shape, offset, log_focal, log_focal0, shared)
+            if extra is not None:
+                loss = loss + extra(rows, params, log_focal.exp())
+            if smooth and len(rows) > 1 or prev is not None:
+                chain = torch.cat([frame[k].reshape(len(rows), -1) for k in PER_FRAME], dim=1)
+                start = None if prev is None else torch.cat([prev[k].reshape(-1) for k in PER_FRAME])
+                loss = loss + c.w_smooth * losses.temporal_smoothness(chain, start)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            decay.step()
+        with torch.no_grad():
+            for k, v in frame.items():
+                getattr(state, k)[rows] = v.detach() / scale_of.get(k, 1.0)
+            if shared:
+                state.shape = shape.detach().clone()
+                state.static_offset = offset.detach() * OFFSET_UNIT
+                state.log_focal = log_focal.detach().clone()
+            state.fitted[rows] = True
+        return float(loss.detach())
+
+    def _priors(self, frame: dict[str, Tensor], shape: Tensor, offset: Tensor, log_focal: Tensor,
+                log_focal0: float, shared: bool) -> Tensor:
+        c = self.config
+        n = frame["rotation"].shape[0]
+        loss = c.w_expr * frame["expr"].pow(2).sum() / n
+        loss = loss + c.w_neck * frame["neck_pose"].pow(2).sum() / n
+        loss = loss + c.w_jaw_side * frame["jaw_pose"][:, 1:].pow(2).sum() / n
+        loss = loss + c.w_eyes * frame["eyes_pose"].pow(2).sum() / n
+        if shared:
+            loss = loss + c.w_shape * shape.pow(2).sum()
+            loss = loss + c.w_static * offset.pow(2).mean()
+            lap = losses.uniform_laplacian(offset, self.edges, self.degree)
+            loss = loss + c.w_static_smooth * lap.pow(2).sum(-1).mean() * 100.0
+            loss = loss + c.w_focal * (log_focal - log_focal0).pow(2)
+        return loss
+
+    # ---- reporting --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def project_all(self, state: TrackState) -> Tensor:
+        """[T, P, 2] the fitted head's landmarks in every frame, pixels."""
+        return project(self.landmarks3d(state.params(self.head)), state.log_focal.exp(), state.distance,
+                       self.width / 2, self.height / 2)
+
+    @torch.no_grad()
+    def residuals(self, state: TrackState) -> Tensor:
+        """[T, P] reprojection distance in pixels of every point (NaN where not observed)."""
+        return (self.project_all(state) - self.landmarks).norm(dim=-1)
+
+
+def spread_rows(candidates: Tensor, count: int) -> Tensor:
+    """[min(count, N)] evenly spread entries of candidates [N] (sorted)."""
+    n = len(candidates)
+    if n <= count:
+        return candidates
+    picks = torch.linspace(0, n - 1, count).round().long()
+    return candidates[torch.unique(picks)]
+
+
+def track_landmarks(fitter: LandmarkFitter, state: TrackState, progress: Progress | None = None,
+                    cancel: Cancel | None = None, share: float = 1.0) -> TrackState:
+    """Both stages on every frame of state; progress goes from 0 to `share`."""
+    c = fitter.config
+    t = state.frames
+    found = torch.nonzero(fitter.found).flatten()
+    if len(found) == 0:
+        raise ValueError("no face was found in any frame")
+    keys = spread_rows(found, c.keyframes)
+    for row in keys.tolist():
+        state.rotation[row], state.translation[row] = fitter.rigid_guess(row, state.focal, state.distance)
+    report = progress or (lambda f, m: None)
+    report(0.0, f"fitting identity on {len(keys)} keyframes")
+    fitter.fit(state, keys, c.identity_iters, shared=True, cancel=cancel, smooth=False)
+    chunks = [torch.arange(a, min(t, a + c.chunk)) for a in range(0, t, c.chunk)]
+    for i, rows in enumerate(chunks):
+        a = int(rows[0])
+        source = a - 1 if a > 0 else int(keys[(keys - a).abs().argmin()])
+        for k in ("jaw_pose", "eyes_pose", "expr", "neck_pose"):
+            getattr(state, k)[rows] = getattr(state, k)[source].clone()
+        for row in rows.tolist():
+            if fitter.found[row]:
+                state.rotation[row], state.translation[row] = fitter.rigid_guess(row, state.focal, state.distance)
+            else:
+                state.rotation[row], state.translation[row] = state.rotation[source].clone(), state.translation[source].clone()
+        fitter.fit(state, rows, c.chunk_iters, shared=False, before=a - 1 if a > 0 else None, cancel=cancel)
+        report(share * (i + 1) / len(chunks), f"tracked {int(rows[-1]) + 1}/{t} frames")
+    return state

@@ -1,0 +1,68 @@
+"""A video in, an avatar out: ingest (decode → landmarks → tracking → dataset), then training.
+
+RUN/dataset holds the tracked dataset (kept for re-training), RUN/avatar, RUN/checkpoint.pt and
+RUN/metrics.json what training writes. `resume=True` keeps a complete RUN/dataset and continues
+training from RUN/checkpoint.pt. The CLI (`dynamicavatars from-video`) and the GUI's "New avatar
+from video…" wizard both call `from_video`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.head.model import HeadModel, load_head
+from engine.track.dataset_out import read_track_record
+from engine.track.ingest import IngestConfig, IngestResult, ingest
+from engine.track.landmarks import Landmarker, Segmenter
+from engine.train.config import TrainConfig
+from engine.train.run import TrainReport, TrainResult, train
+
+DATASET_DIR = "dataset"
+INGEST_SHARE = 0.3  # of the whole progress bar (training takes the rest)
+
+Progress = Callable[[float, str], None]
+Cancel = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class FromVideoResult:
+    """What a run made."""
+
+    dataset: Path  # RUN/dataset
+    ingest: IngestResult | None  # None when an existing dataset was kept (resume)
+    train: TrainResult  # training's result (cancelled=True when it was stopped; its checkpoint is saved)
+
+
+def dataset_complete(folder: str | Path) -> bool:
+    """True when folder holds a dataset ingest finished writing."""
+    path = Path(folder)
+    return (path / "transforms_train.json").is_file() and read_track_record(path) is not None
+
+
+def from_video(source: str | Path, run: str | Path, ingest_config: IngestConfig = IngestConfig(),
+               train_config: TrainConfig = TrainConfig(), head: HeadModel | str | None = None, resume: bool = False,
+               progress: Progress | None = None, cancel: Cancel | None = None,
+               report: Callable[[TrainReport], None] | None = None, landmarker: Landmarker | None = None,
+               segmenter: Segmenter | None = None) -> FromVideoResult:
+    """Ingest `source` into RUN/dataset (unless resuming with a complete one) and train an avatar in RUN."""
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    head_model = head if isinstance(head, HeadModel) else load_head(head)
+    tell = progress or (lambda f, m: None)
+    dataset = run / DATASET_DIR
+    made = None
+    if not (resume and dataset_complete(dataset)):
+        made = ingest(source, dataset, ingest_config, head_model, lambda f, m: tell(INGEST_SHARE * f, m), cancel,
+                      landmarker, segmenter)
+
+    def on_step(r: TrainReport) -> None:
+        tell(INGEST_SHARE + (1 - INGEST_SHARE) * r.step.iteration / r.total,
+             f"training: iteration {r.step.iteration}/{r.total}, PSNR {r.step.psnr:.1f} dB")
+        if report is not None:
+            report(r)
+
+    tell(INGEST_SHARE, "training")
+    result = train(dataset, run, train_config, head_model, resume=resume, report=on_step, cancel=cancel)
+    return FromVideoResult(dataset, made, result)
