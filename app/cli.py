@@ -10,7 +10,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("render", "synth", "train", "refine", "edit", "adjust", "masks", "export", "models")
+COMMANDS: tuple[str, ...] = ("render", "synth", "ingest", "train", "from-video", "refine", "edit", "adjust", "masks",
+                              "export", "models")
 """Subcommands, in the order `--help` lists them."""
 
 from app.errors import CommandError
@@ -22,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dynamicavatars", description="DynamicAvatars command line.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"app.commands.{name}")
+        module = importlib.import_module(f"app.commands.{name.replace('-', '_')}")
         doc = (module.__doc__ or name).strip().splitlines()[0]
         p = sub.add_parser(name, help=doc, description=doc)
         module.add_arguments(p)
