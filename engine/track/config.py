@@ -13,7 +13,9 @@ class TrackConfig:
     keyframes: int = 12  # frames spread over the clip fitted together first: identity, static offsets, focal
     identity_iters: int = 300  # optimisation steps of that stage
     chunk: int = 25  # frames fitted together afterwards, in order, each chunk warm-started from the frame before
-    chunk_iters: int = 60  # optimisation steps per chunk
+    chunk_iters: int = 12  # Levenberg–Marquardt iterations per chunk
+    keyframe_iters: int = 10  # Levenberg–Marquardt iterations on the keyframes between identity updates
+    optimizer: str = "adam"  # identity stage: "adam" (steps of size lr) or "lbfgs" (iterations with a line search)
     lr: float = 0.02  # Adam step size (parameters are scaled so one size suits all: rad, cm, mm, coefficients)
     lr_final_fraction: float = 0.05  # each stage's step size decays exponentially to this fraction of lr
     expr_count: int = 50  # expression coefficients fitted (the head's first ones; fewer when it has fewer)

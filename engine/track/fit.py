@@ -12,6 +12,7 @@ Losses: robust landmark reprojection (engine/track/losses.py), priors, temporal 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from engine.head.params import FlameParams
 from engine.track import losses
 from engine.track.config import TrackConfig
 from engine.track.embedding import LandmarkEmbedding
+from engine.track.gauss_newton import pack, solve_frames, unpack
 from engine.track.head_points import HeadPoints
 from engine.track.rotations import matrix_to_axis_angle
 from engine.track.sources import IngestCancelled
@@ -31,6 +33,7 @@ from engine.track.state import PER_FRAME, TrackState, params_of, project
 
 TRANSLATION_UNIT = 0.01  # translation is optimised in centimetres
 OFFSET_UNIT = 0.001  # static offsets are optimised in millimetres
+IDENTITY_ROUNDS = 3  # alternations of the keyframe stage
 Progress = Callable[[float, str], None]
 Cancel = Callable[[], bool]
 ExtraLoss = Callable[[Tensor, FlameParams, Tensor], Tensor]
@@ -59,7 +62,9 @@ class LandmarkFitter:
         self.width, self.height = size
         ids, self.corners = embedding.vertex_ids(head.faces)
         self.points = HeadPoints(head, ids)
+        self.points64 = copy.deepcopy(self.points).double()  # Levenberg–Marquardt's forward differences
         self.bary = embedding.bary.float()
+        self.bary64 = embedding.bary.double()
         self.weights = torch.as_tensor(points.weights, dtype=torch.float32) * embedding.valid.float()
         self.found = torch.isfinite(self.landmarks[:, 0, 0])
         (r_out, r_in), (l_out, l_in) = points.eye_corners
@@ -128,15 +133,13 @@ class LandmarkFitter:
             groups.append({"params": [shape, offset], "lr": c.lr})
             if c.fit_focal:
                 groups.append({"params": [log_focal], "lr": c.lr * 0.5})
-        optimizer = torch.optim.Adam(groups)
-        decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, c.lr_final_fraction ** (1.0 / max(1, iters)))
         prev = None
         if before is not None and smooth:
             prev = {k: getattr(state, k)[before] * scale_of.get(k, 1.0) for k in PER_FRAME}
         obs, scale = self.landmarks[rows], self.scale[rows]
         log_focal0 = float(state.log_focal) if not shared else float(log_focal.detach())
-        loss = torch.zeros(())
-        for it in range(iters):
+
+        def objective() -> Tensor:
             if cancel is not None and cancel():
                 raise IngestCancelled("tracking cancelled")
             values = {k: v / scale_of.get(k, 1.0) for k, v in frame.items()}
@@ -150,10 +153,9 @@ class LandmarkFitter:
                 chain = torch.cat([frame[k].reshape(len(rows), -1) for k in PER_FRAME], dim=1)
                 start = None if prev is None else torch.cat([prev[k].reshape(-1) for k in PER_FRAME])
                 loss = loss + c.w_smooth * losses.temporal_smoothness(chain, start)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            decay.step()
+            return loss
+
+        loss = minimise(objective, groups, iters, c)
         with torch.no_grad():
             for k, v in frame.items():
                 getattr(state, k)[rows] = v.detach() / scale_of.get(k, 1.0)
@@ -162,7 +164,43 @@ class LandmarkFitter:
                 state.static_offset = offset.detach() * OFFSET_UNIT
                 state.log_focal = log_focal.detach().clone()
             state.fitted[rows] = True
-        return float(loss.detach())
+        return float(loss)
+
+    def refine_frames(self, state: TrackState, rows: Tensor, iters: int, before: int | None = None,
+                      cancel: Cancel | None = None, smooth: bool = True) -> None:
+        """Levenberg–Marquardt on the frames `rows` of state in place (identity, offsets and focal held)."""
+        c = self.config
+        n_expr = state.expr.shape[1]
+        t = len(rows)
+        obs = self.landmarks[rows].double()  # [T, P, 2]
+        seen = torch.isfinite(obs[..., 0])  # [T, P]
+        total = (self.weights[None] * seen).sum(1, keepdim=True).clamp(min=1e-9)  # [T, 1]
+        share = (self.weights[None] * seen / total).repeat_interleave(2, dim=1).double()  # [T, 2P] weight shares
+        coef = share.sqrt() / self.scale[rows, None].double()  # [T, 2P]
+        target = torch.nan_to_num(obs).reshape(t, -1)
+        focal = state.log_focal.double().exp()
+        shape, offset = state.shape.double(), state.static_offset.double()
+        points = self.points64
+
+        def residuals(x: Tensor) -> Tensor:  # [N, T, D] -> [N, T, 2P]
+            n = x.shape[0]
+            params = params_of(self.head, shape, offset, unpack(x.reshape(n * t, -1), n_expr))
+            marks = (points(params)[:, self.corners] * self.bary64[None, :, :, None]).sum(-2)
+            proj = project(marks, focal, state.distance, self.width / 2, self.height / 2)
+            return coef * (proj.reshape(n, t, -1) - target)
+
+        prior = torch.cat([torch.zeros(6), torch.full((3,), c.w_neck), torch.tensor([0.0, c.w_jaw_side, c.w_jaw_side]),
+                           torch.full((6,), c.w_eyes), torch.full((n_expr,), c.w_expr)]) * 2.0
+        x0 = pack({k: getattr(state, k)[rows] for k in PER_FRAME})
+        start = None
+        if before is not None and smooth:
+            start = pack({k: getattr(state, k)[before : before + 1] for k in PER_FRAME})[0]
+        x = solve_frames(residuals, x0, share.clamp(min=1e-12), prior, 2.0 * c.w_smooth if smooth else 0.0, start,
+                         iters, cancel)
+        with torch.no_grad():
+            for k, v in unpack(x, n_expr).items():
+                getattr(state, k)[rows] = v
+            state.fitted[rows] = True
 
     def _priors(self, frame: dict[str, Tensor], shape: Tensor, offset: Tensor, log_focal: Tensor,
                 log_focal0: float, shared: bool) -> Tensor:
@@ -183,14 +221,43 @@ class LandmarkFitter:
     # ---- reporting --------------------------------------------------------------------------------
     @torch.no_grad()
     def project_all(self, state: TrackState) -> Tensor:
-        """[T, P, 2] the fitted head's landmarks in every frame, pixels."""
-        return project(self.landmarks3d(state.params(self.head)), state.log_focal.exp(), state.distance,
-                       self.width / 2, self.height / 2)
+        """[T, P, 2] the fitted head's landmarks in every frame, pixels (NaN for points the embedding lacks)."""
+        uv = project(self.landmarks3d(state.params(self.head)), state.log_focal.exp(), state.distance,
+                     self.width / 2, self.height / 2)
+        return torch.where(self.embedding.valid[None, :, None], uv, torch.full_like(uv, float("nan")))
 
     @torch.no_grad()
     def residuals(self, state: TrackState) -> Tensor:
         """[T, P] reprojection distance in pixels of every point (NaN where not observed)."""
         return (self.project_all(state) - self.landmarks).norm(dim=-1)
+
+
+def minimise(objective: Callable[[], Tensor], groups: list[dict], iters: int, config: TrackConfig) -> float:
+    """Minimise objective() over the parameter groups: L-BFGS with a strong-Wolfe line search (`iters`
+    iterations, for landmark fitting's smooth least squares), or Adam with an exponentially decaying step
+    (`iters` steps). Returns the last loss."""
+    params = [p for g in groups for p in g["params"]]
+    if config.optimizer == "lbfgs":
+        optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=20, tolerance_grad=1e-9,
+                                      tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+        def closure() -> Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            loss = objective()
+            loss.backward()
+            return loss
+
+        return float(optimizer.step(closure).detach())
+    optimizer = torch.optim.Adam(groups)
+    decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_final_fraction ** (1.0 / max(1, iters)))
+    loss = torch.zeros(())
+    for _ in range(iters):
+        optimizer.zero_grad(set_to_none=True)
+        loss = objective()
+        loss.backward()
+        optimizer.step()
+        decay.step()
+    return float(loss.detach())
 
 
 def spread_rows(candidates: Tensor, count: int) -> Tensor:
@@ -215,7 +282,10 @@ def track_landmarks(fitter: LandmarkFitter, state: TrackState, progress: Progres
         state.rotation[row], state.translation[row] = fitter.rigid_guess(row, state.focal, state.distance)
     report = progress or (lambda f, m: None)
     report(0.0, f"fitting identity on {len(keys)} keyframes")
-    fitter.fit(state, keys, c.identity_iters, shared=True, cancel=cancel, smooth=False)
+    for _ in range(IDENTITY_ROUNDS):  # per-frame parameters by Levenberg–Marquardt, identity and focal by Adam
+        fitter.refine_frames(state, keys, c.keyframe_iters, cancel=cancel, smooth=False)
+        fitter.fit(state, keys, c.identity_iters // IDENTITY_ROUNDS, shared=True, cancel=cancel, smooth=False)
+    fitter.refine_frames(state, keys, c.keyframe_iters, cancel=cancel, smooth=False)
     chunks = [torch.arange(a, min(t, a + c.chunk)) for a in range(0, t, c.chunk)]
     for i, rows in enumerate(chunks):
         a = int(rows[0])
@@ -227,6 +297,6 @@ def track_landmarks(fitter: LandmarkFitter, state: TrackState, progress: Progres
                 state.rotation[row], state.translation[row] = fitter.rigid_guess(row, state.focal, state.distance)
             else:
                 state.rotation[row], state.translation[row] = state.rotation[source].clone(), state.translation[source].clone()
-        fitter.fit(state, rows, c.chunk_iters, shared=False, before=a - 1 if a > 0 else None, cancel=cancel)
+        fitter.refine_frames(state, rows, c.chunk_iters, before=a - 1 if a > 0 else None, cancel=cancel)
         report(share * (i + 1) / len(chunks), f"tracked {int(rows[-1]) + 1}/{t} frames")
     return state
