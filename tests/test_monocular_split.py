@@ -16,7 +16,7 @@ from engine.train.config import TrainConfig
 from engine.train.trainer import Trainer
 
 
-def _monocular(root: Path, frames: int, split_of=lambda t: "train") -> Path:  # noqa: ANN001
+def _monocular(root: Path, frames: int, split_of=lambda t: "train") -> Path:
     head = load_head("demo")
     camera = orbit_camera(0.0, 0.0, 0.8, (0.0, -0.02, 0.0), 25.0, 32, 32)
     flame = {}

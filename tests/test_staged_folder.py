@@ -15,10 +15,9 @@ def test_a_folder_replaces_the_old_one_only_when_complete(tmp_path: Path) -> Non
         (work / "a.txt").write_text("first")
         assert not target.exists() and work.name == "out.partial"
     assert (target / "a.txt").read_text() == "first"
-    with pytest.raises(RuntimeError, match="half way"):
-        with staged_folder(target) as work:
-            (work / "a.txt").write_text("second")
-            raise RuntimeError("half way")
+    with pytest.raises(RuntimeError, match="half way"), staged_folder(target) as work:
+        (work / "a.txt").write_text("second")
+        raise RuntimeError("half way")
     assert (target / "a.txt").read_text() == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     with staged_folder(target) as work:

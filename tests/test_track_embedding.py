@@ -12,7 +12,7 @@ import torch
 from engine.head.model import load_head
 from engine.head.params import FlameParams
 from engine.io.atomic import FileFormatError
-from engine.render.camera import Camera
+from engine.render.camera import Camera, orbit_camera
 from engine.track.embedding import (
     SHIPPED_DIR,
     LandmarkEmbedding,
@@ -25,7 +25,6 @@ from engine.track.embedding import (
 )
 from engine.track.landmarks import Landmarks
 from engine.track.raycast import cast_rays, pixel_rays
-from engine.render.camera import orbit_camera
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ class Oracle:
     eye_corners = ((0, 1), (2, 3))
     iris_centres = (-1, -1)
 
-    def __init__(self, head, face: torch.Tensor, bary: torch.Tensor) -> None:  # noqa: ANN001
+    def __init__(self, head, face: torch.Tensor, bary: torch.Tensor) -> None:
         self.head, self.face, self.bary = head, face, bary
         self.count = len(face)
         self.contour = np.zeros(self.count, bool)
@@ -77,7 +76,7 @@ class Oracle:
         pass
 
 
-def _visible_front_faces(head, count: int) -> torch.Tensor:  # noqa: ANN001
+def _visible_front_faces(head, count: int) -> torch.Tensor:
     """`count` triangles spread over the front of the face whose centres every embedding view sees."""
     from engine.track.embedding import embedding_pose, embedding_views
 

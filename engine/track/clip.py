@@ -17,7 +17,15 @@ import numpy as np
 from PIL import Image
 
 from engine.track.landmarks import Landmarker, Segmenter
-from engine.track.sources import FrameSelection, IngestCancelled, IngestError, SourceInfo, iter_frames, probe
+from engine.track.sources import (
+    FrameSelection,
+    IngestCancelled,
+    IngestError,
+    SourceInfo,
+    iter_frames,
+    probe,
+    read_frame,
+)
 
 CROP_SAMPLES = 16  # frames the first pass looks at to place the crop
 CROP_GROW = 2.0  # crop side = this × the larger side of the union of face boxes
@@ -152,3 +160,20 @@ def _crop_resize(image: np.ndarray, box: tuple[int, int, int, int], size: int) -
     if ch % 2 or cw % 2:  # even sizes: the dataset's images go into videos and GL textures
         out = out[: ch - ch % 2, : cw - cw % 2]
     return np.ascontiguousarray(out)
+
+
+def sample_landmarks(path: str, selection: FrameSelection, landmarker: Landmarker,
+                     count: int = 4) -> list[tuple[float, np.ndarray, np.ndarray | None]]:
+    """(time, frame shrunk to DETECT_SIDE, landmarks in its pixels or None) at `count` times spread over the
+    selection: what a person checks before committing to a run."""
+    info = probe(path)
+    end = info.duration if selection.end is None else min(selection.end, info.duration)
+    times = np.linspace(selection.start, end, count + 2)[1:-1] if count > 1 else [0.5 * (selection.start + end)]
+    samples = []
+    for time in times:
+        frame = read_frame(path, float(time))
+        image, _ = shrink(frame.image, DETECT_SIDE)
+        image = np.ascontiguousarray(image)
+        found = landmarker.detect(image)
+        samples.append((frame.time, image, None if found is None else found.points))
+    return samples

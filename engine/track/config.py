@@ -42,6 +42,6 @@ class TrackConfig:
         return asdict(self)
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> "TrackConfig":
+    def from_dict(data: dict[str, Any]) -> TrackConfig:
         known = set(TrackConfig.__dataclass_fields__)
         return TrackConfig(**{k: v for k, v in data.items() if k in known})

@@ -80,7 +80,7 @@ def write_tracked_dataset(out: str | Path, clip: Clip, tracking: Tracking, head:
 
 def _write_extras(root: Path, clip: Clip, tracking: Tracking, head: HeadModel, holdout: float, splits: list[str],
                   meta: dict[str, Any]) -> None:
-    finite = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
+    finite = lambda a: [None if not np.isfinite(v) else float(v) for v in a]
     record = {
         "format": FORMAT,
         "version": VERSION,

@@ -20,7 +20,7 @@ from torch import Tensor
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
 from engine.render.camera import framing, orbit_camera
-from engine.track.embedding import EMBED_JAW, HeadLook, LandmarkEmbedding, embedding_pose
+from engine.track.embedding import HeadLook, LandmarkEmbedding, embedding_pose
 from engine.track.landmarks import Landmarker
 from engine.track.raycast import surface_points
 
@@ -37,7 +37,7 @@ def calibration_poses(head: HeadModel, count: int, seed: int = 0) -> FlameParams
     """[count] random poses and expressions: yaw ±40°, pitch ±15°, roll ±6°, jaw 0..0.25 rad, each of the
     head's named expressions (or its first ten) on in about a third of the renders, gaze ±10°."""
     gen = torch.Generator().manual_seed(seed)
-    u = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    u = lambda *s: torch.rand(*s, generator=gen)
     p = head.neutral_params(count)
     rotation = torch.stack([math.radians(15) * (2 * u(count) - 1), math.radians(40) * (2 * u(count) - 1),
                             math.radians(6) * (2 * u(count) - 1)], dim=1)
@@ -79,7 +79,7 @@ def refine_embedding(head: HeadModel, landmarker: Landmarker, look: HeadLook, in
     return LandmarkEmbedding(initial.landmarker, initial.fingerprint, face, bary, valid, initial.spread)
 
 
-def _best_spots(head: HeadModel, initial: LandmarkEmbedding, verts: Tensor, seen: Tensor, camera) -> tuple[Tensor, Tensor]:  # noqa: ANN001
+def _best_spots(head: HeadModel, initial: LandmarkEmbedding, verts: Tensor, seen: Tensor, camera) -> tuple[Tensor, Tensor]:
     """(face [P], bary [P, 3]): per point the candidate spot with the least robust reprojection error."""
     faces = head.faces
     with torch.no_grad():

@@ -68,7 +68,7 @@ class LandmarkFitter:
         self.weights = torch.as_tensor(points.weights, dtype=torch.float32) * embedding.valid.float()
         self.found = torch.isfinite(self.landmarks[:, 0, 0])
         (r_out, r_in), (l_out, l_in) = points.eye_corners
-        eyes = lambda x: (0.5 * (x[..., r_out, :] + x[..., r_in, :]), 0.5 * (x[..., l_out, :] + x[..., l_in, :]))  # noqa: E731
+        eyes = lambda x: (0.5 * (x[..., r_out, :] + x[..., r_in, :]), 0.5 * (x[..., l_out, :] + x[..., l_in, :]))
         right, left = eyes(self.landmarks)
         iod = (right - left).norm(dim=-1)
         self.iod_px = torch.where(torch.isfinite(iod), iod, torch.nanmedian(iod) if self.found.any() else iod)
@@ -81,7 +81,7 @@ class LandmarkFitter:
         self.edges, self.degree = losses.mesh_edges(head.faces, head.n_verts)
         self.iris = list(points.iris)
 
-    def landmarks3d(self, params, bary: Tensor | None = None) -> Tensor:  # noqa: ANN001
+    def landmarks3d(self, params, bary: Tensor | None = None) -> Tensor:
         """[T, P, 3] landmark positions for FlameParams."""
         verts = self.points(params)  # [T, K, 3]
         b = self.bary if bary is None else bary

@@ -98,7 +98,7 @@ def _config_dict(config: IngestConfig) -> dict:
     return data
 
 
-def _nanmedian(values) -> float:  # noqa: ANN001
+def _nanmedian(values) -> float:
     import numpy as np
 
     finite = np.asarray(values, dtype=float)

@@ -62,7 +62,7 @@ class PhotometricTerm:
     """extra(rows, params, focal) for LandmarkFitter.fit: colour and silhouette losses of those frames."""
 
     def __init__(self, head: HeadModel, region: Tensor, frames: Frames, distance: float, config: TrackConfig) -> None:
-        t, h, w = frames.images.shape[:3]
+        h, w = frames.images.shape[1:3]
         self.head, self.config, self.frames, self.distance = head, config, frames, distance
         self.full = (w, h)
         self.size = fit_size(w, h, config.photometric_size)

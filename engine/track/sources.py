@@ -189,7 +189,7 @@ class _open_video:
         self.path = path
         self.container = None
 
-    def __enter__(self):  # noqa: ANN204
+    def __enter__(self):
         import av
 
         try:
@@ -208,7 +208,7 @@ class _open_video:
             self.container.close()
 
 
-def _decode(p: Path, container, stream) -> Iterator[tuple[np.ndarray, float]]:  # noqa: ANN001
+def _decode(p: Path, container, stream) -> Iterator[tuple[np.ndarray, float]]:
     """(upright RGB frame, time in seconds) of every decodable frame from the current position."""
     import av
 

@@ -54,8 +54,8 @@ class TrackState:
     fitted: Tensor  # [T] bool: the frame's parameters have been fitted (else they are a guess)
 
     @staticmethod
-    def initial(head: HeadModel, frames: int, expr_count: int, focal: float, distance: float) -> "TrackState":
-        z = lambda *s: torch.zeros(*s)  # noqa: E731
+    def initial(head: HeadModel, frames: int, expr_count: int, focal: float, distance: float) -> TrackState:
+        z = lambda *s: torch.zeros(*s)
         n_expr = min(expr_count, int(head.exprdirs.shape[2])) if head.exprdirs.shape[2] else 0
         return TrackState(z(int(head.shapedirs.shape[2])), z(head.n_verts, 3), torch.tensor(math.log(focal)), distance,
                           z(frames, 3), z(frames, 3), z(frames, 3), z(frames, 3), z(frames, 6), z(frames, n_expr),

@@ -47,7 +47,7 @@ def talking_head_params(head: HeadModel, spec: ClipSpec) -> FlameParams:
     p = head.neutral_params(n)
     t = torch.arange(n, dtype=torch.float32) / max(1, n - 1)
     ph = 0.13 * spec.seed
-    wave = lambda f, off=0.0: torch.sin(2 * math.pi * (f * t + off + ph))  # noqa: E731
+    wave = lambda f, off=0.0: torch.sin(2 * math.pi * (f * t + off + ph))
     expr = p.expr.clone()
     names = head.expression_names
 
