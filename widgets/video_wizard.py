@@ -180,12 +180,8 @@ class VideoWizard(QDialog):
         return page
 
     def _landmarks_page(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        info = QLabel("Check that the face is found: the dots should sit on the eyes, brows, nose, lips and face "
-                      "outline in every sample. If they do not, trim the clip to better frames.")
-        info.setWordWrap(True)
-        layout.addWidget(info)
+        page, layout = _page("Check that the face is found: the dots should sit on the eyes, brows, nose, lips and "
+                             "face outline in every sample. If they do not, trim the clip to better frames.")
         self.find_button = QPushButton("Find landmarks on sample frames")
         self.find_button.clicked.connect(lambda: self.landmarks_requested.emit(self.settings()))
         layout.addWidget(self.find_button)
@@ -197,12 +193,8 @@ class VideoWizard(QDialog):
         return page
 
     def _run_page(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        intro = QLabel("Decode → landmarks → tracking → training. The dataset stays in the run folder for "
-                       "re-training; Cancel keeps what is done and Resume continues from it.")
-        intro.setWordWrap(True)
-        layout.addWidget(intro)
+        page, layout = _page("Decode → landmarks → tracking → training. The dataset stays in the run folder for "
+                             "re-training; Cancel keeps what is done and Resume continues from it.")
         self.progress = QProgressBar(minimum=0, maximum=1000)
         layout.addWidget(self.progress)
         self.status = QLabel("Ready.")
@@ -341,6 +333,16 @@ class VideoWizard(QDialog):
 
     def set_status(self, text: str) -> None:
         self.status.setText(text)
+
+
+def _page(intro: str) -> tuple[QWidget, QVBoxLayout]:
+    """A page with a wrapped paragraph on top."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    label = QLabel(intro)
+    label.setWordWrap(True)
+    layout.addWidget(label)
+    return page, layout
 
 
 def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:
