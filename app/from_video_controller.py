@@ -253,4 +253,4 @@ def install_from_video(window: MainWindow, track_config: TrackConfig = TrackConf
     app = QCoreApplication.instance()
     if app is not None:
         app.aboutToQuit.connect(controller.shutdown)
-    return controller
+    return window.add_feature("from_video", controller)

@@ -111,6 +111,9 @@ def install_features(window: MainWindow, state_folder: str | None = None,  # noq
     install_masks(window)
     edit = install_edit_panel(window)
     install_train_panel(window, window.model)
+    from app.from_video_controller import install_from_video
+
+    install_from_video(window)
     prompt.refined.connect(lambda result: edit.set_plan(result.plan))
     prompt.panel.plan_edited.connect(edit.set_plan)
     edit.set_selection_source(lambda: window.model.selection)
