@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -15,7 +14,6 @@ class TrackConfig:
     chunk: int = 25  # frames fitted together afterwards, in order, each chunk warm-started from the frame before
     chunk_iters: int = 12  # Levenberg–Marquardt iterations per chunk
     keyframe_iters: int = 10  # Levenberg–Marquardt iterations on the keyframes between identity updates
-    optimizer: str = "adam"  # identity stage: "adam" (steps of size lr) or "lbfgs" (iterations with a line search)
     lr: float = 0.02  # Adam step size (parameters are scaled so one size suits all: rad, cm, mm, coefficients)
     lr_final_fraction: float = 0.05  # each stage's step size decays exponentially to this fraction of lr
     expr_count: int = 50  # expression coefficients fitted (the head's first ones; fewer when it has fewer)
@@ -37,11 +35,3 @@ class TrackConfig:
     photometric_iters: int = 0  # steps of the final photometric pass per chunk (0: off)
     photometric_size: int = 128  # longer image side the photometric pass renders at
     photometric_weight: float = 1.0  # weight of the L1 colour term
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> TrackConfig:
-        known = set(TrackConfig.__dataclass_fields__)
-        return TrackConfig(**{k: v for k, v in data.items() if k in known})

@@ -233,21 +233,8 @@ class LandmarkFitter:
 
 
 def minimise(objective: Callable[[], Tensor], groups: list[dict], iters: int, config: TrackConfig) -> float:
-    """Minimise objective() over the parameter groups: L-BFGS with a strong-Wolfe line search (`iters`
-    iterations, for landmark fitting's smooth least squares), or Adam with an exponentially decaying step
-    (`iters` steps). Returns the last loss."""
-    params = [p for g in groups for p in g["params"]]
-    if config.optimizer == "lbfgs":
-        optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=20, tolerance_grad=1e-9,
-                                      tolerance_change=1e-12, line_search_fn="strong_wolfe")
-
-        def closure() -> Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            loss = objective()
-            loss.backward()
-            return loss
-
-        return float(optimizer.step(closure).detach())
+    """Minimise objective() over the parameter groups by Adam, the step decaying exponentially to
+    config.lr_final_fraction of its start over `iters` steps. Returns the last loss."""
     optimizer = torch.optim.Adam(groups)
     decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_final_fraction ** (1.0 / max(1, iters)))
     loss = torch.zeros(())

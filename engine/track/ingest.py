@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from engine.head.model import HeadModel, load_head
 from engine.track.clip import read_clip
 from engine.track.config import TrackConfig
@@ -98,9 +100,7 @@ def _config_dict(config: IngestConfig) -> dict:
     return data
 
 
-def _nanmedian(values) -> float:
-    import numpy as np
-
+def _nanmedian(values: np.ndarray) -> float:
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     return float(np.median(finite)) if finite.size else float("nan")

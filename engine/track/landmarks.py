@@ -70,14 +70,6 @@ class Segmenter(Protocol):
         ...
 
 
-def inter_ocular(points: np.ndarray, landmarker: Landmarker) -> float:
-    """Distance between the two eye centres (mean of each eye's corners) of points [P, 2]: the face's scale."""
-    (r_out, r_in), (l_out, l_in) = landmarker.eye_corners
-    right = 0.5 * (points[r_out] + points[r_in])
-    left = 0.5 * (points[l_out] + points[l_in])
-    return float(np.linalg.norm(right - left))
-
-
 def default_landmarker(video: bool = False) -> Landmarker:
     """MediaPipe's face mesh (478 points with irises). video=True tracks between consecutive frames.
 

@@ -59,15 +59,6 @@ def quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def mediapipe_available() -> bool:
-    """True when MediaPipe imports here."""
-    try:
-        load_mediapipe()
-    except LandmarkerUnavailable:
-        return False
-    return True
-
-
 def _contour_mask() -> np.ndarray:
     from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
 

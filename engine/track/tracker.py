@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,8 +50,6 @@ def track_clip(clip: Clip, head: HeadModel, landmarker: Landmarker, config: Trac
                embedding: LandmarkEmbedding | None = None, progress: Progress | None = None,
                cancel: Cancel | None = None) -> Tracking:
     """Fit the head to every frame of the clip (engine/track/fit.py, engine/track/photometric.py)."""
-    import time
-
     start = time.perf_counter()
     report = progress or (lambda f, m: None)
     if embedding is None:
