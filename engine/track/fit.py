@@ -265,13 +265,14 @@ def track_landmarks(fitter: LandmarkFitter, state: TrackState, progress: Progres
     if len(found) == 0:
         raise ValueError("no face was found in any frame")
     keys = spread_rows(found, c.keyframes)
+    identity_iters = c.single_image_iters if t == 1 else c.identity_iters
     for row in keys.tolist():
         state.rotation[row], state.translation[row] = fitter.rigid_guess(row, state.focal, state.distance)
     report = progress or (lambda f, m: None)
     report(0.0, f"fitting identity on {len(keys)} keyframes")
     for _ in range(IDENTITY_ROUNDS):  # per-frame parameters by Levenberg–Marquardt, identity and focal by Adam
         fitter.refine_frames(state, keys, c.keyframe_iters, cancel=cancel, smooth=False)
-        fitter.fit(state, keys, c.identity_iters // IDENTITY_ROUNDS, shared=True, cancel=cancel, smooth=False)
+        fitter.fit(state, keys, identity_iters // IDENTITY_ROUNDS, shared=True, cancel=cancel, smooth=False)
     fitter.refine_frames(state, keys, c.keyframe_iters, cancel=cancel, smooth=False)
     chunks = [torch.arange(a, min(t, a + c.chunk)) for a in range(0, t, c.chunk)]
     for i, rows in enumerate(chunks):
