@@ -46,7 +46,7 @@ VIEWS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (-18.0, 0.0), (18.0, 0.0),
 RENDER_SIZE = 512  # pixels
 AGREE_M = 0.004  # lifts farther than this from a point's median lift are outliers (4 mm)
 EMBED_JAW = 0.12  # jaw opening (radians) of the pose the embedding is found in
-CALIBRATION_RENDERS = 32  # renders at known poses and expressions the embedding is refined on
+CALIBRATION_RENDERS = 96  # renders at known poses and expressions the embedding is refined on
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ SEARCH_RADIUS = 0.012  # metres around a point's first lift searched for a bette
 SAMPLES = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [2 / 3, 1 / 6, 1 / 6], [1 / 6, 2 / 3, 1 / 6], [1 / 6, 1 / 6, 2 / 3],
                         [1 / 6, 5 / 12, 5 / 12], [5 / 12, 1 / 6, 5 / 12], [5 / 12, 5 / 12, 1 / 6]])
 """Barycentric spots tried on each triangle."""
-ROBUST_PX = 6.0  # residuals (pixels at RENDER_SIZE) beyond this count as this much: a wrong detection weighs little
+ROBUST_PX = 10.0  # residuals (pixels at RENDER_SIZE) beyond this count as this much: a wrong detection weighs little
 RENDER_SIZE = 384  # pixels
 FOV_DEG = 20.0
 
