@@ -50,7 +50,7 @@ def _observed(head, embedding, params, noise_px: float, seed: int = 0) -> torch.
 
 
 def _points(count: int) -> PointSet:
-    return PointSet(np.ones(count, np.float32), (RIGHT_EYE, LEFT_EYE), ())
+    return PointSet(np.ones(count, np.float32), (RIGHT_EYE, LEFT_EYE))
 
 
 def test_head_points_equal_the_whole_mesh(head) -> None:

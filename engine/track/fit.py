@@ -2,12 +2,13 @@
 
 Stage 1 (keyframes spread over the clip, fitted together): identity coefficients, static offsets,
 the focal length and the keyframes' own parameters, each keyframe's head pose started from a
-closed-form weak-perspective alignment of the neutral landmarks.
+closed-form weak-perspective alignment of the neutral landmarks; rounds of per-frame
+Levenberg–Marquardt (engine/track/gauss_newton.py) alternate with Adam on everything.
 Stage 2 (chunks of consecutive frames, in order): per-frame rotation, translation, neck, jaw,
-eyes and expression with the identity held, each chunk warm-started from the frame before it
-(expression, jaw, eyes) and from each frame's own closed-form alignment (head pose), tied to the
-frame before by the smoothness term.
-Losses: robust landmark reprojection (engine/track/losses.py), priors, temporal smoothness.
+eyes and expression by Levenberg–Marquardt with the identity held, each chunk warm-started from the
+frame before it (expression, jaw, eyes, neck) and from each frame's own closed-form alignment (head
+pose), tied to the frame before by the smoothness term.
+Losses: robust (Cauchy) landmark reprojection (engine/track/losses.py), priors, temporal smoothness.
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from engine.head.params import FlameParams
 from engine.track import losses
 from engine.track.config import TrackConfig
 from engine.track.embedding import LandmarkEmbedding
-from engine.track.gauss_newton import pack, solve_frames, unpack
+from engine.track.gauss_newton import TRANSLATION_UNIT, pack, solve_frames, unpack
 from engine.track.head_points import HeadPoints
 from engine.track.rotations import matrix_to_axis_angle
 from engine.track.sources import IngestCancelled
 from engine.track.state import PER_FRAME, TrackState, params_of, project
 
-TRANSLATION_UNIT = 0.01  # translation is optimised in centimetres
 OFFSET_UNIT = 0.001  # static offsets are optimised in millimetres
 IDENTITY_ROUNDS = 3  # alternations of the keyframe stage
 Progress = Callable[[float, str], None]
@@ -46,7 +46,6 @@ class PointSet:
 
     weights: np.ndarray  # [P] float per-point weight (outline points lower, irises as configured)
     eye_corners: tuple[tuple[int, int], tuple[int, int]]  # (outer, inner) of the right and left eye
-    iris: tuple[int, ...]  # iris point indices (empty when the landmarker has none)
 
 
 class LandmarkFitter:
@@ -79,7 +78,6 @@ class LandmarkFitter:
         self.iod_m = float((r3 - l3).norm())
         self.neutral = neutral  # [P, 3]
         self.edges, self.degree = losses.mesh_edges(head.faces, head.n_verts)
-        self.iris = list(points.iris)
 
     def landmarks3d(self, params, bary: Tensor | None = None) -> Tensor:
         """[T, P, 3] landmark positions for FlameParams."""

@@ -46,7 +46,7 @@ class Landmarker(Protocol):
     count: int  # P, points per face
     contour: np.ndarray  # [P] bool: points on the face outline (they slide with the view; fitting trusts them less)
     eye_corners: tuple[tuple[int, int], tuple[int, int]]  # (outer, inner) point indices of the right and left eye
-    iris_centres: tuple[int, int]  # point index of the right and left iris centre (-1 when the set has none)
+    iris_centres: tuple[int, int]  # right and left iris centre (-1: none); iris points run from the first to the end
 
     def detect(self, image: np.ndarray) -> Landmarks | None:
         """Points of the most prominent face in image [H, W, 3] uint8 RGB, or None when none is found."""

@@ -36,14 +36,13 @@ class Tracking:
 
 
 def point_set(landmarker: Landmarker, config: TrackConfig) -> PointSet:
-    """Per-point weights and the eye and iris indices of a landmarker."""
+    """Per-point weights (outline points and irises as configured) and the eye corners of a landmarker;
+    its iris points are those from its first iris centre on (MediaPipe's 468–477)."""
     weights = np.ones(landmarker.count, dtype=np.float32)
     weights[np.asarray(landmarker.contour, dtype=bool)] = config.contour_weight
-    iris: tuple[int, ...] = ()
     if min(landmarker.iris_centres) >= 0:
-        iris = tuple(range(min(landmarker.iris_centres), landmarker.count))
-        weights[list(iris)] = config.iris_weight
-    return PointSet(weights, landmarker.eye_corners, iris)
+        weights[min(landmarker.iris_centres):] = config.iris_weight
+    return PointSet(weights, landmarker.eye_corners)
 
 
 def track_clip(clip: Clip, head: HeadModel, landmarker: Landmarker, config: TrackConfig = TrackConfig(),
