@@ -125,3 +125,6 @@ def test_cli_ingest_with_time_range_and_stride(tmp_path: Path, clip, capsys) -> 
     assert record["splits"] == {"train": 4, "test": 1}
     assert cli.main(["ingest", str(tmp_path / "missing.mp4"), "--out", str(out)]) == 2
     assert "missing.mp4: no such file" in capsys.readouterr().err
+    assert cli.main(["ingest", str(video), "--out", str(tmp_path / "short"), "--max-frames", "3"]) == 2
+    assert f"{video}: too short: 3 frame(s) leave none to hold out" in capsys.readouterr().err
+    assert not (tmp_path / "short").exists()

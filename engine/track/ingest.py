@@ -18,9 +18,9 @@ import numpy as np
 from engine.head.model import HeadModel, load_head
 from engine.track.clip import read_clip
 from engine.track.config import TrackConfig
-from engine.track.dataset_out import write_tracked_dataset
+from engine.track.dataset_out import time_split, write_tracked_dataset
 from engine.track.landmarks import Landmarker, Segmenter, default_landmarker, default_segmenter
-from engine.track.sources import FrameSelection, probe
+from engine.track.sources import FrameSelection, IngestError, probe
 from engine.track.tracker import track_clip
 
 Progress = Callable[[float, str], None]
@@ -77,6 +77,10 @@ def ingest(source: str | Path, out: str | Path, config: IngestConfig = IngestCon
     try:
         clip = read_clip(str(source), config.selection, config.size, landmarker, segmenter if config.segment else None,
                          config.crop, _stage(report, 0), cancel, video_landmarker)
+        if info.kind != "photo" and config.holdout > 0 and "test" not in time_split(clip.frames, config.holdout):
+            raise IngestError(info.path, f"too short: {clip.frames} frame(s) leave none to hold out as the later "
+                                         f"{config.holdout:.0%}; take a longer time range or a smaller stride, or hold "
+                                         "out nothing (--holdout 0)")
         tracking = track_clip(clip, head_model, landmarker, config.track, progress=_stage(report, 1), cancel=cancel)
         meta = {"landmarker": landmarker.name, "config": _config_dict(config)}
         dataset = write_tracked_dataset(out, clip, tracking, head_model, config.holdout, meta, _stage(report, 2), cancel)
