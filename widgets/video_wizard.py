@@ -94,6 +94,7 @@ class VideoWizard(QDialog):
         self.resize(760, 620)
         self.duration = 0.0
         self._chosen = ""
+        self._auto_out = ""  # the run folder this dialog filled in (it follows the source until the user edits it)
         self.run_state = "ready"
         self._cancelled_once = False
         self.stack = QStackedWidget()
@@ -110,6 +111,8 @@ class VideoWizard(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.stack, 1)
         layout.addLayout(nav)
+        for button in self.findChildren(QPushButton):
+            button.setAutoDefault(False)  # Return in a text field must not press Browse… or Start
         self.out_edit.setText(default_out)
         self._scrub_timer = QTimer(self, singleShot=True, interval=SCRUB_DELAY_MS)
         self._scrub_timer.timeout.connect(lambda: self.frame_requested.emit(self.scrub_time))
@@ -236,9 +239,10 @@ class VideoWizard(QDialog):
             return  # editingFinished fires again whenever the field loses focus
         self._chosen = path
         self.source_edit.setText(path)
-        if not self.out_edit.text():
+        if self.out_edit.text() in ("", self._auto_out):
             p = Path(path)
-            self.out_edit.setText(str(p.with_name(p.stem + "_avatar")))
+            self._auto_out = str(p.with_name(p.stem + "_avatar"))
+            self.out_edit.setText(self._auto_out)
         self.duration = 0.0
         self.next_button.setEnabled(False)
         self.source_info.setText(f"Reading {Path(path).name}…")
