@@ -44,7 +44,7 @@ def clip(tmp_path_factory) -> Path:
 @pytest.fixture
 def window(qtbot, tmp_path, dialogs):
     model = SessionModel()
-    renderer = RenderController(model, backend="cpu", interactive_side=128, still_side=0)
+    renderer = RenderController(model, backend="cpu", max_side=128, progressive=False)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(model, renderer, settings=settings, data_dir=tmp_path / "data")
     qtbot.addWidget(win)
