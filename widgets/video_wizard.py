@@ -131,7 +131,7 @@ class VideoWizard(QDialog):
         row.addWidget(self.source_edit, 1)
         row.addWidget(browse)
         form.addRow("Video", row)
-        self.source_edit.editingFinished.connect(lambda: self.choose_source(self.source_edit.text()))
+        self.source_edit.editingFinished.connect(self._on_source_edited)
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("folder for the dataset, the avatar and its checkpoint")
         form.addRow("Run folder", self.out_edit)
@@ -247,6 +247,10 @@ class VideoWizard(QDialog):
         self.next_button.setEnabled(False)
         self.source_info.setText(f"Reading {Path(path).name}…")
         self.probe_requested.emit(path)
+
+    def _on_source_edited(self) -> None:
+        if self.isVisible():  # focus leaving the field of a closed dialog is no choice
+            self.choose_source(self.source_edit.text())
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a video", self.source_edit.text(), VIDEO_FILTER)
