@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.avatar.demo import load_demo_avatar
-from engine.edit.discriminator import DiscriminatorConfig, auc, corrupt, train_discriminator
+from engine.edit.discriminator import DiscriminatorConfig, auc, gate_samples, train_discriminator
 from engine.edit.editors import EditorSettings, make_editor
 from engine.edit.keyframes import (
     View, farthest_point_keyframes, orbit_cameras, orbit_views, view_features, view_visibility,
@@ -54,26 +54,27 @@ def _crops(avatar, count: int, offset: float) -> list[tuple[torch.Tensor, torch.
     for cam in orbit_cameras(avatar, count, 256, offset=offset):
         verts = avatar.posed_vertices().float()
         pts = avatar.gaussians.subset(sel).deform(verts, avatar.head.faces).means
-        out.append(render_view(avatar, verts, crop_camera(cam, pts, 64), sel.float()))
+        out.append(render_view(avatar, verts, crop_camera(cam, pts, 96, min_fraction=0.08), sel.float()))
     return out
 
 
-def test_discriminator_separates_renders_from_corruptions_and_gates(avatar) -> None:
-    train = [rgb for rgb, _ in _crops(avatar, 8, 0.0)]
+def test_discriminator_separates_clean_edits_from_corruptions_and_gates(avatar) -> None:
+    train = _crops(avatar, 8, 0.0)
     held = _crops(avatar, 6, 0.5)
-    disc = train_discriminator(train, DiscriminatorConfig(steps=120, size=64, seed=0))
-    gen = torch.Generator().manual_seed(123)
-    reals = torch.stack([rgb for rgb, _ in held] * 2)
-    fakes = torch.stack([corrupt(rgb, gen) for rgb, _ in held] * 2)
-    assert auc(disc.score(reals), disc.score(fakes)) > 0.9
+    disc = train_discriminator([rgb for rgb, _ in train], DiscriminatorConfig(steps=100, seed=0),
+                               masks=[m for _, m in train])
+    assert disc.calibration is not None and disc.calibration.clean_pass_share >= 0.9
+    cond, clean, broken, masks = gate_samples([r for r, _ in held], [m for _, m in held], 24,
+                                              torch.Generator().manual_seed(123))
+    assert auc(disc.score(cond, clean, masks), disc.score(cond, broken, masks)) > 0.9
     rgb, mask = held[2]
     plan = refine("make the lips blue").plan
     good = make_editor(EditorSettings()).edit(rgb, mask, plan).image
-    ok, _, _ = disc.gate(good, mask)
+    ok, _, _ = disc.gate(good, mask, rgb)
     assert ok
-    noise = torch.rand(rgb.shape, generator=gen)
+    noise = torch.rand(rgb.shape, generator=torch.Generator().manual_seed(5))
     broken = rgb * (1 - mask[..., None]) + noise * mask[..., None]
-    ok, score, reason = disc.gate(broken, mask)
+    ok, score, reason = disc.gate(broken, mask, rgb)
     assert not ok and "broken" in reason
 
 

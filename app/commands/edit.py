@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.cli import CommandError
 from app.commands import add_head_arguments, component_names, load_avatar_arg
+from engine.head.components import PARTS
+
+if TYPE_CHECKING:
+    from engine.avatar.avatar import Avatar
+    from engine.edit.run import EditResult
+    from engine.prompting.plan import EditPlan
 
 BACKENDS = ("auto", "procedural", "instruct-pix2pix", "inpaint", "img2img", "http")
 
@@ -16,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", required=True, help='what to change, e.g. "make the lips blue"')
     p.add_argument("--components", nargs="*", default=None, metavar="NAME",
                    help="components or groups to edit (default: those the refined plan names)")
+    p.add_argument("--part", choices=PARTS, default=None,
+                   help="edit only this part of the components (default: the plan's part, if any)")
     p.add_argument("--out", required=True, help="folder for the edited avatar and project.dap (base + layer)")
     add_head_arguments(p, device=True)
     p.add_argument("--dataset", default=None, help="the avatar's VHAP dataset folder (default: orbit cameras)")
@@ -36,25 +45,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from app.progress import progress_bar
-    from engine.avatar.avatar import Avatar
-    from engine.avatar.files import save_avatar
     from engine.edit.editors import EditorError
-    from engine.edit.layers import compose
     from engine.edit.optimise import OptimConfig
     from engine.edit.run import EditConfig, run_edit
-    from engine.head.components import expand, labels_of
-    from engine.project.project_file import Project, save_project
+    from engine.head.components import labels_of
     from engine.prompting import gaussians_context
 
     avatar = load_avatar_arg(args)
-    plan = _refine(args, gaussians_context(avatar.gaussians)).plan
-    names = component_names(args.components)
-    try:
-        if names:
-            plan = plan.model_copy(update={"components": expand(names)})
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"plan: {plan.refined_prompt} [{', '.join(k.value for k in plan.kinds)}; {', '.join(plan.components)}]")
+    plan = _plan(args, _refine(args, gaussians_context(avatar.gaussians)).plan)
+    part = f"; the {plan.part}" if plan.part else ""
+    print(f"plan: {plan.refined_prompt} [{', '.join(k.value for k in plan.kinds)}; {', '.join(plan.components)}{part}]")
     selection = torch.isin(avatar.gaussians.labels, torch.tensor(labels_of(list(plan.components)) or [-1]))
     dataset = None
     if args.dataset:
@@ -67,20 +67,57 @@ def run(args: argparse.Namespace) -> int:
         editor = _editor(args, plan)
         with progress_bar("edit") as progress:
             result = run_edit(avatar, selection, plan, editor, config, dataset, progress)
-    except EditorError as exc:
+    except (EditorError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     if result is None:
         raise CommandError("edit cancelled")
     for line in result.log:
         print(line)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    edited = Avatar(avatar.head, compose(avatar.gaussians, [result.layer]), avatar.params, avatar.name)
-    save_avatar(edited, out / "avatar")
-    save_project(Project(avatar, [result.layer]), out / "project.dap")
-    print(f"wrote {out / 'avatar'} and {out / 'project.dap'} ({result.layer.name}: "
-          f"{result.layer.indices.numel()} Gaussians changed; {result.seconds:.0f} s)")
+    _save(avatar, result, Path(args.out))
     return 0
+
+
+def _plan(args: argparse.Namespace, plan: EditPlan) -> EditPlan:
+    """The refined plan with --components and --part applied (validated: a part must lie in the components)."""
+    from engine.head.components import expand
+    from engine.prompting.plan import PlanError, build_plan
+
+    update: dict[str, object] = {}
+    try:
+        names = component_names(args.components)
+        if names:
+            update["components"] = expand(names)
+        if args.part:
+            update["part"] = args.part
+        elif "components" in update and plan.part and not set(PARTS[plan.part]) <= set(update["components"]):
+            update["part"] = None  # the plan's part lies outside the components asked for
+        return build_plan({**plan.model_dump(), **update}) if update else plan
+    except (ValueError, PlanError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _save(avatar: Avatar, result: EditResult, out: Path) -> None:
+    """out/avatar (the edit applied: Gaussians, and the expression offset in every frame) and out/project.dap
+    (the base avatar with the result's layers)."""
+    from engine.avatar.avatar import Avatar
+    from engine.avatar.files import save_avatar
+    from engine.edit.layers import compose, expression_offset
+    from engine.project.project_file import Project, save_project
+
+    out.mkdir(parents=True, exist_ok=True)
+    layers = list(result.layers)
+    params = avatar.params
+    offset = expression_offset(layers, params.expr.shape[1])
+    if offset is not None:
+        params = params.with_values(expr=params.expr + offset[None].to(params.expr))
+    save_avatar(Avatar(avatar.head, compose(avatar.gaussians, layers), params, avatar.name), out / "avatar")
+    save_project(Project(avatar, layers), out / "project.dap")
+    changed = sum(layer.indices.numel() for layer in layers)
+    names = "; ".join(layer.name for layer in layers)
+    print(f"wrote {out / 'avatar'} and {out / 'project.dap'} ({names}: {changed} Gaussians changed; "
+          f"{result.seconds:.0f} s)")
+    for text in result.warnings:
+        print(f"warning: {text}")
 
 
 def _editor(args: argparse.Namespace, plan: object) -> object:

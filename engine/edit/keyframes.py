@@ -2,17 +2,18 @@
 pose and view direction, weighted by how visible the selected region is.
 
 Candidates come from the avatar's dataset (every training frame) or, when it has none, from its FLAME
-sequence times an orbit of cameras. Each candidate gets a feature vector (expression, jaw, head and
-neck pose, view direction in the head's frame; each group scaled to unit spread) and a visibility
-(the selection-weighted share of selected Gaussians the view really shows — facing, inside the image,
-not occluded — measured on small renders of the selection mask, engine.edit.visibility). Farthest-point
-sampling then repeatedly takes the candidate maximising visibility^γ × distance to the chosen set.
+sequence times an orbit of cameras, once per spatial group of the selection (each eye, each ear). Each
+candidate gets a feature vector (expression, jaw, head and neck pose, view direction in the head's
+frame, the group; each scaled to unit spread) and a visibility (the region's visible pixels in the
+view, relative to the best view of its group, measured on small renders of the selection mask,
+engine.edit.visibility). Farthest-point sampling then repeatedly takes the candidate maximising
+visibility^γ × distance to the chosen set.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ class View:
     timestep: int  # frame index in the sequence / dataset timestep
     camera_index: int  # camera index in the dataset or the orbit
     image_path: Path | None = None  # the dataset's photo of this view, when there is one
+    group: int = 0  # the spatial group of the selection this view's crop frames (engine.edit.regions)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,11 @@ def dataset_views(avatar: Avatar, dataset: object, size: int, split: str = "trai
     return views
 
 
+def per_group(views: list[View], groups: int) -> list[View]:
+    """Every view once per spatial group of the selection (each candidate frames one group)."""
+    return [replace(v, group=g) for v in views for g in range(groups)]
+
+
 def _group_normalise(x: Tensor) -> Tensor:
     """x [M, D] centred and scaled so the group's total variance is 1 (zeros when it does not vary)."""
     x = x - x.mean(0, keepdim=True)
@@ -111,7 +118,8 @@ def _group_normalise(x: Tensor) -> Tensor:
 
 
 def view_features(avatar: Avatar, views: list[View], max_expr: int = 16) -> Tensor:
-    """[M, D] features: expression, jaw, head + neck pose, view direction in the head frame (groups normalised)."""
+    """[M, D] features: expression, jaw, head + neck pose, view direction in the head frame, and which spatial
+    group of the selection the view frames (one-hot); each group of features normalised to unit spread."""
     with torch.no_grad():
         centre = avatar.posed_vertices().float().mean(0)
     expr = torch.stack([v.params.expr[0, :max_expr].float() for v in views])
@@ -121,15 +129,15 @@ def view_features(avatar: Avatar, views: list[View], max_expr: int = 16) -> Tens
     for v in views:
         d = v.camera.position.float().cpu() - centre
         dirs.append(_axis_angle_matrix(v.params.rotation[0].float().cpu()).T @ (d / d.norm()))
-    groups = [expr, jaw, pose, torch.stack(dirs)]
+    region = torch.nn.functional.one_hot(torch.tensor([v.group for v in views]), max(v.group for v in views) + 1)
+    groups = [expr, jaw, pose, torch.stack(dirs), region.float()]
     return torch.cat([_group_normalise(g.cpu()) for g in groups], dim=1)
 
 
 def view_visibility(avatar: Avatar, views: list[View], selection: Tensor, size: int = 48,
                     backend: str = "auto") -> Tensor:
-    """[M] selection-weighted share of selected Gaussians each view really shows: facing the camera,
-    inside its image and not occluded (from size × size renders of the selection mask and depth;
-    engine.edit.visibility.measure_visibility also returns the renders)."""
+    """[M] the region's visible pixels in each view relative to the best view (from size × size renders of
+    the selection mask; engine.edit.visibility.measure_visibility also returns the renders)."""
     from engine.edit.visibility import measure_visibility
 
     return measure_visibility(avatar, views, selection, size, backend).visibility

@@ -25,6 +25,7 @@ from engine.avatar.gaussians import BoundGaussians
 from engine.edit.discriminator import EditDiscriminator
 from engine.edit.keyframes import View
 from engine.edit.layers import EditLayer
+from engine.edit.views import on_screen
 from engine.render.rasterize import render, resolve_device
 from engine.render.splats import Splats
 
@@ -96,7 +97,9 @@ class EditOptimiser:
 
     def __init__(self, avatar: Avatar, selected: Tensor, targets: list[EditTarget], config: OptimConfig,
                  discriminator: EditDiscriminator | None = None,
-                 refresh: Callable[[int, Tensor], Tensor | None] | None = None) -> None:
+                 refresh: Callable[[int, Tensor], Tensor | None] | None = None, prior_sh: Tensor | None = None) -> None:
+        """prior_sh: [M, K, 3] SH the M selected Gaussians start from and are anchored to (their own colours
+        through the editor's colour mapping, so a Gaussian no keyframe shows still gets its target); None: their own."""
         n = avatar.gaussians.count
         assert selected.shape == (n,) and selected.dtype == torch.bool, f"selected must be bool [N={n}]"
         if not targets:
@@ -117,7 +120,11 @@ class EditOptimiser:
         self.start = start.detach_clone()  # [M] starting values (anchor and deltas)
         self.labels, self.binding = start.labels, start.binding
         self.params = {k: torch.nn.Parameter(getattr(start, k).detach().clone()) for k in ("sh", *GEOMETRY_FIELDS)}
+        if prior_sh is not None:
+            assert prior_sh.shape == start.sh.shape, f"prior_sh must be {tuple(start.sh.shape)}, got {tuple(prior_sh.shape)}"
+            self.params["sh"] = torch.nn.Parameter(prior_sh.detach().clone().to(start.sh))
         self.anchor = {k: v.detach().clone() for k, v in self.params.items()}
+        self.reach = torch.zeros(len(self.indices))  # [M] accumulated |colour gradient| of each selected Gaussian
         self.grad_accum = torch.zeros(len(self.indices))
         self.n_added = 0
         self.gen = torch.Generator().manual_seed(config.seed)
@@ -147,19 +154,18 @@ class EditOptimiser:
 
     # ---- one step -----------------------------------------------------------------------------
     def _fixed_for(self, i: int) -> Splats:
-        """The unselected Gaussians of keyframe i that its camera sees (radius > 0 in a render of them).
+        """The unselected Gaussians of keyframe i that may touch its image (engine.edit.views.on_screen).
 
-        Gaussians the renderer culls contribute nothing, so leaving them out gives the same image while
-        the per-step render and its backward pass only touch what is on screen (a crop around the
-        selection shows a small part of the head)."""
+        Gaussians off screen contribute nothing, so leaving them out gives the same image while the
+        per-step render and its backward pass only touch what is on screen (a crop around the selection
+        shows a small part of the head)."""
         if i not in self._fixed_splats:
             if len(self._fixed_splats) >= self.config.cache_views:
                 self._fixed_splats.pop(next(iter(self._fixed_splats)))
-            camera, c = self.targets[i].view.camera, self.config
+            camera = self.targets[i].view.camera
             with torch.no_grad():
                 splats = self.fixed.deform(self.targets[i].verts, self.avatar.head.faces)
-                self._fixed_splats[i] = splats.subset(render(splats, camera, c.background,
-                                                             backend=c.render_backend).radii > 0)
+                self._fixed_splats[i] = splats.subset(on_screen(splats, camera))
         return self._fixed_splats[i]
 
     def _moving_faces(self) -> tuple[Tensor, Tensor]:
@@ -195,7 +201,7 @@ class EditOptimiser:
         every = max(1, c.adversarial_every)
         if self.discriminator is not None and c.weight_adversarial > 0 and self.steps_done % every == 0:
             on = next(self.discriminator.net.parameters()).device
-            adv = self.discriminator.adversarial_loss(rgb.to(on), t.mask.to(on)).to(rgb.device) * (
+            adv = self.discriminator.adversarial_loss(rgb.to(on), t.mask.to(on), t.original.to(on)).to(rgb.device) * (
                 c.weight_adversarial * every)
             total = total + adv
             terms["adversarial"] = adv.item()
@@ -216,6 +222,9 @@ class EditOptimiser:
                 self.params[k].grad = None
         if not self.config.view_dependent and self.params["sh"].grad is not None:
             self.params["sh"].grad[:, 1:] = 0
+        if self.params["sh"].grad is not None:
+            m = self.reach.shape[0]
+            self.reach += self.params["sh"].grad[:m, 0].detach().abs().sum(1).cpu()
         self._accumulate(means2d)
         decay = self.config.lr_final ** (self.steps_done / max(1, self.config.steps - 1))
         for group in self.optimizer.param_groups:
@@ -274,6 +283,34 @@ class EditOptimiser:
         self.grad_accum = torch.zeros(self.params["sh"].shape[0])
         self._make_optimizer()
         return int(pick.numel())
+
+    # ---- Gaussians no keyframe reached -------------------------------------------------------------
+    @property
+    def touched(self) -> Tensor:
+        """[M] bool: selected Gaussians the keyframes really pulled (accumulated colour gradient at least 5%
+        of the median of those that got any: a sliver at the edge of one view does not count)."""
+        some = self.reach > 0
+        if not bool(some.any()):
+            return some
+        return self.reach >= 0.05 * self.reach[some].median()
+
+    def fill_untouched(self, points: Tensor) -> int:
+        """Give every selected Gaussian the keyframes did not reach the colour change of its nearest reached
+        neighbour of the same component (points: [M, 3] rest positions of the selected Gaussians); returns how many."""
+        from engine.semantics.lift import fill_unseen
+
+        m = self.indices.shape[0]
+        assert points.shape == (m, 3), f"points must be [M={m}, 3], got {tuple(points.shape)}"
+        touched = self.touched
+        todo = ~touched
+        if not bool(touched.any()) or not bool(todo.any()):
+            return 0
+        with torch.no_grad():
+            sh = self.params["sh"].detach()
+            delta = (sh[:m] - self.start.sh).reshape(m, -1)
+            filled = fill_unseen(delta, touched, points, labels=self.labels[:m])
+            sh[:m] = self.start.sh + filled.reshape(self.start.sh.shape)
+        return int(todo.sum())
 
     # ---- result -------------------------------------------------------------------------------
     def layer(self, name: str, info: dict | None = None) -> EditLayer:

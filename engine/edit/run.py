@@ -1,14 +1,21 @@
-"""The edit job the CLI and the GUI call: avatar + selection + plan -> EditLayer (or None if cancelled).
+"""The edit job the CLI and the GUI call: avatar + selection + plan -> EditResult (or None if cancelled).
 
-Steps: expression-only plans become an expression-offset layer at once. Otherwise candidate views
-(dataset frames, or the FLAME sequence × an orbit) -> small renders of every candidate give the
-selection's real (occlusion-aware) visibility and its colour statistics over all views, which
-calibrate the editor (one colour mapping for every view) -> K keyframes by visibility-weighted
-farthest-point sampling -> per keyframe a camera cropped around the selection, the original render
-and the rendered selection mask -> a discriminator trained on the avatar's renders and photos -> 2D
-edits, each gated by the discriminator (regenerated with another seed, or dropped with the reason
-logged) -> the edit optimisation (views weighted by their visible mask area) with iterative keyframe
-refresh for generative editors -> an EditLayer. The avatar passed in is never modified.
+Steps: the plan's expression deltas become an expression-offset layer (alone for expression-only plans,
+beside the appearance layer for mixed ones, whose candidate views then wear the new expression). A
+plan's `part` narrows the selection to that part's Gaussians (engine.semantics.parts: the iris of the
+eyes). The selection is split into spatial groups (each eye, each ear: engine.edit.regions); candidate
+views (dataset frames, or the FLAME sequence × an orbit) × groups are rendered small: the region's
+visible pixels give each candidate's visibility, and the renders give the region's colour statistics
+over all views, which calibrate the editor (one colour mapping for every view) -> K keyframes by
+visibility-weighted farthest-point sampling -> per keyframe a camera cropped around what the view shows
+of its group, the original render and the rendered selection mask -> a discriminator trained on the
+avatar's renders and photos, its gate calibrated on clean procedural edits of those keyframes -> 2D
+edits (engine.edit.keyframe_edits: a rejected edit is regenerated with another seed, then replaced by
+another view; if the gate rejects everything the best edits are kept with a warning) -> the edit
+optimisation (views weighted by their visible mask area). An editor whose edit is a colour mapping
+(the procedural one) gives every selected Gaussian its own target colour first, so no Gaussian the
+keyframes miss keeps its old colour; for generative editors, Gaussians no keyframe reached take the
+change of their nearest reached neighbour. The avatar passed in is never modified.
 """
 
 from __future__ import annotations
@@ -16,29 +23,35 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
-from engine.edit.discriminator import DiscriminatorConfig, EditDiscriminator, train_discriminator
-from engine.edit.editors.base import EditorError, ImageEditor, composite
+from engine.edit.discriminator import DiscriminatorConfig, EditDiscriminator, GateCalibration, train_discriminator
+from engine.edit.editors.base import ImageEditor
+from engine.edit.keyframe_edits import KeyframeEditor
 from engine.edit.keyframes import (
-    KeyframeChoice, View, all_visible, dataset_views, farthest_point_keyframes, orbit_cameras, orbit_views,
+    KeyframeChoice, View, all_visible, dataset_views, farthest_point_keyframes, orbit_cameras, orbit_views, per_group,
     view_features,
 )
 from engine.edit.layers import EditLayer
 from engine.edit.optimise import EditOptimiser, EditTarget, OptimConfig
+from engine.edit.regions import spatial_groups
 from engine.edit.views import crop_camera, crop_photo, dilate, render_view
-from engine.edit.visibility import measure_visibility
+from engine.edit.visibility import VisibilityReport, measure_visibility
+from engine.head.params import FlameParams
 from engine.prompting.plan import EditKind, EditPlan
+from engine.render.splats import dc_to_rgb, rgb_to_dc
+from engine.semantics.parts import narrow_to_part, rest_means
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 PreviewFn = Callable[[int, Tensor, Tensor], None]
 DEFAULT_KEYFRAMES = 8
+REVEAL_JAW = 0.35  # jaw opening (rad) of the extra candidates for a region no frame of the avatar shows
 
 
 @dataclass(frozen=True)
@@ -51,13 +64,16 @@ class EditConfig:
     passes: int = 25  # optimisation steps per edited view (steps = passes × views, within the limits below)
     min_steps: int = 60  # fewest optimisation steps
     max_steps: int | None = None  # most optimisation steps (None: the plan's iterations)
+    mapped_steps: int = 40  # most optimisation steps when the editor's edit is a colour mapping (targets are set)
     orbit_cameras: int = 8  # cameras on the orbit when the avatar has no dataset
     max_timesteps: int = 24  # FLAME frames considered when the avatar has no dataset
     dilate: int = 2  # pixels the selection mask is dilated by before "outside" starts
     visibility_size: int = 48  # side of the small per-candidate renders measuring visibility and colour statistics
-    min_visibility: float = 0.05  # candidates showing less of the selection are never edited
+    min_visibility: float = 0.05  # candidates showing less of their group than this share of its best view are never edited
+    min_pixels: float = 12.0  # candidates showing fewer region pixels (at the candidates' resolution) are never edited
+    crop_min_fraction: float = 0.08  # a keyframe crop spans at least this share of its view's shorter side
     weight_by_area: bool = True  # weight each view's loss by its visible mask area (grazing views count less)
-    gate_retries: int = 2  # new seeds tried for an edit the discriminator rejects before dropping it
+    gate_retries: int = 2  # new seeds (generative editors), then other views, tried for an edit the gate rejects
     discriminator: bool = True  # train and use the edit discriminator
     disc: DiscriminatorConfig = field(default_factory=lambda: DiscriminatorConfig())  # its training
     extra_reals: int = 8  # extra candidate views rendered as real images for the discriminator
@@ -70,13 +86,26 @@ class EditConfig:
 class EditResult:
     """What an edit produced."""
 
-    layer: EditLayer  # the edit, to append to the avatar's layers
+    layers: tuple[EditLayer, ...]  # the appearance layer (if the plan has one), then the expression layer (if any)
     keyframes: KeyframeChoice | None  # the chosen views (None for expression-only plans)
     editor: ImageEditor | None  # the editor as used (calibrated on every candidate view), None for expression plans
     views: tuple[View, ...]  # the edited views (after gating)
-    dropped: tuple[str, ...]  # one reason per dropped keyframe
+    dropped: tuple[str, ...]  # one reason per dropped or replaced keyframe
     log: tuple[str, ...]  # what happened, for the user
     seconds: float  # wall time
+    warnings: tuple[str, ...] = ()  # what the user should check (e.g. the gate rejected every keyframe edit)
+    gate: GateCalibration | None = None  # how the discriminator's gate was calibrated, when one was used
+    discriminator: EditDiscriminator | None = None  # the trained discriminator (judges more views of this edit)
+
+    @property
+    def layer(self) -> EditLayer:
+        """The main layer: the appearance edit, or the expression layer of an expression-only plan."""
+        return self.layers[0]
+
+    @property
+    def expression(self) -> EditLayer | None:
+        """The expression layer, when the plan changes the expression."""
+        return next((layer for layer in self.layers if layer.kind == "expression"), None)
 
 
 def expression_layer(avatar: Avatar, plan: EditPlan) -> EditLayer:
@@ -94,16 +123,44 @@ def selection_weights(avatar: Avatar, selection: Tensor) -> Tensor:
     return selection.float().clamp(0, 1).cpu()
 
 
-def _steps(config: EditConfig, plan: EditPlan, views: int) -> int:
+def _steps(config: EditConfig, plan: EditPlan, views: int, mapped: bool) -> int:
     cap = config.max_steps if config.max_steps is not None else plan.iterations
+    if mapped:
+        cap = min(cap, config.mapped_steps)
     return max(1, min(cap, max(config.min_steps, config.passes * views)))
 
 
-def _candidates(avatar: Avatar, config: EditConfig, dataset: object | None) -> list[View]:
+def _with_offset(params: FlameParams, offset: Tensor | None) -> FlameParams:
+    if offset is None:
+        return params
+    expr = params.expr.clone()
+    width = min(expr.shape[1], offset.shape[0])
+    expr[:, :width] += offset[:width].to(expr)
+    return params.with_values(expr=expr)
+
+
+def _candidates(avatar: Avatar, config: EditConfig, dataset: object | None, offset: Tensor | None) -> list[View]:
     if dataset is not None:
-        return dataset_views(avatar, dataset, 512)
-    cams = orbit_cameras(avatar, config.orbit_cameras, 512)
-    return orbit_views(avatar, avatar.params, cams, config.max_timesteps)
+        views = dataset_views(avatar, dataset, 512)
+    else:
+        cams = orbit_cameras(avatar, config.orbit_cameras, 512)
+        views = orbit_views(avatar, avatar.params, cams, config.max_timesteps)
+    return [replace(v, params=_with_offset(v.params, offset)) for v in views] if offset is not None else views
+
+
+def _revealing(avatar: Avatar, config: EditConfig, offset: Tensor | None) -> list[View]:
+    """Candidates showing what closed lips hide: the avatar's first frame with the jaw open, on the orbit."""
+    params = _with_offset(avatar.frame_params(0), offset)
+    jaw = params.jaw_pose.clone()
+    jaw[:, 0] = REVEAL_JAW
+    return orbit_views(avatar, params.with_values(jaw_pose=jaw), orbit_cameras(avatar, config.orbit_cameras, 512))
+
+
+def _measure(job: _Job, groups: Tensor, config: EditConfig) -> Tensor:
+    """[M] visibility of every candidate of job.views (0 where it shows fewer than min_pixels); sets job.report."""
+    job.report = report = measure_visibility(job.avatar, job.views, job.weights, config.visibility_size,
+                                             config.optim.render_backend, groups=groups)
+    return torch.where(report.pixels >= config.min_pixels, report.visibility, torch.zeros_like(report.visibility))
 
 
 class _Job:
@@ -114,56 +171,58 @@ class _Job:
         self.avatar, self.weights, self.plan, self.editor, self.config = avatar, weights, plan, editor, config
         self.progress, self.cancel, self.preview = progress, cancel, preview
         self.selected = weights >= 0.5
+        self.picked = torch.nonzero(weights > 0).squeeze(1)  # [P] the Gaussians visibility reports on
         self.messages: list[str] = []
-        self.dropped: list[str] = []
+        self.warnings: list[str] = []
+        self.report: VisibilityReport | None = None
+        self.views: list[View] = []  # candidate views, one per (view, spatial group)
 
     def note(self, text: str) -> None:
         log.info("edit: %s", text)
         self.messages.append(text)
 
-    def prepare(self, view: View) -> tuple[View, EditTarget]:
+    def warn(self, text: str) -> None:
+        log.warning("edit: %s", text)
+        self.messages.append("warning: " + text)
+        self.warnings.append(text)
+
+    def framed(self, candidate: int) -> Tensor:
+        """[F] indices of the Gaussians a candidate's crop frames: what it shows of its group (all of it when
+        it shows fewer than three)."""
+        report = self.report
+        assert report is not None
+        shown = self.picked[report.seen[candidate]]
+        if shown.numel() >= 3:
+            return shown
+        return self.picked[report.groups == self.views[candidate].group]
+
+    def prepare(self, candidate: int) -> EditTarget:
+        view = self.views[candidate]
         with torch.no_grad():
             verts = self.avatar.posed_vertices(view.params).float()
-            sel = self.avatar.gaussians.subset(self.selected).deform(verts, self.avatar.head.faces).means
-        cam = crop_camera(view.camera, sel, self.config.size)
-        cropped = View(view.params, cam, view.timestep, view.camera_index, view.image_path)
+            means = self.avatar.gaussians.subset(self.framed(candidate)).deform(verts, self.avatar.head.faces).means
+        cam = crop_camera(view.camera, means, self.config.size, min_fraction=self.config.crop_min_fraction)
+        cropped = replace(view, camera=cam)
         rgb, mask = render_view(self.avatar, verts, cam, self.weights, self.config.optim.background,
                                 self.config.optim.render_backend)
         outside = 1.0 - dilate((mask > 0.02).float(), self.config.dilate)
-        return cropped, EditTarget(cropped, rgb, mask, outside, rgb.clone(), verts)
+        return EditTarget(cropped, rgb, mask, outside, rgb.clone(), verts)
 
-    def train_disc(self, targets: list[EditTarget], extra: list[View]) -> EditDiscriminator | None:
+    def train_disc(self, targets: list[EditTarget], extra: list[int]) -> EditDiscriminator | None:
         from engine.data.frames import load_image
 
         reals = [t.original for t in targets]
-        for view in extra:
-            cropped, target = self.prepare(view)
+        masks: list[Tensor | None] = [t.mask for t in targets]
+        for c in extra:
+            target = self.prepare(c)
             reals.append(target.original)
+            masks.append(target.mask)
+            view = self.views[c]
             if view.image_path is not None and view.image_path.is_file():
-                reals.append(crop_photo(load_image(view.image_path), view.camera, cropped.camera))
+                reals.append(crop_photo(load_image(view.image_path), view.camera, target.view.camera))
+                masks.append(None)
         sub = lambda f, m: self.progress(0.15 + 0.15 * f, m)
-        return train_discriminator(reals, self.config.disc, self.cancel, sub)
-
-    def edit_one(self, i: int, target: EditTarget, image: Tensor, disc: EditDiscriminator | None,
-                 attempts: int, refreshing: bool = False) -> Tensor | None:
-        """The edited target for keyframe i from image [H, W, 3], or None (reason recorded) when every attempt fails."""
-        reasons = []
-        for attempt in range(attempts):
-            seed = self.config.seed + 7919 * i + 104729 * attempt
-            result = self.editor.edit(image, target.mask, self.plan, seed)
-            # the editor's own output through the mask once, over the unedited render: a refresh edits the
-            # current render, and result.image is already blended (compositing it again would square the mask)
-            edited = composite(target.original, result.raw, target.mask)
-            ok, _, reason = disc.gate(edited, target.mask) if disc is not None else (True, 1.0, "ok")
-            if ok:
-                return edited
-            reasons.append(reason)
-            what = "refresh" if refreshing else "edit"
-            self.note(f"keyframe {i} (t={target.view.timestep}, camera {target.view.camera_index}): {what} rejected, "
-                      f"{reason}" + ("; regenerating" if attempt + 1 < attempts else ""))
-        if not refreshing:
-            self.dropped.append(f"keyframe {i}: {'; '.join(reasons)}")
-        return None
+        return train_discriminator(reals, self.config.disc, self.cancel, sub, masks)
 
 
 def run_edit(avatar: Avatar, selection: Tensor, plan: EditPlan, editor: ImageEditor,
@@ -174,88 +233,118 @@ def run_edit(avatar: Avatar, selection: Tensor, plan: EditPlan, editor: ImageEdi
 
     dataset: an engine.data.vhap_format.AvatarDataset the avatar was trained on, or None (orbit).
     progress(fraction, message), cancel() -> bool, preview(keyframe index, before [H, W, 3], after [H, W, 3]).
+    Raises ValueError (nothing selected, a part the selection lacks, a region no view shows) and
+    EditorError (the editor cannot do the plan); a discriminator that rejects edits only warns.
     """
     start = time.perf_counter()
     config = config or EditConfig()
     progress = progress or (lambda f, m: None)
     cancel = cancel or (lambda: False)
+    expr = expression_layer(avatar, plan) if plan.expression and EditKind.EXPRESSION in plan.kinds else None
     if plan.is_expression_only:
-        layer = expression_layer(avatar, plan)
-        return EditResult(layer, None, None, (), (), ("expression offset layer",), time.perf_counter() - start)
-    job = _Job(avatar, selection_weights(avatar, selection), plan, editor, config, progress, cancel, preview)
-    if not bool(job.selected.any()):
+        assert expr is not None
+        return EditResult((expr,), None, None, (), (), ("expression offset layer",), time.perf_counter() - start)
+    weights = selection_weights(avatar, selection)
+    if not bool((weights >= 0.5).any()):
         raise ValueError("nothing is selected: choose components or paint a mask before editing")
+    weights = narrow_to_part(avatar, weights, plan.part)
+    job = _Job(avatar, weights, plan, editor, config, progress, cancel, preview)
+    if plan.part is not None:
+        job.note(f"the {plan.part}: {int(job.selected.sum())} of the selected Gaussians")
     progress(0.0, "measuring where the selection is visible")
-    views = _candidates(avatar, config, dataset)
-    feats = view_features(avatar, views)
-    seen = measure_visibility(avatar, views, job.weights, config.visibility_size, config.optim.render_backend)
+    rest = rest_means(avatar)
+    extent = float((rest.max(0).values - rest.min(0).values).max())
+    groups = spatial_groups(rest[job.picked], extent)
+    n_groups = int(groups.max()) + 1 if groups.numel() else 1
+    job.views = per_group(_candidates(avatar, config, dataset, expr.expr_offset if expr is not None else None),
+                          n_groups)
+    vis = _measure(job, groups, config)
+    if not bool((vis >= config.min_visibility).any()):  # e.g. teeth behind closed lips in every frame
+        job.views = per_group(_revealing(avatar, config, expr.expr_offset if expr is not None else None), n_groups)
+        job.note(f"the region shows in none of the avatar's frames: editing it with the mouth open "
+                 f"(jaw {REVEAL_JAW} rad)")
+        vis = _measure(job, groups, config)
     if cancel():
         return None
-    vis = seen.visibility
-    shown = [i for i in range(len(views)) if float(vis[i]) >= config.min_visibility]
-    job.editor = editor.calibrated([seen.images[i] for i in shown], [seen.masks[i] for i in shown])
+    report = job.report
+    assert report is not None
+    feats = view_features(avatar, job.views)
+    shown = [i for i in range(len(job.views)) if float(vis[i]) >= config.min_visibility]
+    job.editor = editor.calibrated([report.images[i] for i in shown], [report.masks[i] for i in shown])
     k = config.keyframes if config.keyframes is not None else (plan.keyframes or DEFAULT_KEYFRAMES)
-    choice = (all_visible(vis, feats, config.min_visibility, seen.seen, seen.weights) if config.all_frames
-              else farthest_point_keyframes(feats, vis, k, min_visibility=config.min_visibility, seen=seen.seen,
-                                            seen_weights=seen.weights))
-    job.note(f"{len(views)} candidate views, {len(shown)} show the selection; " + choice.describe())
-    return _run_stages(job, views, choice, start)
+    k = max(k, n_groups)  # at least one keyframe per piece of the region
+    choice = (all_visible(vis, feats, config.min_visibility, report.seen, report.weights) if config.all_frames
+              else farthest_point_keyframes(feats, vis, k, min_visibility=config.min_visibility, seen=report.seen,
+                                            seen_weights=report.weights))
+    job.note(f"{len(job.views) // n_groups} candidate views × {n_groups} part(s) of the region, {len(shown)} show it; "
+             + choice.describe())
+    return _run_stages(job, choice, vis, start, expr)
 
 
-def _run_stages(job: _Job, views: list[View], choice: KeyframeChoice, start: float) -> EditResult | None:
+def _run_stages(job: _Job, choice: KeyframeChoice, vis: Tensor, start: float,
+                expr: EditLayer | None) -> EditResult | None:
     config = job.config
     targets: list[EditTarget] = []
     for n, idx in enumerate(choice.indices):
         if job.cancel():
             return None
-        targets.append(job.prepare(views[idx])[1])
+        targets.append(job.prepare(idx))
         job.progress(0.15 * (n + 1) / len(choice.indices), f"rendering keyframe {n + 1}/{len(choice.indices)}")
     disc = None
     if config.discriminator:
         chosen = set(choice.indices)
-        rest = [i for i in torch.randperm(len(views), generator=torch.Generator().manual_seed(config.seed)).tolist()
-                if i not in chosen and float(choice.visibility[i]) > 0.05][: config.extra_reals]
-        disc = job.train_disc(targets, [views[i] for i in rest])
+        order = torch.randperm(len(job.views), generator=torch.Generator().manual_seed(config.seed)).tolist()
+        rest = [i for i in order if i not in chosen and float(vis[i]) > 0.05][: config.extra_reals]
+        disc = job.train_disc(targets, rest)
         if disc is None:
             return None
-    kept: list[EditTarget] = []
-    attempts = 1 if job.editor.deterministic else 1 + config.gate_retries  # new seeds cannot change the result
-    for n, t in enumerate(targets):
-        if job.cancel():
-            return None
-        edited = job.edit_one(n, t, t.original, disc, attempts)
-        if edited is not None:
-            t.edited = edited
-            kept.append(t)
-            if job.preview is not None:
-                job.preview(n, t.original, edited)
-        job.progress(0.3 + 0.1 * (n + 1) / len(targets), f"editing keyframe {n + 1}/{len(targets)}")
-    if not kept:
-        raise EditorError("every keyframe edit was rejected: " + " | ".join(job.dropped))
+        if disc.calibration is not None:
+            job.note(f"discriminator gate: {disc.calibration.as_dict()}")
+    spare = [i for i in torch.argsort(vis, descending=True).tolist()
+             if float(vis[i]) >= config.min_visibility and i not in set(choice.indices)]
+    kf = KeyframeEditor(job.editor, job.plan, disc, config.seed, config.gate_retries, job.note)
+    kept = kf.edit_all(targets, list(choice.indices), spare, job.prepare, job.views, job.cancel,
+                       lambda f, m: job.progress(0.3 + 0.1 * f, m), job.preview)
+    if kept is None:
+        return None
+    for text in kf.warnings:
+        job.warn(text)
     if config.weight_by_area:
         areas = torch.tensor([float(t.mask.sum()) for t in kept])
         for t, a in zip(kept, (areas / areas.mean().clamp_min(1e-9)).tolist()):
             t.weight = a
-    return _optimise(job, kept, disc, choice, start)
+    return _optimise(job, kept, kf, disc, choice, start, expr)
 
 
-def _optimise(job: _Job, kept: list[EditTarget], disc: EditDiscriminator | None, choice: KeyframeChoice,
-              start: float) -> EditResult | None:
+def _prior(job: _Job) -> Tensor | None:
+    """[M, K, 3] SH of the selected Gaussians with their base colours through the editor's colour mapping,
+    or None when the editor's edit is not a colour mapping."""
+    mapping = job.editor.colour_map(job.plan)
+    if mapping is None:
+        return None
+    sh = job.avatar.gaussians.sh[job.selected].detach().clone()
+    sh[:, 0] = rgb_to_dc(mapping(dc_to_rgb(sh[:, 0]).clamp(0, 1)).clamp(0, 1))
+    return sh
+
+
+def _optimise(job: _Job, kept: list[EditTarget], kf: KeyframeEditor, disc: EditDiscriminator | None,
+              choice: KeyframeChoice, start: float, expr: EditLayer | None) -> EditResult | None:
     config, plan = job.config, job.plan
     geometry = any(k in (EditKind.SHAPE, EditKind.ACCESSORY) for k in plan.kinds)
-    steps = _steps(config, plan, len(kept))
-    from dataclasses import replace
-
+    prior = None if geometry else _prior(job)
+    steps = _steps(config, plan, len(kept), prior is not None)
     oc = replace(config.optim, steps=steps, geometry=geometry or config.optim.geometry,
                  view_dependent=EditKind.TEXTURE in plan.kinds or config.optim.view_dependent, seed=config.seed)
 
     def refresh(k: int, current: Tensor) -> Tensor | None:
-        return job.edit_one(k, kept[k], current, disc, 1, refreshing=True)
+        return kf.refresh(kept[k], current)
 
     # a deterministic editor would only reproduce (or, re-editing its own output, distort) its targets
-    opt = EditOptimiser(job.avatar, job.selected, kept, oc, disc, None if job.editor.deterministic else refresh)
+    opt = EditOptimiser(job.avatar, job.selected, kept, oc, disc, None if job.editor.deterministic else refresh,
+                        prior_sh=prior)
     job.note(f"optimising {int(job.selected.sum())} selected Gaussians over {len(kept)} views for {steps} steps"
-             + (" (geometry on)" if geometry else ""))
+             + (" (geometry on)" if geometry else "")
+             + (" from their own colours through the editor's colour mapping" if prior is not None else ""))
     while not opt.finished:
         if job.cancel():
             return None
@@ -263,14 +352,23 @@ def _optimise(job: _Job, kept: list[EditTarget], disc: EditDiscriminator | None,
         if job.preview is not None and (info.step % config.preview_every == 0 or opt.finished):
             job.preview(info.target, kept[info.target].original, info.render)
         job.progress(0.4 + 0.6 * info.step / steps, f"step {info.step}/{steps}, loss {info.loss:.4f}")
+    if prior is None:
+        filled = opt.fill_untouched(rest_means(job.avatar)[job.selected])
+        if filled:
+            job.note(f"{filled} selected Gaussians no keyframe reached took their neighbours' change")
     name = f"edit: {plan.prompt or plan.refined_prompt}"[:80]
     info = {"plan": plan.model_dump(mode="json"), "editor": job.editor.name, "keyframes": len(kept),
             "coverage": choice.coverage, "region_coverage": choice.region_coverage, "steps": steps,
-            "dropped": list(job.dropped), "added": opt.n_added}
+            "dropped": list(kf.dropped), "added": opt.n_added, "warnings": list(job.warnings),
+            "colour_mapped": prior is not None}
+    if disc is not None and disc.calibration is not None:
+        info["gate"] = disc.calibration.as_dict()
     reference = getattr(job.editor, "reference", None)
     if reference is not None and hasattr(reference, "as_dict"):
         info["editor_reference"] = reference.as_dict()
     layer = opt.layer(name, info)
     job.note(f"done: {layer.indices.numel()} Gaussians changed, {opt.n_added} added")
-    return EditResult(layer, choice, job.editor, tuple(t.view for t in kept), tuple(job.dropped),
-                      tuple(job.messages), time.perf_counter() - start)
+    layers = (layer,) if expr is None else (layer, expr)
+    return EditResult(layers, choice, job.editor, tuple(t.view for t in kept), tuple(kf.dropped),
+                      tuple(job.messages), time.perf_counter() - start, tuple(job.warnings),
+                      disc.calibration if disc is not None else None, disc)

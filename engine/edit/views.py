@@ -1,5 +1,6 @@
 """Per-view rendering helpers of the edit stage: crop cameras around the selection, original renders,
-selection masks (features channel) and their dilation."""
+selection masks (features channel) and their dilation, and the cheap cull that keeps a crop's render
+to the Gaussians it can show (a crop sees a small part of the head; projecting all of it is the cost)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import Tensor
 from engine.avatar.avatar import Avatar
 from engine.render.camera import Camera
 from engine.render.rasterize import render
+from engine.render.splats import Splats
 
 
 def dilate(mask: Tensor, radius: int) -> Tensor:
@@ -51,10 +53,22 @@ def crop_photo(photo: Tensor, full: Camera, crop: Camera) -> Tensor:
     return (out[0].permute(1, 2, 0) + 1.0).clamp(0, 1)
 
 
+def on_screen(splats: Splats, camera: Camera, reach: float = 3.5, pad: float = 2.0) -> Tensor:
+    """[N] bool: Gaussians that may touch camera's image (centre in front of it and within `reach` of its
+    largest standard deviation, plus pad pixels, of the image). A superset of what the rasterizer draws,
+    so rendering only these gives the same image."""
+    pixels, z = camera.project_points(splats.means.detach())
+    zs = z.clamp_min(camera.near)
+    r = reach * splats.scales.detach().max(1).values * max(camera.fx, camera.fy) / zs + pad
+    u, v = pixels[:, 0], pixels[:, 1]
+    return (z > camera.near) & (z < camera.far) & (u > -r) & (u < camera.width + r) & (v > -r) & (v < camera.height + r)
+
+
 @torch.no_grad()
 def render_view(avatar: Avatar, verts: Tensor, camera: Camera, weights: Tensor,
                 background: tuple[float, float, float] = (1.0, 1.0, 1.0), backend: str = "auto") -> tuple[Tensor, Tensor]:
     """(rgb [H, W, 3], selection mask [H, W] in [0, 1]) of the avatar on posed verts [V, 3]."""
     splats = avatar.gaussians.deform(verts, avatar.head.faces)
-    result = render(splats, camera, background, features=weights.float()[:, None], backend=backend)
+    keep = on_screen(splats, camera)
+    result = render(splats.subset(keep), camera, background, features=weights.float()[keep, None], backend=backend)
     return result.rgb, result.features[..., 0].clamp(0, 1)

@@ -1,14 +1,20 @@
 """How much of the selected region each candidate view really shows, from cheap low-resolution renders.
 
-Every candidate (time, camera) is rendered small through a camera cropped around the selection, with
-the selection weights as a feature channel (the rendered selection mask) and depth. A selected
-Gaussian counts as seen when it projects inside the full image and at its projected pixel the
-rendered mask reaches 0.5 (it is not covered by unselected Gaussians: the cheek of a turned head,
-hair, a hand) and the rendered depth is not in front of it by more than its own thickness (it is not
-hidden behind another part of the selection, e.g. the inner lip behind the outer one). No normal test:
-occlusion decides, so the back wall of an open mouth counts when the opening shows it, and the far
-side of the head never does. Visibility is the selection-weighted share of seen Gaussians. The small renders are kept:
-pooled over all views they give the region's colour statistics (editor calibration).
+A candidate is a (time, camera) view framing one spatial group of the selection (engine.edit.regions:
+each eye, each ear on its own). Every candidate is rendered small through a camera cropped around its
+group, with the selection weights as a feature channel (the rendered selection mask) and depth.
+
+Visibility is judged by what a person sees: the region's rendered pixels, i.e. the pixels where the
+rendered selection mask reaches `core` (the region is in front there, not covered by the lids, the
+cheek of a turned head, hair), counted in pixels of the full view. A mostly hidden eyeball therefore
+counts as visible when its front shows. `visibility` is that area relative to the largest area any
+candidate shows of the same group (so the frontal view of each eye scores 1).
+
+Per Gaussian, for coverage: a selected Gaussian of the group counts as seen when it projects inside the
+full image and at its projected pixel the mask reaches `core` and the rendered depth is not in front
+of it by more than its own thickness (it is not hidden behind another part of the selection, e.g. the
+inner lip behind the outer one). The small renders are kept: pooled over all views they give the
+region's colour statistics (editor calibration).
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import torch
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
-from engine.edit.views import crop_camera
+from engine.edit.views import crop_camera, on_screen
 from engine.head.params import FlameParams
+from engine.render.camera import Camera
 from engine.render.rasterize import render
 
 if TYPE_CHECKING:
@@ -32,12 +39,14 @@ if TYPE_CHECKING:
 class VisibilityReport:
     """Visibility of the selection in every candidate view, with the small renders it came from."""
 
-    visibility: Tensor  # [M] selection-weighted share of selected Gaussians seen, in [0, 1]
+    visibility: Tensor  # [M] visible region area over the largest area any candidate shows of its group, in [0, 1]
+    pixels: Tensor  # [M] visible region area in pixels of the full view (rendered mask ≥ core)
     mask_area: Tensor  # [M] rendered selection-mask mass as a share of the small crop's pixels
     images: tuple[Tensor, ...]  # M small crop renders [S, S, 3] (white background)
     masks: tuple[Tensor, ...]  # M rendered selection masks [S, S] in [0, 1]
     seen: Tensor  # [M, P] bool: which of the P selected Gaussians (weight > 0, in index order) each view shows
     weights: Tensor  # [P] selection weights of those Gaussians
+    groups: Tensor  # [P] spatial group of each of those Gaussians
 
 
 def same_frame(a: FlameParams, b: FlameParams) -> bool:
@@ -62,47 +71,70 @@ def _sample(image: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     return image[iv.clamp(0, h - 1), iu.clamp(0, w - 1)], valid
 
 
+def _empty(views: list[View], size: int) -> VisibilityReport:
+    m, empty = len(views), torch.zeros(size, size)
+    return VisibilityReport(torch.zeros(m), torch.zeros(m), torch.zeros(m), tuple(torch.ones(size, size, 3) for _ in views),
+                            tuple(empty for _ in views), torch.zeros(m, 0, dtype=torch.bool), torch.zeros(0),
+                            torch.zeros(0, dtype=torch.long))
+
+
 @torch.no_grad()
 def measure_visibility(avatar: Avatar, views: list[View], selection: Tensor, size: int = 48,
-                       backend: str = "auto", core: float = 0.5) -> VisibilityReport:
-    """Visibility of the selection (weights [N] in [0, 1]) in every view, from size × size renders."""
+                       backend: str = "auto", core: float = 0.5, groups: Tensor | None = None) -> VisibilityReport:
+    """Visibility of the selection (weights [N] in [0, 1]) in every view, from size × size renders.
+
+    groups: [P] spatial group of each selected Gaussian (weight > 0, index order); None: one group.
+    A view frames the group its `group` field names."""
     weights = selection.float().cpu()
     n = avatar.gaussians.count
     assert weights.shape == (n,), f"selection must be [N={n}], got {tuple(weights.shape)}"
     picked = weights > 0
-    m = len(views)
     if not bool(picked.any()):
-        empty = torch.zeros(size, size)
-        return VisibilityReport(torch.zeros(m), torch.zeros(m), tuple(torch.ones(size, size, 3) for _ in views),
-                                tuple(empty for _ in views), torch.zeros(m, 0, dtype=torch.bool), torch.zeros(0))
+        return _empty(views, size)
     w = weights[picked]
     idx = torch.nonzero(picked).squeeze(1)
-    vis, area, images, masks = torch.zeros(m), torch.zeros(m), [], []
+    groups = torch.zeros(idx.shape[0], dtype=torch.long) if groups is None else groups.long().cpu()
+    assert groups.shape == idx.shape, f"groups must be [P={idx.shape[0]}], got {tuple(groups.shape)}"
+    m = len(views)
+    pixels, area, images, masks = torch.zeros(m), torch.zeros(m), [], []
     seen_all = torch.zeros(m, idx.shape[0], dtype=torch.bool)
     last: FlameParams | None = None
     for i, view in enumerate(views):
         if last is None or not same_frame(last, view.params):  # views of one frame usually come together
-            verts = avatar.posed_vertices(view.params).float()
-            splats = avatar.gaussians.deform(verts, avatar.head.faces)
+            splats = avatar.gaussians.deform(avatar.posed_vertices(view.params).float(), avatar.head.faces)
             last = view.params
+        mine = groups == view.group
         means = splats.means[idx]
         cam = view.camera
-        crop = crop_camera(cam, means, size, min_fraction=0.0)
-        result = render(splats, crop, (1.0, 1.0, 1.0), features=weights[:, None], backend=backend)
+        crop = crop_camera(cam, means[mine], size, min_fraction=0.0)
+        keep = on_screen(splats, crop)
+        result = render(splats.subset(keep), crop, (1.0, 1.0, 1.0), features=weights[keep, None], backend=backend)
         mask = result.features[..., 0].clamp(0, 1)
         images.append(result.rgb)
         masks.append(mask)
         area[i] = mask.sum() / float(size * size)
-        pixels, z = cam.project_points(means)
-        u, v = pixels[:, 0], pixels[:, 1]
-        inside = (z > cam.near) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
-        crop_pixels, qz = crop.project_points(means)
-        cu, cv, qz = crop_pixels[:, 0], crop_pixels[:, 1], qz.clamp_min(1e-6)
-        mask_at, valid = _sample(mask, cu, cv)
-        depth_at, _ = _sample(torch.where(result.alpha > 0.05, result.depth, torch.full_like(mask, 1e9)), cu, cv)
-        tolerance = 2.0 * splats.scales[idx].max(1).values + 0.005 * qz
-        uncovered = valid & (mask_at >= core) & (depth_at >= qz - tolerance)
-        seen = inside & uncovered
-        seen_all[i] = seen
-        vis[i] = (w * seen.float()).sum() / w.sum()
-    return VisibilityReport(vis, area, tuple(images), tuple(masks), seen_all, w)
+        scale = crop.fx / cam.fx  # crop pixels per full-view pixel
+        pixels[i] = float((mask >= core).sum()) / scale**2
+        seen_all[i] = mine & _seen(splats.scales[idx], means, cam, crop, mask, result.depth, result.alpha, core)
+    vis = torch.zeros(m)
+    group_of_view = torch.tensor([v.group for v in views], dtype=torch.long)
+    for g in torch.unique(group_of_view).tolist():
+        at = group_of_view == g
+        vis[at] = pixels[at] / pixels[at].max().clamp_min(1e-9)
+    return VisibilityReport(vis, pixels, area, tuple(images), tuple(masks), seen_all, w, groups)
+
+
+def _seen(scales: Tensor, means: Tensor, cam: Camera, crop: Camera, mask: Tensor, depth: Tensor, alpha: Tensor,
+          core: float) -> Tensor:
+    """[P] bool: which Gaussians (means [P, 3], scales [P, 3]) show in the full view `cam`, judged on the crop's
+    render (mask [S, S], depth [S, S], alpha [S, S])."""
+    pixels, z = cam.project_points(means)
+    u, v = pixels[:, 0], pixels[:, 1]
+    inside = (z > cam.near) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+    crop_pixels, qz = crop.project_points(means)
+    qz = qz.clamp_min(1e-6)
+    mask_at, valid = _sample(mask, crop_pixels[:, 0], crop_pixels[:, 1])
+    depth_at, _ = _sample(torch.where(alpha > 0.05, depth, torch.full_like(mask, 1e9)), crop_pixels[:, 0],
+                          crop_pixels[:, 1])
+    tolerance = 2.0 * scales.max(1).values + 0.005 * qz
+    return inside & valid & (mask_at >= core) & (depth_at >= qz - tolerance)

@@ -8,6 +8,7 @@ returned bit-identical to the input.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,14 @@ class ImageEditor(abc.ABC):
         mapping; generative editors have no such statistics and return themselves.
         """
         return self
+
+    def colour_map(self, plan: EditPlan) -> Callable[[Tensor], Tensor] | None:
+        """The colour function this editor's edit is, when it is one: sRGB colours [P, 3] -> [P, 3].
+
+        A per-colour editor (the calibrated procedural one) gives every selected Gaussian its own target
+        this way, also those no keyframe shows; generative editors return None.
+        """
+        return None
 
 
 def check_inputs(image: Tensor, mask: Tensor) -> None:

@@ -2,8 +2,12 @@
 
 Colour: every masked pixel takes the target's Oklab hue and chroma and the target's lightness,
 but keeps its own deviation from the region's mean lightness and opponent colour, so shading,
-pores and strands survive. Material words in the refined prompt change the lightness contrast:
-glossy / shiny / metallic raise it and lift highlights, matte / velvet flatten it.
+pores and strands survive. For a plain colour edit that deviation is soft-limited to about
+SHADING_RANGE (Oklab distance, smoothly by tanh of its length): shading and fine texture stay as they
+are while outliers — specks of another colour, the skin between brow hairs, a stray dark Gaussian —
+take the new colour too, so the region comes out one even colour with its own shading. Material words
+in the refined prompt change the lightness contrast instead: glossy / shiny / metallic raise it and lift
+highlights, matte / velvet flatten it.
 
 The region's mean is taken from the image being edited unless the editor was calibrated on several
 views (`calibrated`): then one pooled mean (RegionStats) serves every view, so the same surface point
@@ -15,6 +19,7 @@ Shape and accessory edits need a generative model; this editor refuses them with
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +37,11 @@ MATERIALS: dict[str, tuple[float, float, float]] = {
     "matte": (0.65, -0.03, 0.8), "velvet": (0.55, -0.04, 1.0), "powdered": (0.6, -0.02, 0.6),
 }
 """Material words the procedural editor understands and what each does to the lightness."""
+
+
+SHADING_RANGE = 0.05
+"""Oklab distance from the region's mean colour that a plain colour edit keeps as shading and texture;
+larger deviations are soft-limited toward it (tanh)."""
 
 
 def colour_amount(intensity: float) -> float:
@@ -86,11 +96,18 @@ def region_stats(images: list[Tensor], masks: list[Tensor], core: float = 0.5) -
     return RegionStats(mean, max(spread, 1e-6))
 
 
+def soft_limit(dev: Tensor, limit: float) -> Tensor:
+    """Deviations dev [P, 3] with their lengths mapped through limit·tanh(length / limit) (≈ unchanged when small)."""
+    length = dev.norm(dim=1, keepdim=True)
+    return dev * (limit * torch.tanh(length / limit) / length.clamp_min(1e-12))
+
+
 def recolour(image: Tensor, mask: Tensor, target: Tensor, amount: float,
              material: tuple[float, float, float] | None, reference: RegionStats | None = None) -> Tensor:
     """image [H, W, 3] sRGB, mask [H, W], target sRGB [3] (NaN: keep colour) -> [H, W, 3].
 
     reference: the region's statistics pooled over views; None: the mask-weighted mean of this image.
+    Without a material the deviation from the mean is soft-limited to SHADING_RANGE (module docstring).
     """
     h, w, _ = image.shape
     lab = srgb_to_oklab(image.reshape(-1, 3).float())
@@ -99,7 +116,7 @@ def recolour(image: Tensor, mask: Tensor, target: Tensor, amount: float,
         spread = float((lab[:, 0] - mean[0]).abs().max().clamp_min(1e-6))
     else:
         mean, spread = reference.mean.to(lab), reference.spread
-    dev = lab - mean
+    dev = lab - mean if material is not None else soft_limit(lab - mean, SHADING_RANGE)
     contrast, lift, chroma_tex = material if material is not None else (1.0, 0.0, 1.0)
     goal = srgb_to_oklab(target.float()[None])[0] if bool(torch.isfinite(target).all()) else mean
     new_mean = mean + amount * (goal - mean)
@@ -109,6 +126,13 @@ def recolour(image: Tensor, mask: Tensor, target: Tensor, amount: float,
     ab = dev[:, 1:] * chroma_tex
     out = torch.cat([(new_mean[0] + light)[:, None], new_mean[1:] + ab], dim=1)
     return oklab_to_srgb(out).reshape(h, w, 3).to(image.dtype)
+
+
+def _target(plan: EditPlan) -> Tensor:
+    """[3] the plan's target sRGB in [0, 1], NaN when it names no colour (keep the colour)."""
+    if plan.colour is None:
+        return torch.full((3,), float("nan"))
+    return torch.tensor(plan.colour, dtype=torch.float32) / 255.0
 
 
 class ProceduralEditor(ImageEditor):
@@ -125,8 +149,8 @@ class ProceduralEditor(ImageEditor):
         stats = region_stats(images, masks)
         return self if stats is None else ProceduralEditor(stats)
 
-    def edit(self, image: Tensor, mask: Tensor, plan: EditPlan, seed: int = 0) -> EditedImage:
-        check_inputs(image, mask)
+    def _check_plan(self, plan: EditPlan) -> tuple[str, tuple[float, float, float]] | None:
+        """The plan's material (None: none); EditorError when the plan asks for more than colour and material."""
         material = material_of(plan)
         if plan.colour is None and material is None:
             unsupported = [k.value for k in plan.kinds if k in (EditKind.SHAPE, EditKind.ACCESSORY)]
@@ -135,11 +159,31 @@ class ProceduralEditor(ImageEditor):
                 f"the procedural editor changes colour and material ({', '.join(sorted(MATERIALS))}) only; "
                 f"{what} need a diffusion editor (instruct-pix2pix, inpaint) or the http endpoint"
             )
+        return material
+
+    def colour_map(self, plan: EditPlan) -> Callable[[Tensor], Tensor] | None:
+        """sRGB colours [P, 3] -> [P, 3] through the calibrated mapping (None before calibration)."""
+        material = self._check_plan(plan)
+        if self.reference is None:
+            return None
+        target, amount = _target(plan), colour_amount(plan.intensity)
+        reference = self.reference
+
+        def mapping(rgb: Tensor) -> Tensor:
+            assert rgb.ndim == 2 and rgb.shape[1] == 3, f"colours must be [P, 3], got {tuple(rgb.shape)}"
+            image = rgb[:, None, :]
+            out = recolour(image, torch.ones(image.shape[:2]), target, amount, material[1] if material else None,
+                           reference)
+            return out[:, 0, :]
+
+        return mapping
+
+    def edit(self, image: Tensor, mask: Tensor, plan: EditPlan, seed: int = 0) -> EditedImage:
+        check_inputs(image, mask)
+        material = self._check_plan(plan)
         if float(mask.max()) <= 0.0:
             return EditedImage(image, image, {"backend": self.name, "empty_mask": True})
-        nan = torch.full((3,), float("nan"))
-        target = torch.tensor(plan.colour, dtype=torch.float32) / 255.0 if plan.colour is not None else nan
-        amount = colour_amount(plan.intensity)
+        target, amount = _target(plan), colour_amount(plan.intensity)
         raw = recolour(image, mask, target, amount, material[1] if material else None, self.reference)
         info = {"backend": self.name, "amount": amount, "material": material[0] if material else None,
                 "colour": list(plan.colour) if plan.colour else None,
