@@ -7,7 +7,8 @@ FLAME sequence (the demo gets a talking one) × an orbit of cameras. Held-out (e
 come from another sequence (other expressions, every other frame with the mouth open) and cameras between
 the orbit's. Per component:
 - success: run_edit returned a layer that changes Gaussians and moves the region's median colour toward
-  the target (a warning in the log still counts as a success; an exception does not);
+  the target or brings it within ΔE 10 of it (a warning in the log still counts as a success; an exception
+  does not);
 - seconds: wall time of run_edit (cpu seconds too: the machine is shared, wall time is noisy);
 - region_colour_within_de10_share: share of the region's pixels within ΔE 10 (100 × Oklab distance) of
   their median colour over the held-out views (crops framing each spatial group of the region); a region
@@ -39,32 +40,32 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as engine/__init__.py, before torch loads (spinning pools)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import engine  # noqa: E402,F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE, see engine/__init__.py)
-import torch  # noqa: E402
+import torch
 
-from engine.avatar.avatar import Avatar  # noqa: E402
-from engine.data.synth import talking_sequence  # noqa: E402
-from engine.edit.colour_space import srgb_to_oklab  # noqa: E402
-from engine.edit.discriminator import DiscriminatorConfig, gate_samples  # noqa: E402
-from engine.edit.editors import EditorSettings, make_editor  # noqa: E402
-from engine.edit.keyframes import orbit_cameras  # noqa: E402
-from engine.edit.layers import compose  # noqa: E402
-from engine.edit.quality import region_colour_within  # noqa: E402
-from engine.edit.regions import spatial_groups  # noqa: E402
-from engine.edit.run import EditConfig, EditResult, run_edit  # noqa: E402
-from engine.edit.views import crop_camera, dilate, render_view  # noqa: E402
-from engine.head.components import labels_of  # noqa: E402
-from engine.prompting.plan import EditPlan, build_plan  # noqa: E402
-from engine.semantics.parts import narrow_to_part, rest_means  # noqa: E402
+from engine.avatar.avatar import Avatar
+from engine.data.synth import talking_sequence
+from engine.edit.colour_space import srgb_to_oklab
+from engine.edit.discriminator import DiscriminatorConfig, gate_samples
+from engine.edit.editors import EditorSettings, make_editor
+from engine.edit.keyframes import orbit_cameras
+from engine.edit.layers import compose
+from engine.edit.quality import region_colour_within
+from engine.edit.regions import spatial_groups
+from engine.edit.run import EditConfig, EditResult, run_edit
+from engine.edit.views import crop_camera, dilate, render_view
+from engine.head.components import labels_of
+from engine.prompting.plan import EditPlan, build_plan
+from engine.semantics.parts import narrow_to_part, rest_means
 
 EDITS: dict[str, tuple[str, tuple[str, ...], str | None, tuple[int, int, int]]] = {
     # component: (prompt, plan components, part, target colour)
     "lips": ("make the lips blue", ("lips",), None, (35, 80, 210)),
     "eyes": ("make her eyes green", ("eyes",), "iris", (40, 160, 60)),
     "hair": ("make the hair blonde", ("hair",), None, (235, 205, 130)),
-    "brows": ("make the eyebrows dark brown", ("brows",), None, (70, 45, 30)),
+    "brows": ("make the eyebrows black", ("brows",), None, (20, 20, 22)),
     "nose": ("make the nose red", ("nose",), None, (210, 25, 35)),
     "ears": ("make the ears green", ("ears",), None, (40, 160, 60)),
     "teeth": ("make the teeth yellow", ("mouth_interior",), "teeth", (245, 220, 40)),
@@ -190,12 +191,14 @@ def run_component(name: str, avatar: Avatar, config: EditConfig, held: list[tupl
     part = narrow_to_part(avatar, sel.float(), plan.part) > 0.5
     figures = judge(avatar, part, result, held, crop)
     target = srgb_to_oklab(torch.tensor(plan.colour, dtype=torch.float32)[None] / 255)[0]
-    closer = float((figures["median"] - target).norm()) < float((figures["median_before"] - target).norm())
+    after, before = float((figures["median"] - target).norm()), float((figures["median_before"] - target).norm())
+    closer = after < before or after * 100 <= 10  # moved toward the target, or reached it (within ΔE 10)
     outside = changed_outside(avatar, part, result)
     success = result.layer.indices.numel() > 0 and closer
     disc = disc_figures(result, *figures["crops"], seed=len(name), size=config.size)
     print(f"{name}: {'ok' if success else 'NOT OK'} in {wall:.1f} s (cpu {cpu:.1f} s), {len(result.views)} views, "
-          f"{result.layer.indices.numel()} Gaussians changed; ΔE10 share {figures['share']:.3f} "
+          f"{result.layer.indices.numel()} Gaussians changed; ΔE to target {100 * before:.1f} -> {100 * after:.1f}; "
+          f"ΔE10 share {figures['share']:.3f} "
           f"(mask ≥ 0.5: {figures['share50']:.3f}); PSNR outside {figures['outside']:.1f} dB; changed outside "
           f"{outside}; disc pass {disc[0]}/{disc[1]}, catch {disc[2]}/{disc[3]}"
           + (f"; warnings: {' | '.join(result.warnings)}" if result.warnings else ""), flush=True)
@@ -235,7 +238,8 @@ def main() -> int:
     out.update({
         "edit_success_share": round(sum(out[f"success_{n}"] for n in names) / max(1, len(names)), 3),
         "region_colour_within_de10_share": min(shares) if shares else None,
-        "psnr_outside_db": min((out.get(f"psnr_outside_db_{n}", 0.0) for n in names), default=None),
+        "psnr_outside_db": min((out[f"psnr_outside_db_{n}"] for n in names if f"psnr_outside_db_{n}" in out),
+                               default=None),
         "gaussians_changed_outside": sum(out.get(f"gaussians_changed_outside_{n}", 0) for n in names),
         "seconds_max": max(out[f"seconds_{n}"] for n in names),
         "disc_clean_pass_share": round(disc_total[0] / max(1, disc_total[1]), 3),

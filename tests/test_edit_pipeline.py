@@ -74,7 +74,7 @@ def test_discriminator_separates_clean_edits_from_corruptions_and_gates(avatar) 
     assert ok
     noise = torch.rand(rgb.shape, generator=torch.Generator().manual_seed(5))
     broken = rgb * (1 - mask[..., None]) + noise * mask[..., None]
-    ok, score, reason = disc.gate(broken, mask, rgb)
+    ok, _, reason = disc.gate(broken, mask, rgb)
     assert not ok and "broken" in reason
 
 

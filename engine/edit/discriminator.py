@@ -20,8 +20,8 @@ non-saturating adversarial term on renders while optimising.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from engine.edit.corruption import clean_edit, corrupt, corrupt_inside, recolour
 
 log = logging.getLogger(__name__)
 CATCH = 0.95  # the gate is set below this quantile of corrupted copies' realness when clean edits allow
-CHANNELS = 12  # structure channels of a pair: (high-pass, local energy) × RGB × (condition, image)
+CHANNELS = 15  # channels of a pair: (high-pass, local energy) × RGB × (condition, image) + RGB energy log-ratio
 
 
 def structure(images: Tensor) -> Tensor:
@@ -58,10 +58,14 @@ def _resized(images: Tensor, size: int) -> Tensor:
 
 
 def pair_features(condition: Tensor, image: Tensor, size: int) -> Tensor:
-    """[B, 12, size, size] what the network sees of images [B, H, W, 3] next to their conditions [B, H, W, 3]."""
+    """[B, 15, size, size] what the network sees of images [B, H, W, 3] next to their conditions [B, H, W, 3]:
+    both structures and the log-ratio of their local energies (a clean recolouring scales the energy
+    smoothly; noise, stripes and speckle raise it in patterns, a mosaic wipes it out inside its blocks)."""
     assert condition.shape == image.shape and image.ndim == 4 and image.shape[-1] == 3, (
         f"condition and image must both be [B, H, W, 3], got {tuple(condition.shape)}, {tuple(image.shape)}")
-    return _resized(torch.cat([structure(condition.float()), structure(image.float())], 1), size)
+    a, b = structure(condition.float()), structure(image.float())
+    ratio = torch.log((b[:, 3:] + 0.02) / (a[:, 3:] + 0.02))
+    return _resized(torch.cat([a, b, ratio], 1), size)
 
 
 class PatchDiscriminator(nn.Module):
@@ -87,7 +91,7 @@ class DiscriminatorConfig:
 
     steps: int = 100  # optimiser steps
     batch: int = 8  # pairs per step (half real, half corrupted)
-    size: int = 48  # the network sees pairs at size × size
+    size: int = 64  # the network sees pairs at size × size
     work: int = 96  # training crops are edited and corrupted at work × work, then reduced to size
     lr: float = 1e-3  # Adam learning rate
     width: int = 16  # channels of the first convolution
@@ -148,7 +152,7 @@ def _masked_mean(values: Tensor, masks: Tensor) -> Tensor:
 class EditDiscriminator:
     """A trained PatchDiscriminator with a calibrated gate threshold."""
 
-    def __init__(self, net: PatchDiscriminator, threshold: float, size: int = 48) -> None:
+    def __init__(self, net: PatchDiscriminator, threshold: float, size: int = 64) -> None:
         self.net = net.eval()  # the trained network (frozen)
         self.threshold = threshold  # masked realness below this fails the gate
         self.size = size  # pairs are judged at size × size

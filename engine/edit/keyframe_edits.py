@@ -52,6 +52,9 @@ class KeyframeEditor:
             if ok:
                 return edited, True, score, reasons
             reasons.append(reason)
+            if attempt + 1 < attempts:
+                self.note(f"keyframe {slot} (t={target.view.timestep}, camera {target.view.camera_index}): edit "
+                          f"rejected, {reason}; regenerating with another seed")
             if best is None or score > best[1]:
                 best = (edited, score)
         assert best is not None

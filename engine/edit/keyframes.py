@@ -105,6 +105,21 @@ def dataset_views(avatar: Avatar, dataset: object, size: int, split: str = "trai
     return views
 
 
+def spread_subset(avatar: Avatar, views: list[View], count: int) -> list[View]:
+    """At most `count` of views, spread over expression, pose and view direction (farthest-point sampling on
+    view_features from the first view), in their original order."""
+    if len(views) <= count:
+        return views
+    feats = view_features(avatar, views)
+    chosen = [0]
+    dist = torch.cdist(feats, feats[:1])[:, 0]
+    for _ in range(count - 1):
+        nxt = int(torch.argmax(dist))
+        chosen.append(nxt)
+        dist = torch.minimum(dist, torch.cdist(feats, feats[nxt][None])[:, 0])
+    return [views[i] for i in sorted(chosen)]
+
+
 def per_group(views: list[View], groups: int) -> list[View]:
     """Every view once per spatial group of the selection (each candidate frames one group)."""
     return [replace(v, group=g) for v in views for g in range(groups)]
@@ -117,21 +132,25 @@ def _group_normalise(x: Tensor) -> Tensor:
     return x / spread if float(spread) > 1e-9 else torch.zeros_like(x)
 
 
-def view_features(avatar: Avatar, views: list[View], max_expr: int = 16) -> Tensor:
-    """[M, D] features: expression, jaw, head + neck pose, view direction in the head frame, and which spatial
-    group of the selection the view frames (one-hot); each group of features normalised to unit spread."""
-    with torch.no_grad():
-        centre = avatar.posed_vertices().float().mean(0)
-    expr = torch.stack([v.params.expr[0, :max_expr].float() for v in views])
-    jaw = torch.stack([v.params.jaw_pose[0].float() for v in views])
-    pose = torch.stack([torch.cat([v.params.rotation[0], v.params.neck_pose[0]]).float() for v in views])
+def _feature_groups(views: list[View], centre: Tensor, max_expr: int = 16) -> list[Tensor]:
+    expr = torch.stack([v.params.expr[0, :max_expr].float().cpu() for v in views])
+    jaw = torch.stack([v.params.jaw_pose[0].float().cpu() for v in views])
+    pose = torch.stack([torch.cat([v.params.rotation[0], v.params.neck_pose[0]]).float().cpu() for v in views])
     dirs = []
     for v in views:
         d = v.camera.position.float().cpu() - centre
         dirs.append(_axis_angle_matrix(v.params.rotation[0].float().cpu()).T @ (d / d.norm()))
+    return [expr, jaw, pose, torch.stack(dirs)]
+
+
+def view_features(avatar: Avatar, views: list[View], max_expr: int = 16) -> Tensor:
+    """[M, D] features: expression, jaw, head + neck pose, view direction in the head frame, and which spatial
+    group of the selection the view frames (one-hot); each group of features normalised to unit spread."""
+    with torch.no_grad():
+        centre = avatar.posed_vertices().float().mean(0).cpu()
     region = torch.nn.functional.one_hot(torch.tensor([v.group for v in views]), max(v.group for v in views) + 1)
-    groups = [expr, jaw, pose, torch.stack(dirs), region.float()]
-    return torch.cat([_group_normalise(g.cpu()) for g in groups], dim=1)
+    groups = _feature_groups(views, centre, max_expr) + [region.float()]
+    return torch.cat([_group_normalise(g) for g in groups], dim=1)
 
 
 def view_visibility(avatar: Avatar, views: list[View], selection: Tensor, size: int = 48,

@@ -10,6 +10,11 @@ opacity, position, scale and rotation join when the plan's edit kind needs geome
 Gaussians may be cloned inside the selection (bound to their parents' triangles). Every
 `refresh_every` steps one keyframe is re-edited from the current render (iterative dataset update,
 as in Instruct-NeRF2NeRF), so the targets converge instead of averaging inconsistent edits.
+
+Gaussians the keyframes miss: with `prior_sh` (the editor's colour mapping applied to every selected
+Gaussian's own colour) the selected Gaussians start from and are anchored to their own targets, so one
+no keyframe shows still changes colour; without it, `fill_untouched` gives the ones the keyframes did not
+reach the colour change of their nearest reached neighbour of the same component.
 """
 
 from __future__ import annotations

@@ -33,7 +33,15 @@ from engine.edit.discriminator import DiscriminatorConfig, EditDiscriminator, Ga
 from engine.edit.editors.base import ImageEditor
 from engine.edit.keyframe_edits import KeyframeEditor
 from engine.edit.keyframes import (
-    KeyframeChoice, View, all_visible, dataset_views, farthest_point_keyframes, orbit_cameras, orbit_views, per_group,
+    KeyframeChoice,
+    View,
+    all_visible,
+    dataset_views,
+    farthest_point_keyframes,
+    orbit_cameras,
+    orbit_views,
+    per_group,
+    spread_subset,
     view_features,
 )
 from engine.edit.layers import EditLayer
@@ -67,6 +75,7 @@ class EditConfig:
     mapped_steps: int = 40  # most optimisation steps when the editor's edit is a colour mapping (targets are set)
     orbit_cameras: int = 8  # cameras on the orbit when the avatar has no dataset
     max_timesteps: int = 24  # FLAME frames considered when the avatar has no dataset
+    max_candidates: int = 64  # most candidate views (spread over expression, pose and direction when there are more)
     dilate: int = 2  # pixels the selection mask is dilated by before "outside" starts
     visibility_size: int = 48  # side of the small per-candidate renders measuring visibility and colour statistics
     min_visibility: float = 0.05  # candidates showing less of their group than this share of its best view are never edited
@@ -145,6 +154,7 @@ def _candidates(avatar: Avatar, config: EditConfig, dataset: object | None, offs
     else:
         cams = orbit_cameras(avatar, config.orbit_cameras, 512)
         views = orbit_views(avatar, avatar.params, cams, config.max_timesteps)
+    views = spread_subset(avatar, views, config.max_candidates)
     return [replace(v, params=_with_offset(v.params, offset)) for v in views] if offset is not None else views
 
 

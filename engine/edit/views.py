@@ -4,9 +4,10 @@ to the Gaussians it can show (a crop sees a small part of the head; projecting a
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
-from dataclasses import replace
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar

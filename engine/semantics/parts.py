@@ -16,7 +16,8 @@ expression, jaw and eye pose through the triangle binding.
 - teeth: the FLAME teeth triangles when the head is the augmented FLAME mesh (GaussianAvatars/VHAP add
   168 teeth faces after FLAME's 9976); otherwise the bright cluster of the mouth interior's colours
   (Otsu split of Oklab lightness − 3 × chroma: teeth are light and nearly grey) when it stands out from
-  the dark red cavity and a frontal view of the open mouth shows it; otherwise what that view shows of
+  the dark red cavity and a frontal view of the open mouth shows it (a tenth of what it shows of the
+  mouth interior, at least); otherwise what that view shows of
   the mouth interior (its front: what a person sees as the teeth when the avatar has no visible ones).
 """
 
@@ -89,7 +90,7 @@ def fit_sphere(points: Tensor) -> tuple[Tensor, float]:
 
 def _profile(theta: Tensor, light: Tensor, upto: float) -> tuple[Tensor, Tensor]:
     """(bin centres [B], median lightness per bin [B], NaN where empty) of light [P] over angles theta [P]."""
-    n = int(math.ceil(upto / BIN))
+    n = math.ceil(upto / BIN)
     centres = (torch.arange(n, dtype=torch.float32) + 0.5) * BIN
     med = torch.full((n,), float("nan"))
     which = (theta / BIN).long()
@@ -217,7 +218,8 @@ def _teeth(avatar: Avatar, lab: Tensor) -> Tensor:
         return torch.zeros_like(inside)
     front = open_mouth_front(avatar, inside)
     bright = _bright(inside, lab)
-    return bright if int((bright & front).sum()) >= 3 else front
+    shows = int((bright & front).sum())
+    return bright if shows >= max(8, 0.1 * int(front.sum())) else front
 
 
 def part_mask(avatar: Avatar, part: str) -> Tensor:
