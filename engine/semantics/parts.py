@@ -101,10 +101,10 @@ def _profile(theta: Tensor, light: Tensor, upto: float) -> tuple[Tensor, Tensor]
     return centres, med
 
 
-def _first_crossing(centres: Tensor, med: Tensor, level: float, start: float, stop: float, rising: bool) -> float | None:
-    """The first bin centre in [start, stop] where med crosses level (upward when rising), or None."""
+def _first_rise(centres: Tensor, med: Tensor, level: float, start: float, stop: float) -> float | None:
+    """The lower edge of the first bin (centres [B]) in [start, stop] whose median med [B] reaches level, or None."""
     for c, m in zip(centres.tolist(), med.tolist()):
-        if start <= c <= stop and not math.isnan(m) and ((m >= level) if rising else (m <= level)):
+        if start <= c <= stop and not math.isnan(m) and m >= level:
             return c - BIN / 2
     return None
 
@@ -116,7 +116,8 @@ def _median_in(theta: Tensor, light: Tensor, lo: float, hi: float) -> float | No
 
 def eye_geometry(points: Tensor, light: Tensor) -> EyeGeometry:
     """The iris rule on one eye: rest positions points [P, 3] and lightness light [P] of its Gaussians."""
-    assert points.shape[0] == light.shape[0] >= 4, "an eye needs at least four Gaussians"
+    assert points.ndim == 2 and points.shape[1] == 3, f"points must be [P, 3], got {tuple(points.shape)}"
+    assert light.shape == (points.shape[0],) and points.shape[0] >= 4, "an eye needs light [P] and P ≥ 4 Gaussians"
     centre, radius = fit_sphere(points)
     forward = torch.tensor([0.0, 0.0, 1.0])
     d = torch.nn.functional.normalize(points - centre, dim=1)
@@ -136,13 +137,13 @@ def eye_geometry(points: Tensor, light: Tensor) -> EyeGeometry:
     inner = _median_in(theta, light, 0.0, math.radians(20.0))
     sclera = _median_in(theta, light, math.radians(40.0), math.radians(60.0))
     if inner is not None and sclera is not None and sclera - inner > 0.1:
-        found = _first_crossing(centres, med, 0.5 * (inner + sclera), IRIS_EDGE_RANGE[0], IRIS_EDGE_RANGE[1], True)
+        found = _first_rise(centres, med, 0.5 * (inner + sclera), IRIS_EDGE_RANGE[0], IRIS_EDGE_RANGE[1])
         iris_edge = found if found is not None else DEFAULT_IRIS_EDGE
     nearest = torch.argsort(theta)[:10]  # the centre of the front (few Gaussians lie within a few degrees)
     centre_l = float(light[nearest].median())
     ring = _median_in(theta, light, 0.55 * iris_edge, 0.85 * iris_edge)
     if ring is not None and ring - centre_l > 0.1:
-        found = _first_crossing(centres, med, 0.5 * (centre_l + ring), 0.0, 0.7 * iris_edge, True)
+        found = _first_rise(centres, med, 0.5 * (centre_l + ring), 0.0, 0.7 * iris_edge)
         pupil_edge = found if found is not None else 0.0
     ring_all = _median_in(theta, light, pupil_edge, iris_edge)
     return EyeGeometry(centre, axis, radius, iris_edge, pupil_edge, ring_all if ring_all is not None else 0.5)
