@@ -52,13 +52,13 @@ from engine.edit.discriminator import DiscriminatorConfig, gate_samples
 from engine.edit.editors import EditorSettings, make_editor
 from engine.edit.keyframes import orbit_cameras
 from engine.edit.layers import compose
+from engine.edit.parts import narrow_to_part, rest_means
 from engine.edit.quality import region_colour_within
 from engine.edit.regions import spatial_groups
 from engine.edit.run import EditConfig, EditResult, run_edit
 from engine.edit.views import crop_camera, dilate, render_view
 from engine.head.components import labels_of
 from engine.prompting.plan import EditPlan, build_plan
-from engine.semantics.parts import narrow_to_part, rest_means
 
 EDITS: dict[str, tuple[str, tuple[str, ...], str | None, tuple[int, int, int]]] = {
     # component: (prompt, plan components, part, target colour)

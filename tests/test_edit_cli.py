@@ -11,8 +11,8 @@ import torch
 from app.cli import main
 from engine.avatar.demo import load_demo_avatar
 from engine.avatar.files import load_avatar
+from engine.edit.parts import part_mask
 from engine.project.project_file import load_project
-from engine.semantics.parts import part_mask
 
 FAST = ["--size", "64", "--keyframes", "2", "--steps", "6"]
 

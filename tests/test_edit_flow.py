@@ -15,12 +15,12 @@ from engine.edit.editors import EditorSettings, make_editor
 from engine.edit.editors.base import EditedImage, ImageEditor
 from engine.edit.keyframes import orbit_cameras
 from engine.edit.layers import compose
+from engine.edit.parts import part_mask
 from engine.edit.quality import region_colour_within
 from engine.edit.run import EditConfig, EditResult, run_edit
 from engine.edit.views import crop_camera, dilate, render_view
 from engine.head.components import expand, labels_of
 from engine.prompting.plan import EditPlan, build_plan
-from engine.semantics.parts import part_mask
 
 SMALL = EditConfig(size=80, keyframes=4, orbit_cameras=4, max_timesteps=1, mapped_steps=10, min_steps=4,
                    disc=DiscriminatorConfig(steps=30))
@@ -163,6 +163,9 @@ def test_a_rejected_keyframe_is_retried_not_fatal(avatar) -> None:
     assert any("trying t=" in line for line in broken.log)
     assert broken is not None and broken.warnings  # every try rejected: a warning, not "edit failed"
     assert "rejected every keyframe" in broken.warnings[0] and broken.layer.indices.numel() > 0
+    # the Edit panel's thumbnails: the kept edits are marked used, every one below the gate's threshold
+    assert broken.shots and all(s.used and not s.accepted and s.score < s.threshold for s in broken.shots)
+    assert len(broken.shots) == len(broken.views)
 
 
 def test_a_mixed_plan_brings_its_expression_layer(avatar) -> None:
@@ -176,3 +179,15 @@ def test_a_mixed_plan_brings_its_expression_layer(avatar) -> None:
     # the keyframes wore the new expression: their frames carry the smile
     index = avatar.head.expression_index("smile")
     assert all(float(v.params.expr[0, index]) == pytest.approx(0.9) for v in result.views)
+    assert result.appearance is result.layer
+    # the chosen keyframes, for thumbnails: crops before/after with the gate's verdict
+    used = [s for s in result.shots if s.used]
+    assert len(used) == len(result.views) and [s.slot for s in used] == sorted(s.slot for s in used)
+    for shot, view in zip(used, result.views):
+        assert (shot.timestep, shot.camera_index) == (view.timestep, view.camera_index)
+        assert shot.before.shape == shot.after.shape == (80, 80, 3) and shot.mask.shape == (80, 80)
+        assert shot.accepted and shot.score >= shot.threshold > 0
+        inside = shot.mask > 0.8
+        greener = srgb_to_oklab(shot.after[inside])[:, 1].mean() < srgb_to_oklab(shot.before[inside])[:, 1].mean()
+        assert int(inside.sum()) > 0 and bool(greener)
+    assert result.layer.info["shots"][0]["accepted"] is True

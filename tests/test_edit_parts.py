@@ -1,4 +1,4 @@
-"""Parts inside components (engine.semantics.parts): the iris is the eye's dark coloured ring around the
+"""Parts inside components (engine.edit.parts): the iris is the eye's dark coloured ring around the
 forward axis (pupil and catch light left out), the sclera the light rest, the teeth the light front of the
 mouth; spatial groups split a bilateral region into its pieces."""
 
@@ -10,9 +10,7 @@ import pytest
 import torch
 
 from engine.avatar.demo import load_demo_avatar
-from engine.edit.regions import spatial_groups
-from engine.head.components import LABEL, labels_of
-from engine.semantics.parts import (
+from engine.edit.parts import (
     PartError,
     base_oklab,
     eye_geometry,
@@ -21,6 +19,8 @@ from engine.semantics.parts import (
     part_mask,
     rest_means,
 )
+from engine.edit.regions import spatial_groups
+from engine.head.components import LABEL, labels_of
 
 
 @pytest.fixture(scope="module")

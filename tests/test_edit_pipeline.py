@@ -9,7 +9,11 @@ from engine.avatar.demo import load_demo_avatar
 from engine.edit.discriminator import DiscriminatorConfig, auc, gate_samples, train_discriminator
 from engine.edit.editors import EditorSettings, make_editor
 from engine.edit.keyframes import (
-    View, farthest_point_keyframes, orbit_cameras, orbit_views, view_features, view_visibility,
+    farthest_point_keyframes,
+    orbit_cameras,
+    orbit_views,
+    view_features,
+    view_visibility,
 )
 from engine.edit.layers import compose
 from engine.edit.optimise import OptimConfig

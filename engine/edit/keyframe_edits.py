@@ -11,6 +11,7 @@ against broken images, not a reason to refuse a plan the editor can do.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import Tensor
 
@@ -19,6 +20,30 @@ from engine.edit.editors.base import ImageEditor, composite
 from engine.edit.keyframes import View
 from engine.edit.optimise import EditTarget
 from engine.prompting.plan import EditPlan
+
+
+@dataclass(frozen=True)
+class KeyframeShot:
+    """One keyframe as a person sees it in the Edit panel: the crop before and after its 2D edit, and the
+    gate's verdict. Tensors are on the CPU, sRGB in [0, 1], at the keyframe size (EditConfig.size)."""
+
+    slot: int  # keyframe number, 0..K-1 (a replaced keyframe keeps its slot)
+    timestep: int  # the frame it shows (dataset timestep, or index in the FLAME sequence)
+    camera_index: int  # the dataset's camera, or the orbit camera's index
+    before: Tensor  # [H, W, 3] the unedited render of the crop
+    after: Tensor  # [H, W, 3] the 2D edit, composited through the mask (what the optimisation aims at)
+    mask: Tensor  # [H, W] the rendered selection mask in [0, 1]
+    score: float  # the discriminator's realness of `after` (1.0 when no discriminator judged it)
+    threshold: float  # the gate's threshold (0.0 when no discriminator judged it); accepted = score >= threshold
+    accepted: bool  # the gate passed it
+    used: bool  # the optimisation fitted it (accepted, or among the best-judged when the gate rejected all)
+    note: str  # "ok", or why it was rejected / replaced
+
+    def as_dict(self) -> dict[str, object]:
+        """The figures without the images (for logs and layer info)."""
+        return {"slot": self.slot, "timestep": self.timestep, "camera_index": self.camera_index,
+                "score": round(self.score, 3), "threshold": round(self.threshold, 3), "accepted": self.accepted,
+                "used": self.used, "note": self.note}
 
 
 class KeyframeEditor:
@@ -30,6 +55,7 @@ class KeyframeEditor:
         self.dropped: list[str] = []  # one line per dropped or replaced keyframe
         self.warnings: list[str] = []  # what the user should check
         self.refreshes = 0  # keyframe refreshes so far (each gets its own seed)
+        self.shots: list[KeyframeShot] = []  # every keyframe tried, in slot order (see `shot`)
 
     def _judge(self, target: EditTarget, image: Tensor, seed: int) -> tuple[Tensor, bool, float, str]:
         """(edited target [H, W, 3], accepted, realness, reason) of one editor call on image [H, W, 3]."""
@@ -69,7 +95,7 @@ class KeyframeEditor:
         targets: prepared keyframes of candidates `indices`; spare: other candidates, best first, that may
         replace a rejected keyframe (of the same spatial group); prepare(candidate) -> EditTarget."""
         kept: list[EditTarget] = []
-        fallback: list[tuple[float, EditTarget]] = []
+        fallback: list[tuple[float, int, EditTarget]] = []
         spare = list(spare)
         for n, target in enumerate(targets):
             if cancel():
@@ -80,7 +106,7 @@ class KeyframeEditor:
                 log += reasons
                 if ok:
                     break
-                fallback.append((score, target))
+                fallback.append((score, n, target))
                 target.edited = edited
                 group = views[cand].group
                 nxt = next((c for c in spare if views[c].group == group), None)
@@ -97,17 +123,31 @@ class KeyframeEditor:
                     self.dropped.append(f"keyframe {n}: replaced after {'; '.join(log)}")
                 if preview is not None:
                     preview(n, target.original, edited)
+                self._shot(n, target, score, True, True, f"replaced after {'; '.join(log)}" if tries else "ok")
             else:
                 self.dropped.append(f"keyframe {n}: {'; '.join(log)}")
                 self.note(f"keyframe {n}: every try rejected ({'; '.join(log)})")
+                self._shot(n, target, score, False, False, "; ".join(log))
             progress((n + 1) / len(targets), f"editing keyframe {n + 1}/{len(targets)}")
         if kept:
             return kept
         best = _best_per_slot(fallback, len(targets))
+        self.shots = [self._make_shot(slot, t, score, False, True, "the gate rejected every keyframe; kept as one "
+                                      "of the best-judged edits") for score, slot, t in best]
         self.warnings.append(
-            f"the discriminator rejected every keyframe edit (best realness {max(s for s, _ in fallback):.2f}); "
+            f"the discriminator rejected every keyframe edit (best realness {max(f[0] for f in fallback):.2f}); "
             f"the edit went on with the {len(best)} best-judged edits: check the result")
-        return best
+        return [t for _, _, t in best]
+
+    def _make_shot(self, slot: int, target: EditTarget, score: float, accepted: bool, used: bool,
+                   note: str) -> KeyframeShot:
+        threshold = self.disc.threshold if self.disc is not None else 0.0
+        return KeyframeShot(slot, target.view.timestep, target.view.camera_index, target.original.detach().cpu().clone(),
+                            target.edited.detach().cpu().clone(), target.mask.detach().cpu().clone(), float(score), float(threshold),
+                            accepted, used, note)
+
+    def _shot(self, slot: int, target: EditTarget, score: float, accepted: bool, used: bool, note: str) -> None:
+        self.shots.append(self._make_shot(slot, target, score, accepted, used, note))
 
     def refresh(self, target: EditTarget, current: Tensor) -> Tensor | None:
         """A new edit of a keyframe from its current render [H, W, 3] (iterative dataset update), or None
@@ -120,7 +160,6 @@ class KeyframeEditor:
         return edited
 
 
-def _best_per_slot(fallback: list[tuple[float, EditTarget]], slots: int) -> list[EditTarget]:
-    """The `slots` best-judged tries (each a different view, its best edit set), best first."""
-    ranked = sorted(fallback, key=lambda st: -st[0])
-    return [t for _, t in ranked[: max(1, slots)]]
+def _best_per_slot(fallback: list[tuple[float, int, EditTarget]], slots: int) -> list[tuple[float, int, EditTarget]]:
+    """The `slots` best-judged tries (score, slot, target), each a different view with its best edit set, best first."""
+    return sorted(fallback, key=lambda st: -st[0])[: max(1, slots)]

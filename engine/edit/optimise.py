@@ -302,7 +302,7 @@ class EditOptimiser:
     def fill_untouched(self, points: Tensor) -> int:
         """Give every selected Gaussian the keyframes did not reach the colour change of its nearest reached
         neighbour of the same component (points: [M, 3] rest positions of the selected Gaussians); returns how many."""
-        from engine.semantics.lift import fill_unseen
+        from engine.avatar.fill import fill_unseen
 
         m = self.indices.shape[0]
         assert points.shape == (m, 3), f"points must be [M={m}, 3], got {tuple(points.shape)}"

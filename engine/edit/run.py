@@ -2,7 +2,7 @@
 
 Steps: the plan's expression deltas become an expression-offset layer (alone for expression-only plans,
 beside the appearance layer for mixed ones, whose candidate views then wear the new expression). A
-plan's `part` narrows the selection to that part's Gaussians (engine.semantics.parts: the iris of the
+plan's `part` narrows the selection to that part's Gaussians (engine.edit.parts: the iris of the
 eyes). The selection is split into spatial groups (each eye, each ear: engine.edit.regions); candidate
 views (dataset frames, or the FLAME sequence × an orbit) × groups are rendered small: the region's
 visible pixels give each candidate's visibility, and the renders give the region's colour statistics
@@ -31,7 +31,7 @@ from torch import Tensor
 from engine.avatar.avatar import Avatar
 from engine.edit.discriminator import DiscriminatorConfig, EditDiscriminator, GateCalibration, train_discriminator
 from engine.edit.editors.base import ImageEditor
-from engine.edit.keyframe_edits import KeyframeEditor
+from engine.edit.keyframe_edits import KeyframeEditor, KeyframeShot
 from engine.edit.keyframes import (
     KeyframeChoice,
     View,
@@ -46,13 +46,13 @@ from engine.edit.keyframes import (
 )
 from engine.edit.layers import EditLayer
 from engine.edit.optimise import EditOptimiser, EditTarget, OptimConfig
+from engine.edit.parts import narrow_to_part, rest_means
 from engine.edit.regions import spatial_groups
 from engine.edit.views import crop_camera, crop_photo, dilate, render_view
 from engine.edit.visibility import VisibilityReport, measure_visibility
 from engine.head.params import FlameParams
 from engine.prompting.plan import EditKind, EditPlan
 from engine.render.splats import dc_to_rgb, rgb_to_dc
-from engine.semantics.parts import narrow_to_part, rest_means
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, str], None]
@@ -93,7 +93,14 @@ class EditConfig:
 
 @dataclass(frozen=True)
 class EditResult:
-    """What an edit produced."""
+    """What an edit produced.
+
+    For the GUI: `appearance` is the layer that changes Gaussians (None for an expression-only plan) and
+    `expression` the plan's expression as an expression-offset layer (None when the plan has none); add
+    both to the project (`layers` holds them in that order). `shots` are the chosen keyframes, one per
+    slot in slot order (plus any that were dropped): `before`/`after` crops for thumbnails and the gate's
+    `score`/`threshold`/`accepted`. `warnings` are what the user should check (the edit still succeeded).
+    """
 
     layers: tuple[EditLayer, ...]  # the appearance layer (if the plan has one), then the expression layer (if any)
     keyframes: KeyframeChoice | None  # the chosen views (None for expression-only plans)
@@ -105,6 +112,12 @@ class EditResult:
     warnings: tuple[str, ...] = ()  # what the user should check (e.g. the gate rejected every keyframe edit)
     gate: GateCalibration | None = None  # how the discriminator's gate was calibrated, when one was used
     discriminator: EditDiscriminator | None = None  # the trained discriminator (judges more views of this edit)
+    shots: tuple[KeyframeShot, ...] = ()  # every keyframe tried: crops before/after and the gate's scores
+
+    @property
+    def appearance(self) -> EditLayer | None:
+        """The appearance layer (Gaussians changed), or None for an expression-only plan."""
+        return next((layer for layer in self.layers if layer.kind != "expression"), None)
 
     @property
     def layer(self) -> EditLayer:
@@ -370,7 +383,7 @@ def _optimise(job: _Job, kept: list[EditTarget], kf: KeyframeEditor, disc: EditD
     info = {"plan": plan.model_dump(mode="json"), "editor": job.editor.name, "keyframes": len(kept),
             "coverage": choice.coverage, "region_coverage": choice.region_coverage, "steps": steps,
             "dropped": list(kf.dropped), "added": opt.n_added, "warnings": list(job.warnings),
-            "colour_mapped": prior is not None}
+            "colour_mapped": prior is not None, "shots": [shot.as_dict() for shot in kf.shots]}
     if disc is not None and disc.calibration is not None:
         info["gate"] = disc.calibration.as_dict()
     reference = getattr(job.editor, "reference", None)
@@ -381,4 +394,4 @@ def _optimise(job: _Job, kept: list[EditTarget], kf: KeyframeEditor, disc: EditD
     layers = (layer,) if expr is None else (layer, expr)
     return EditResult(layers, choice, job.editor, tuple(t.view for t in kept), tuple(kf.dropped),
                       tuple(job.messages), time.perf_counter() - start, tuple(job.warnings),
-                      disc.calibration if disc is not None else None, disc)
+                      disc.calibration if disc is not None else None, disc, tuple(kf.shots))
