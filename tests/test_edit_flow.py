@@ -20,7 +20,9 @@ from engine.edit.quality import region_colour_within
 from engine.edit.run import EditConfig, EditResult, run_edit
 from engine.edit.views import crop_camera, dilate, render_view
 from engine.head.components import expand, labels_of
-from engine.prompting.plan import EditPlan, build_plan
+from engine.prompting import refine
+from engine.prompting.plan import EditKind, EditPlan, build_plan
+from engine.render.splats import dc_to_rgb
 
 SMALL = EditConfig(size=80, keyframes=4, orbit_cameras=4, max_timesteps=1, mapped_steps=10, min_steps=4,
                    disc=DiscriminatorConfig(steps=30))
@@ -191,3 +193,23 @@ def test_a_mixed_plan_brings_its_expression_layer(avatar) -> None:
         greener = srgb_to_oklab(shot.after[inside])[:, 1].mean() < srgb_to_oklab(shot.before[inside])[:, 1].mean()
         assert int(inside.sum()) > 0 and bool(greener)
     assert result.layer.info["shots"][0]["accepted"] is True
+
+
+def test_darker_brows_shift_their_lightness_and_say_what_was_not_done(avatar) -> None:
+    plan = refine("make her eyebrows thicker and darker", backend="rules").plan
+    assert plan.lightness < 0 and plan.colour is None and EditKind.SHAPE in plan.kinds
+    sel = _selection(avatar, ["brows"])
+    result = run_edit(avatar, sel, plan, make_editor(EditorSettings()), SMALL)
+    assert result is not None and any("shape part of the plan was not done" in w for w in result.warnings)
+    edited = compose(avatar.gaussians, [result.layer])
+    assert torch.equal(edited.xyz, avatar.gaussians.xyz)  # no geometry was optimised toward colour-only targets
+    before = srgb_to_oklab(dc_to_rgb(avatar.gaussians.sh[sel, 0]).clamp(0, 1)).median(0).values
+    after = srgb_to_oklab(dc_to_rgb(edited.sh[sel, 0]).clamp(0, 1)).median(0).values
+    assert -0.25 < float(after[0] - before[0]) < -0.07  # darker by about the plan's shift
+    assert float((after[1:] - before[1:]).norm()) < 0.03  # the same hue
+    held = _held_out(avatar)[0]
+    verts = avatar.posed_vertices(held[0]).float()
+    old, mask = render_view(avatar, verts, held[1], sel.float())
+    new, _ = render_view(Avatar(avatar.head, edited, avatar.params, avatar.name), verts, held[1], sel.float())
+    inside = mask >= 0.8
+    assert float(srgb_to_oklab(new[inside])[:, 0].median()) < float(srgb_to_oklab(old[inside])[:, 0].median()) - 0.05

@@ -354,7 +354,12 @@ def _optimise(job: _Job, kept: list[EditTarget], kf: KeyframeEditor, disc: EditD
               choice: KeyframeChoice, start: float, expr: EditLayer | None) -> EditResult | None:
     config, plan = job.config, job.plan
     geometry = any(k in (EditKind.SHAPE, EditKind.ACCESSORY) for k in plan.kinds)
-    prior = None if geometry else _prior(job)
+    prior = _prior(job)
+    if geometry and prior is not None:  # a colour-mapping editor did the colour part; the shape part is left
+        kinds = ", ".join(k.value for k in plan.kinds if k in (EditKind.SHAPE, EditKind.ACCESSORY))
+        job.warn(f"the {job.editor.name} editor changes colour and material only: the {kinds} part of the plan "
+                 "was not done (a diffusion editor can do it)")
+        geometry = False
     steps = _steps(config, plan, len(kept), prior is not None)
     oc = replace(config.optim, steps=steps, geometry=geometry or config.optim.geometry,
                  view_dependent=EditKind.TEXTURE in plan.kinds or config.optim.view_dependent, seed=config.seed)

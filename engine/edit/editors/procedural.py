@@ -13,7 +13,8 @@ The region's mean is taken from the image being edited unless the editor was cal
 views (`calibrated`): then one pooled mean (RegionStats) serves every view, so the same surface point
 gets the same edited colour in every view — per-image means move with what each view happens to show
 (a grazing view sees more of the darker lip line and would be lightened more than a frontal one).
-Shape and accessory edits need a generative model; this editor refuses them with a clear error.
+A plan's `lightness` without a colour ("darker brows") shifts the region's mean lightness and keeps its
+hue. Shape and accessory edits need a generative model; this editor refuses them with a clear error.
 """
 
 from __future__ import annotations
@@ -103,11 +104,14 @@ def soft_limit(dev: Tensor, limit: float) -> Tensor:
 
 
 def recolour(image: Tensor, mask: Tensor, target: Tensor, amount: float,
-             material: tuple[float, float, float] | None, reference: RegionStats | None = None) -> Tensor:
+             material: tuple[float, float, float] | None, reference: RegionStats | None = None,
+             lightness: float = 0.0) -> Tensor:
     """image [H, W, 3] sRGB, mask [H, W], target sRGB [3] (NaN: keep colour) -> [H, W, 3].
 
     reference: the region's statistics pooled over views; None: the mask-weighted mean of this image.
     Without a material the deviation from the mean is soft-limited to SHADING_RANGE (module docstring).
+    lightness: shift of the region's mean Oklab lightness when the target is NaN ("darker brows": -0.15);
+    a named target colour already carries the plan's shift.
     """
     h, w, _ = image.shape
     lab = srgb_to_oklab(image.reshape(-1, 3).float())
@@ -120,6 +124,8 @@ def recolour(image: Tensor, mask: Tensor, target: Tensor, amount: float,
     contrast, lift, chroma_tex = material if material is not None else (1.0, 0.0, 1.0)
     goal = srgb_to_oklab(target.float()[None])[0] if bool(torch.isfinite(target).all()) else mean
     new_mean = mean + amount * (goal - mean)
+    if lightness and not bool(torch.isfinite(target).all()):
+        new_mean = torch.cat([(new_mean[:1] + lightness).clamp(0.02, 0.98), new_mean[1:]])
     light = dev[:, 0] * contrast
     if lift:
         light = light + lift * torch.relu(dev[:, 0]) / spread
@@ -152,7 +158,7 @@ class ProceduralEditor(ImageEditor):
     def _check_plan(self, plan: EditPlan) -> tuple[str, tuple[float, float, float]] | None:
         """The plan's material (None: none); EditorError when the plan asks for more than colour and material."""
         material = material_of(plan)
-        if plan.colour is None and material is None:
+        if plan.colour is None and material is None and not plan.lightness:
             unsupported = [k.value for k in plan.kinds if k in (EditKind.SHAPE, EditKind.ACCESSORY)]
             what = f"{'/'.join(unsupported)} edits" if unsupported else f"{plan.refined_prompt!r}"
             raise EditorError(
@@ -173,7 +179,7 @@ class ProceduralEditor(ImageEditor):
             assert rgb.ndim == 2 and rgb.shape[1] == 3, f"colours must be [P, 3], got {tuple(rgb.shape)}"
             image = rgb[:, None, :]
             out = recolour(image, torch.ones(image.shape[:2]), target, amount, material[1] if material else None,
-                           reference)
+                           reference, plan.lightness)
             return out[:, 0, :]
 
         return mapping
@@ -184,8 +190,8 @@ class ProceduralEditor(ImageEditor):
         if float(mask.max()) <= 0.0:
             return EditedImage(image, image, {"backend": self.name, "empty_mask": True})
         target, amount = _target(plan), colour_amount(plan.intensity)
-        raw = recolour(image, mask, target, amount, material[1] if material else None, self.reference)
+        raw = recolour(image, mask, target, amount, material[1] if material else None, self.reference, plan.lightness)
         info = {"backend": self.name, "amount": amount, "material": material[0] if material else None,
-                "colour": list(plan.colour) if plan.colour else None,
+                "colour": list(plan.colour) if plan.colour else None, "lightness": plan.lightness,
                 "reference": self.reference.as_dict() if self.reference is not None else None}
         return EditedImage(composite(image, raw, mask), raw, info)
