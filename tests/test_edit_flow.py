@@ -17,14 +17,14 @@ from engine.edit.keyframes import orbit_cameras
 from engine.edit.layers import compose
 from engine.edit.parts import part_mask
 from engine.edit.quality import region_colour_within
-from engine.edit.run import EditConfig, EditResult, run_edit
+from engine.edit.run import EditConfig, EditResult, mapped_sh, run_edit
 from engine.edit.views import crop_camera, dilate, render_view
 from engine.head.components import expand, labels_of
 from engine.prompting import refine
 from engine.prompting.plan import EditKind, EditPlan, build_plan
 from engine.render.splats import dc_to_rgb
 
-SMALL = EditConfig(size=80, keyframes=4, orbit_cameras=4, max_timesteps=1, mapped_steps=10, min_steps=4,
+SMALL = EditConfig(size=80, keyframes=4, orbit_cameras=4, max_timesteps=1, min_steps=4,
                    disc=DiscriminatorConfig(steps=30))
 
 
@@ -213,3 +213,21 @@ def test_darker_brows_shift_their_lightness_and_say_what_was_not_done(avatar) ->
     new, _ = render_view(Avatar(avatar.head, edited, avatar.params, avatar.name), verts, held[1], sel.float())
     inside = mask >= 0.8
     assert float(srgb_to_oklab(new[inside])[:, 0].median()) < float(srgb_to_oklab(old[inside])[:, 0].median()) - 0.05
+
+
+def test_view_dependent_colours_go_through_the_mapping_in_every_direction() -> None:
+    gen = torch.Generator().manual_seed(3)
+    sh = torch.randn(50, 16, 3, generator=gen) * 0.05
+    sh[:, 0] = torch.rand(50, 3, generator=gen) * 1.2 - 0.6
+    dirs = torch.nn.functional.normalize(torch.randn(200, 3, generator=gen), dim=1)
+    from engine.render.projection import sh_basis
+
+    basis = sh_basis(dirs, 3)  # [D, 16]
+    colours = lambda s: torch.einsum("dk,mkc->mdc", basis, s) + 0.5  # [M, D, 3]
+    assert torch.allclose(colours(mapped_sh(sh, lambda c: c)), colours(sh), atol=1e-3)  # identity stays
+    half = mapped_sh(sh, lambda c: 0.5 * c + 0.25)  # a linear mapping is reproduced exactly in every direction
+    assert torch.allclose(colours(half), 0.5 * colours(sh).clamp(0, 1) + 0.25, atol=2e-3)
+    flat = sh.clone()
+    flat[:, 1:] = 0
+    out = mapped_sh(flat, lambda c: 1 - c)  # no view-dependent terms: only the DC changes
+    assert torch.equal(out[:, 1:], flat[:, 1:]) and torch.allclose(dc_to_rgb(out[:, 0]), 1 - dc_to_rgb(flat[:, 0]).clamp(0, 1))

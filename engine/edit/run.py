@@ -21,6 +21,7 @@ change of their nearest reached neighbour. The avatar passed in is never modifie
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -52,6 +53,7 @@ from engine.edit.views import crop_camera, crop_photo, dilate, render_view
 from engine.edit.visibility import VisibilityReport, measure_visibility
 from engine.head.params import FlameParams
 from engine.prompting.plan import EditKind, EditPlan
+from engine.render.projection import sh_basis
 from engine.render.splats import dc_to_rgb, rgb_to_dc
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,9 @@ class EditConfig:
     passes: int = 25  # optimisation steps per edited view (steps = passes × views, within the limits below)
     min_steps: int = 60  # fewest optimisation steps
     max_steps: int | None = None  # most optimisation steps (None: the plan's iterations)
-    mapped_steps: int = 40  # most optimisation steps when the editor's edit is a colour mapping (targets are set)
+    mapped_steps: int = 0  # optimisation steps when the editor's edit is a colour mapping: every selected
+    # Gaussian then has its exact target colour already; fitting it to keyframe images only folds the blending
+    # with neighbouring parts back into the colours (uneven in views the keyframes did not show)
     orbit_cameras: int = 8  # cameras on the orbit when the avatar has no dataset
     max_timesteps: int = 24  # FLAME frames considered when the avatar has no dataset
     max_candidates: int = 64  # most candidate views (spread over expression, pose and direction when there are more)
@@ -148,7 +152,7 @@ def selection_weights(avatar: Avatar, selection: Tensor) -> Tensor:
 def _steps(config: EditConfig, plan: EditPlan, views: int, mapped: bool) -> int:
     cap = config.max_steps if config.max_steps is not None else plan.iterations
     if mapped:
-        cap = min(cap, config.mapped_steps)
+        return max(0, min(cap, config.mapped_steps))
     return max(1, min(cap, max(config.min_steps, config.passes * views)))
 
 
@@ -340,14 +344,35 @@ def _run_stages(job: _Job, choice: KeyframeChoice, vis: Tensor, start: float,
 
 
 def _prior(job: _Job) -> Tensor | None:
-    """[M, K, 3] SH of the selected Gaussians with their base colours through the editor's colour mapping,
-    or None when the editor's edit is not a colour mapping."""
+    """[M, K, 3] SH of the selected Gaussians with their colours through the editor's colour mapping (every
+    view direction's colour when they have view-dependent SH: mapped, then refitted), or None when the
+    editor's edit is not a colour mapping."""
     mapping = job.editor.colour_map(job.plan)
     if mapping is None:
         return None
-    sh = job.avatar.gaussians.sh[job.selected].detach().clone()
-    sh[:, 0] = rgb_to_dc(mapping(dc_to_rgb(sh[:, 0]).clamp(0, 1)).clamp(0, 1))
-    return sh
+    return mapped_sh(job.avatar.gaussians.sh[job.selected].detach(), mapping)
+
+
+def mapped_sh(sh: Tensor, mapping: Callable[[Tensor], Tensor], directions: int = 64) -> Tensor:
+    """[M, K, 3] SH whose colour in every direction is mapping(colour of sh [M, K, 3] in that direction).
+
+    Without view-dependent terms (K = 1 or the rest bands all zero) only the DC term changes; otherwise the
+    colours at `directions` Fibonacci-sphere directions are mapped and the SH refitted by least squares."""
+    m, k, _ = sh.shape
+    assert sh.ndim == 3 and sh.shape[2] == 3 and k in (1, 4, 9, 16), f"sh must be [M, K in 1/4/9/16, 3], got {tuple(sh.shape)}"
+    out = sh.clone()
+    if k == 1 or not bool(sh[:, 1:].any()):
+        out[:, 0] = rgb_to_dc(mapping(dc_to_rgb(sh[:, 0]).clamp(0, 1)).clamp(0, 1))
+        return out
+    i = torch.arange(directions, dtype=torch.float32) + 0.5
+    z = 1 - 2 * i / directions
+    phi = i * math.pi * (3 - math.sqrt(5))
+    r = (1 - z * z).sqrt()
+    dirs = torch.stack([r * torch.cos(phi), r * torch.sin(phi), z], 1)  # [D, 3]
+    basis = sh_basis(dirs, {4: 1, 9: 2, 16: 3}[k]).to(sh)  # [D, K]
+    colours = torch.einsum("dk,mkc->mdc", basis, sh) + 0.5  # [M, D, 3]
+    goal = mapping(colours.reshape(-1, 3).clamp(0, 1)).clamp(0, 1).reshape(m, directions, 3) - 0.5
+    return torch.einsum("kd,mdc->mkc", torch.linalg.pinv(basis), goal)
 
 
 def _optimise(job: _Job, kept: list[EditTarget], kf: KeyframeEditor, disc: EditDiscriminator | None,
@@ -370,9 +395,13 @@ def _optimise(job: _Job, kept: list[EditTarget], kf: KeyframeEditor, disc: EditD
     # a deterministic editor would only reproduce (or, re-editing its own output, distort) its targets
     opt = EditOptimiser(job.avatar, job.selected, kept, oc, disc, None if job.editor.deterministic else refresh,
                         prior_sh=prior)
-    job.note(f"optimising {int(job.selected.sum())} selected Gaussians over {len(kept)} views for {steps} steps"
-             + (" (geometry on)" if geometry else "")
-             + (" from their own colours through the editor's colour mapping" if prior is not None else ""))
+    if steps == 0:
+        job.note(f"{int(job.selected.sum())} selected Gaussians took their own colours through the editor's colour "
+                 "mapping (the keyframe edits are that mapping; no optimisation needed)")
+    else:
+        job.note(f"optimising {int(job.selected.sum())} selected Gaussians over {len(kept)} views for {steps} steps"
+                 + (" (geometry on)" if geometry else "")
+                 + (" from their own colours through the editor's colour mapping" if prior is not None else ""))
     while not opt.finished:
         if job.cancel():
             return None
