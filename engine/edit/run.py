@@ -13,9 +13,11 @@ avatar's renders and photos, its gate calibrated on clean procedural edits of th
 edits (engine.edit.keyframe_edits: a rejected edit is regenerated with another seed, then replaced by
 another view; if the gate rejects everything the best edits are kept with a warning) -> the edit
 optimisation (views weighted by their visible mask area). An editor whose edit is a colour mapping
-(the procedural one) gives every selected Gaussian its own target colour first, so no Gaussian the
-keyframes miss keeps its old colour; for generative editors, Gaussians no keyframe reached take the
-change of their nearest reached neighbour. The avatar passed in is never modified.
+(the procedural one) gives every selected Gaussian its own colour through that mapping (every view
+direction of its SH), and that is the result (EditConfig.mapped_steps = 0), so no Gaussian the keyframes
+miss keeps its old colour and the colour stays even in views no keyframe showed; for generative editors,
+Gaussians no keyframe reached take the change of their nearest reached neighbour. The avatar passed in
+is never modified. The result carries the keyframes as the user sees them (EditResult.shots).
 """
 
 from __future__ import annotations
@@ -425,6 +427,7 @@ def _optimise(job: _Job, kept: list[EditTarget], kf: KeyframeEditor, disc: EditD
         info["editor_reference"] = reference.as_dict()
     layer = opt.layer(name, info)
     job.note(f"done: {layer.indices.numel()} Gaussians changed, {opt.n_added} added")
+    job.progress(1.0, "done")
     layers = (layer,) if expr is None else (layer, expr)
     return EditResult(layers, choice, job.editor, tuple(t.view for t in kept), tuple(kf.dropped),
                       tuple(job.messages), time.perf_counter() - start, tuple(job.warnings),
