@@ -24,6 +24,7 @@ def test_green_eyes_and_a_smile_save_both_layers(tmp_path: Path, capsys: pytest.
     assert code == 0
     printed = capsys.readouterr().out
     assert "the iris" in printed
+    assert "keyframe 0 (t=" in printed and "realness" in printed and "passed" in printed  # the gate's verdicts
     project = load_project(out / "project.dap")
     assert [layer.kind for layer in project.layers] == ["edit", "expression"]
     base = load_demo_avatar()

@@ -73,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("edit cancelled")
     for line in result.log:
         print(line)
+    for shot in result.shots:
+        verdict = "passed" if shot.accepted else "rejected"
+        print(f"keyframe {shot.slot} (t={shot.timestep}, camera {shot.camera_index}): realness {shot.score:.2f}, gate "
+              f"{shot.threshold:.2f}, {verdict}{'' if shot.used else ', not used'}")
     _save(avatar, result, Path(args.out))
     return 0
 
