@@ -7,13 +7,13 @@ translation [T, 3], optional static_offset [1, V, 3] and dynamic_offset [T, V, 3
 from __future__ import annotations
 
 import os
-import zipfile
 
 import numpy as np
 import torch
 
 from engine.head.params import FRAME_KEYS, FlameParams
 from engine.io.atomic import FileFormatError, atomic_write
+from engine.io.npz import read_npz
 
 WIDTHS: dict[str, int] = {"rotation": 3, "neck_pose": 3, "jaw_pose": 3, "eyes_pose": 6, "translation": 3}
 
@@ -39,7 +39,11 @@ def flame_params_from_arrays(data: dict[str, np.ndarray], origin: str | os.PathL
     missing = [k for k in ("shape", "expr") + tuple(WIDTHS) if k not in data]
     if missing:
         raise FileFormatError(origin, f"missing FLAME parameters {', '.join(missing)}")
-    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in data.items()}
+    used = {k: np.asarray(v) for k, v in data.items() if k in ("shape", "expr", "static_offset", "dynamic_offset", *WIDTHS)}
+    wrong = [k for k, v in used.items() if v.dtype.kind not in "biuf"]
+    if wrong:
+        raise FileFormatError(origin, f"{', '.join(wrong)} must hold numbers")
+    arrays = {k: v.astype(np.float32) for k, v in used.items()}
     shape = arrays["shape"].reshape(-1) if arrays["shape"].ndim == 2 and arrays["shape"].shape[0] == 1 else arrays["shape"]
     if shape.ndim != 1:
         raise FileFormatError(origin, f"shape must be [S] or [1, S], got {list(arrays['shape'].shape)}")
@@ -49,6 +53,8 @@ def flame_params_from_arrays(data: dict[str, np.ndarray], origin: str | os.PathL
     if expr.ndim != 2:
         raise FileFormatError(origin, f"expr must be [T, E], got {list(arrays['expr'].shape)}")
     t = expr.shape[0]
+    if t == 0:
+        raise FileFormatError(origin, "expr holds no frames")
     frame: dict[str, np.ndarray] = {}
     for key, width in WIDTHS.items():
         value = arrays[key]
@@ -65,7 +71,8 @@ def flame_params_from_arrays(data: dict[str, np.ndarray], origin: str | os.PathL
     dynamic = arrays.get("dynamic_offset")
     if dynamic is not None and (dynamic.ndim != 3 or dynamic.shape[0] != t or dynamic.shape[2] != 3):
         raise FileFormatError(origin, f"dynamic_offset must be [{t}, V, 3], got {list(dynamic.shape)}")
-    for key, value in [("shape", shape), ("expr", expr), *frame.items()]:
+    offsets = [(k, v) for k, v in (("static_offset", static), ("dynamic_offset", dynamic)) if v is not None]
+    for key, value in [("shape", shape), ("expr", expr), *frame.items(), *offsets]:
         if not np.isfinite(value).all():
             raise FileFormatError(origin, f"{key} holds NaN or infinite values")
     tensor = torch.from_numpy
@@ -82,9 +89,4 @@ def load_flame_params(path: str | os.PathLike) -> FlameParams:
     """Read a flame_param.npz; raises FileFormatError naming the file and the problem."""
     if not os.path.isfile(path):
         raise FileFormatError(path, "FLAME parameter file not found")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise FileFormatError(path, f"not a readable .npz file ({exc})") from None
-    return flame_params_from_arrays(data, path)
+    return flame_params_from_arrays(read_npz(path, lambda problem: FileFormatError(path, problem)), path)

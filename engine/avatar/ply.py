@@ -8,10 +8,9 @@ then B), opacity (logit), scale_0..2 (log), rot_0..3 (w, x, y, z); GaussianAvata
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
-from plyfile import PlyData, PlyElementParseError, PlyHeaderParseError
+from plyfile import PlyData
 
 from engine.io.atomic import FileFormatError, atomic_write
 
@@ -19,6 +18,13 @@ BASE_FIELDS: tuple[str, ...] = (
     ("x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2")
 )
 TAIL_FIELDS: tuple[str, ...] = ("opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
+MAX_HEADER_BYTES = 64 * 1024  # longest ply header read
+ROW_FORMATS: tuple[str, ...] = ("binary_little_endian", "binary_big_endian", "ascii")
+TYPE_BYTES: dict[str, int] = {
+    **dict.fromkeys(("char", "int8", "uchar", "uint8"), 1), **dict.fromkeys(("short", "int16", "ushort", "uint16"), 2),
+    **dict.fromkeys(("int", "int32", "uint", "uint32", "float", "float32"), 4), **dict.fromkeys(("double", "float64"), 8),
+}
+"""Bytes per value of each ply scalar type."""
 
 
 def sh_to_fields(sh: np.ndarray) -> dict[str, np.ndarray]:
@@ -62,13 +68,18 @@ def write_ply(path: str | os.PathLike, columns: dict[str, np.ndarray]) -> None:
 
 
 def read_ply(path: str | os.PathLike, required: tuple[str, ...] = BASE_FIELDS + TAIL_FIELDS) -> dict[str, np.ndarray]:
-    """Vertex properties of a Gaussian ply as float32 arrays; validates fields, counts and values."""
+    """Vertex properties of a Gaussian ply as float32 arrays; validates fields, counts and values.
+
+    The header is checked against the file's size before the body is read, so a header declaring more
+    vertices than the file can hold is refused without allocating them.
+    """
     if not os.path.isfile(path):
         raise FileFormatError(path, "file not found")
+    expected = check_ply_header(path)
     try:
         ply = PlyData.read(str(path))
-    except (PlyHeaderParseError, PlyElementParseError, ValueError, EOFError, IndexError, UnicodeDecodeError) as exc:
-        raise FileFormatError(path, f"not a valid ply file or truncated ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - plyfile's many parse failures become one clear message
+        raise FileFormatError(path, f"not a valid ply file or truncated ({type(exc).__name__}: {exc})") from None
     if "vertex" not in ply:
         raise FileFormatError(path, "no 'vertex' element")
     vertex = ply["vertex"].data
@@ -76,8 +87,7 @@ def read_ply(path: str | os.PathLike, required: tuple[str, ...] = BASE_FIELDS + 
     missing = [name for name in required if name not in names]
     if missing:
         raise FileFormatError(path, f"missing properties {', '.join(missing)}")
-    expected = _declared_count(path)
-    if expected is not None and expected != len(vertex):
+    if expected != len(vertex):
         raise FileFormatError(path, f"header declares {expected} vertices, body holds {len(vertex)}")
     columns = {name: np.asarray(vertex[name], dtype=np.float32) for name in names}
     for name in required:
@@ -87,8 +97,50 @@ def read_ply(path: str | os.PathLike, required: tuple[str, ...] = BASE_FIELDS + 
     return columns
 
 
-def _declared_count(path: str | os.PathLike) -> int | None:
+def _header_elements(path: str | os.PathLike) -> tuple[str, int, list[tuple[str, int, int, int]]]:
+    """(format, header length in bytes, [(element name, count, bytes per row, values per row)]) from a ply header;
+    FileFormatError for anything but a plain header of scalar properties."""
     with open(path, "rb") as fh:
-        head = fh.read(4096).decode("latin1")
-    match = re.search(r"element vertex (\d+)", head)
-    return int(match.group(1)) if match else None
+        head = fh.read(MAX_HEADER_BYTES)
+    end = head.find(b"end_header")
+    newline = head.find(b"\n", end)
+    if not head.startswith(b"ply") or end < 0 or newline < 0:
+        raise FileFormatError(path, "not a valid ply file (no 'ply' ... 'end_header' header in its first "
+                                    f"{MAX_HEADER_BYTES // 1024} kB)")
+    fmt = ""
+    elements: list[tuple[str, int, int, int]] = []
+    for raw in head[:end].decode("latin1").splitlines()[1:]:
+        words = raw.split()
+        if not words or words[0] in ("comment", "obj_info"):
+            continue
+        if words[0] == "format" and len(words) == 3 and words[1] in ROW_FORMATS:
+            fmt = words[1]
+        elif words[0] == "element" and len(words) == 3 and words[2].isascii() and words[2].isdigit():
+            elements.append((words[1], int(words[2]), 0, 0))
+        elif words[0] == "property" and len(words) == 3 and words[1] in TYPE_BYTES and elements:
+            name, count, row, values = elements[-1]
+            elements[-1] = (name, count, row + TYPE_BYTES[words[1]], values + 1)
+        elif words[0] == "property" and words[1:2] == ["list"]:
+            raise FileFormatError(path, "holds list properties (a mesh?), not Gaussians")
+        else:
+            raise FileFormatError(path, f"unexpected header line {raw[:60]!r}")
+    if not fmt:
+        raise FileFormatError(path, "the header names no known format (binary_little_endian, binary_big_endian, ascii)")
+    return fmt, newline + 1, elements
+
+
+def check_ply_header(path: str | os.PathLike) -> int:
+    """The vertex count a ply header declares, after checking that the file is large enough to hold every
+    element it declares (binary: exactly; ASCII: at least two bytes a value)."""
+    fmt, start, elements = _header_elements(path)
+    counts = {name: count for name, count, _, _ in elements}
+    if "vertex" not in counts:
+        raise FileFormatError(path, "no 'vertex' element")
+    body = os.path.getsize(path) - start
+    need = sum(count * (2 * values if fmt == "ascii" else row) for _, count, row, values in elements)
+    if fmt == "ascii":
+        need -= 1  # the last value needs no separator
+    if need > body:
+        raise FileFormatError(path, f"truncated or damaged: the header declares {counts['vertex']} vertices "
+                                    f"({need} bytes), the file holds {body} bytes after the header")
+    return counts["vertex"]

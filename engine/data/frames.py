@@ -20,6 +20,7 @@ from torch import Tensor
 
 from engine.data.vhap_format import DatasetError, FrameRecord
 from engine.head.components import COMPONENTS
+from engine.io.images import open_image
 from engine.render.camera import Camera
 
 WHITE = 1.0  # background value images are composited over (VHAP exports on white)
@@ -43,12 +44,7 @@ def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
 
 
 def _open(path: Path) -> Image.Image:
-    try:
-        im = Image.open(path)
-        im.load()
-        return im
-    except (OSError, ValueError) as exc:
-        raise DatasetError(path, f"cannot decode image ({exc})") from exc
+    return open_image(path, lambda problem: DatasetError(path, f"cannot decode image: {problem}"))
 
 
 def _resize_float(x: Tensor, size: tuple[int, int]) -> Tensor:

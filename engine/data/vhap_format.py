@@ -36,9 +36,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image
 
 from engine.head.params import FlameParams
+from engine.io.images import open_image
+from engine.io.json_file import read_json
+from engine.io.npz import read_npz
 from engine.render.camera import Camera
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -46,6 +48,7 @@ CANONICAL_FILE = "canonical_flame_param.npz"
 LABEL_KEY = "label_path"  # our per-frame key for the optional component label map
 REQUIRED_NPZ_KEYS: tuple[str, ...] = ("shape", "expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation")
 NPZ_WIDTHS: dict[str, int] = {"rotation": 3, "neck_pose": 3, "jaw_pose": 3, "eyes_pose": 6, "translation": 3}
+MAX_JSON_BYTES = 256 << 20  # largest transforms json read (VHAP's are ~1 kB per frame)
 RIGID_TOLERANCE = 1e-3  # max |RᵀR − I| entry accepted for a camera rotation
 
 
@@ -162,10 +165,7 @@ def split_by_time(dataset: AvatarDataset, holdout: float) -> AvatarDataset:
 
 
 def _read_split(root: Path, json_path: Path, principal_point: str) -> tuple[FrameRecord, ...]:
-    try:
-        db = json.loads(json_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(json_path, f"cannot be read as JSON ({exc})") from exc
+    db = read_json(json_path, lambda problem: DatasetError(json_path, problem), MAX_JSON_BYTES)
     if not isinstance(db, dict) or not isinstance(db.get("frames"), list):
         raise DatasetError(json_path, "has no 'frames' list")
     records = tuple(_frame_record(root, json_path, db, i, fr, principal_point) for i, fr in enumerate(db["frames"]))
@@ -181,22 +181,31 @@ def _frame_record(root: Path, json_path: Path, db: dict, i: int, frame: Any, pri
         if key not in frame:
             raise DatasetError(json_path, f"{where} lacks '{key}'")
     t, c = frame["timestep_index"], frame["camera_index"]
-    if not (isinstance(t, int) and isinstance(c, int) and t >= 0 and c >= 0):
+    if not (type(t) is int and type(c) is int and t >= 0 and c >= 0):
         raise DatasetError(
             json_path, f"{where}: timestep_index and camera_index must be non-negative integers, got {t!r}, {c!r}"
         )
     camera = _camera(json_path, f"{where} (timestep {t}, camera {c})", db, frame, principal_point)
-    mask = frame.get("fg_mask_path")
-    label = frame.get(LABEL_KEY)
+    rel = {key: _relative(json_path, where, key, frame.get(key))
+           for key in ("file_path", "fg_mask_path", "flame_param_path", LABEL_KEY)}
     return FrameRecord(
         timestep=t,
         camera_index=c,
         camera=camera,
-        image_path=_resolve_image(root, str(frame["file_path"])),
-        mask_path=_resolve_image(root, str(mask)) if mask else None,
-        flame_param_path=root / str(frame["flame_param_path"]),
-        label_path=_resolve_image(root, str(label)) if label else None,
+        image_path=_resolve_image(root, rel["file_path"]),
+        mask_path=_resolve_image(root, rel["fg_mask_path"]) if rel["fg_mask_path"] else None,
+        flame_param_path=root / rel["flame_param_path"],
+        label_path=_resolve_image(root, rel[LABEL_KEY]) if rel[LABEL_KEY] else None,
     )
+
+
+def _relative(json_path: Path, where: str, key: str, value: Any) -> str:
+    """A frame's file path as text ('' for none); DatasetError for a value that cannot be a path."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or "\x00" in value:
+        raise DatasetError(json_path, f"{where}: '{key}' must be a file path, got {str(value)[:80]!r}")
+    return value
 
 
 def _resolve_image(root: Path, rel: str) -> Path:
@@ -210,9 +219,13 @@ def _intrinsic(json_path: Path, where: str, db: dict, frame: dict, key: str) -> 
     value = frame.get(key, db.get(key))
     if value is None:
         return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DatasetError(json_path, f"{where}: '{key}' must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise DatasetError(json_path, f"{where}: '{key}' must be a finite number, got {str(value)[:40]}")
+    return number
 
 
 def _camera(json_path: Path, where: str, db: dict, frame: dict, principal_point: str) -> Camera:
@@ -289,6 +302,7 @@ def _check_split_consistency(json_path: Path, db: dict, records: tuple[FrameReco
     for key, attr in (("timestep_indices", "timestep"), ("camera_indices", "camera_index")):
         listed = db.get(key)
         if isinstance(listed, list):
+            listed = [v for v in listed if type(v) is int]
             extra = sorted({getattr(r, attr) for r in records} - set(listed))
             if extra:
                 raise DatasetError(json_path, f"frames use {attr} {extra[:5]} not listed in '{key}'")
@@ -314,11 +328,8 @@ def _check_image(path: Path, size: tuple[int, int], modes: tuple[str, ...] | Non
     """Existence and header check (no pixel decode)."""
     if not path.is_file():
         raise DatasetError(path, "image file is missing")
-    try:
-        with Image.open(path) as im:
-            got, mode = im.size, im.mode
-    except (OSError, ValueError) as exc:
-        raise DatasetError(path, f"not a readable image ({exc})") from exc
+    with open_image(path, lambda problem: DatasetError(path, problem), decode=False) as im:
+        got, mode = im.size, im.mode
     if got != size:
         raise DatasetError(path, f"image is {got[0]}x{got[1]} but the transforms say {size[0]}x{size[1]}")
     if modes is not None and mode not in modes:
@@ -334,14 +345,14 @@ def read_flame_npz(path: Path, canonical: bool = False) -> FlameParams:
     """
     if not path.is_file():
         raise DatasetError(path, "FLAME parameter file is missing")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k]) for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise DatasetError(path, f"not a readable npz ({exc})") from exc
+    arrays = read_npz(path, lambda problem: DatasetError(path, problem))
     missing = [k for k in REQUIRED_NPZ_KEYS if k not in arrays]
     if missing:
         raise DatasetError(path, f"missing keys {missing} (has {sorted(arrays)})")
+    for key in REQUIRED_NPZ_KEYS + ("static_offset", "dynamic_offset"):
+        value = arrays.get(key)
+        if value is not None and value.dtype.kind not in "biuf":
+            raise DatasetError(path, f"'{key}' must hold numbers, got {value.dtype}")
     for key, value in arrays.items():
         if value.dtype.kind in "fiu" and not np.isfinite(value).all():
             raise DatasetError(path, f"'{key}' has non-finite values")

@@ -8,12 +8,15 @@ The .npz variant (FLAME2020/2023 npz, and our embedded demo head) is read with n
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from engine.io.npz import read_npz
 
 REQUIRED_KEYS: tuple[str, ...] = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
 """Arrays every FLAME-format model file must hold."""
@@ -28,6 +31,16 @@ MODEL_FILE_NAMES: tuple[str, ...] = (
     "FLAME_FEMALE.pkl",
 )
 """File names looked for, in order, when a folder is given."""
+
+
+NUMPY_MODULES: frozenset[str] = frozenset({
+    "numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric",
+})
+"""Modules whose array constructors a FLAME pickle may name (numpy 1 and 2 spellings)."""
+
+MAX_ARRAY_ELEMENTS = 1 << 28
+"""Most elements one array of a model file may expand to (2 GiB of float64; FLAME's largest, shapedirs, has
+5023 × 3 × 400 = 6 million)."""
 
 
 class FlameFileError(ValueError):
@@ -56,14 +69,16 @@ class FlameUnpickler(pickle.Unpickler):
     """Allows numpy arrays, scipy sparse matrices and chumpy stand-ins; nothing else."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("chumpy"):
+        if module == "chumpy" or module.startswith("chumpy."):
             return _ChumpyStandIn
-        if module.startswith("numpy") and name in {"ndarray", "dtype", "_reconstruct", "scalar", "_frombuffer"}:
-            return super().find_class(module.replace("numpy.core", "numpy._core") if module.startswith("numpy.core") else module, name)
-        if module.startswith("scipy.sparse") and name in {"csc_matrix", "csr_matrix", "coo_matrix"}:
-            import scipy.sparse
+        if module in NUMPY_MODULES and name in {"ndarray", "dtype", "_reconstruct", "scalar", "_frombuffer"}:
+            from numpy._core import multiarray, numeric
 
-            return getattr(scipy.sparse, name)
+            found = getattr(multiarray, name, None) or getattr(numeric, name, None)
+            if found is not None:
+                return found
+        if (module == "scipy.sparse" or module.startswith("scipy.sparse.")) and name in {"csc_matrix", "csr_matrix", "coo_matrix"}:
+            return _sparse_stand_in(name)
         if module in {"copy_reg", "copyreg"} and name == "_reconstructor":
             import copyreg
 
@@ -82,13 +97,60 @@ class FlameUnpickler(pickle.Unpickler):
 _FlameUnpickler = FlameUnpickler  # old private name, kept for existing imports
 
 
+@functools.cache
+def _sparse_stand_in(name: str) -> type:
+    """A scipy sparse matrix class that a pickle can restore from its state (as FLAME's files do) but not
+    construct with arguments (which could ask for an enormous index array)."""
+    import scipy.sparse
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise FlameFileError(f"the file constructs a {name} with arguments, which a FLAME file does not do")
+
+    return type(name, (getattr(scipy.sparse, name),), {"__init__": refuse, "__module__": "scipy.sparse"})
+
+
 def _to_plain(value: Any) -> Any:
-    """numpy array (or the value itself) for chumpy stand-ins and sparse matrices."""
+    """numpy array (or the value itself) for chumpy stand-ins and sparse matrices; FlameFileError for a
+    sparse matrix whose dense form would be larger than MAX_ARRAY_ELEMENTS."""
     if isinstance(value, _ChumpyStandIn):
         return value.to_numpy()
     if hasattr(value, "toarray") and "scipy.sparse" in type(value).__module__:
+        try:
+            rows, cols = (int(n) for n in value.shape)
+        except (TypeError, ValueError, AttributeError):
+            raise FlameFileError("a sparse matrix in the file has no valid shape") from None
+        if rows < 0 or cols < 0 or rows * cols > MAX_ARRAY_ELEMENTS:
+            raise FlameFileError(f"a sparse matrix in the file declares {rows} x {cols} entries, more than allowed")
+        try:  # indices outside the shape would make toarray write outside its array
+            value._check() if hasattr(value, "_check") else value.check_format(full_check=True)
+        except Exception as exc:  # noqa: BLE001 - any inconsistency is a damaged file
+            raise FlameFileError(f"a sparse matrix in the file is inconsistent ({exc})") from None
         return value.toarray()
     return value
+
+
+def plain_arrays(raw: Any, file: Path) -> dict[str, np.ndarray]:
+    """{key: numpy array} of an unpickled model dictionary (chumpy and sparse values made dense; text and
+    entries that are not arrays skipped); FlameFileError naming file for a required entry that is not an
+    array of numbers, or for any value that cannot be made an array."""
+    if not isinstance(raw, dict):
+        raise FlameFileError(f"{file}: expected a dictionary of arrays, found {type(raw).__name__}")
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, (str, bytes)):
+            continue
+        try:
+            array = np.asarray(_to_plain(value))
+        except FlameFileError as exc:
+            raise FlameFileError(f"{file}: {key!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - whatever a crafted value raises is a malformed file
+            raise FlameFileError(f"{file}: {key!r} is not an array ({type(exc).__name__}: {exc})") from None
+        if array.dtype.kind not in "biufUS" and key not in REQUIRED_KEYS:
+            continue  # extra entries we do not use (None, flags)
+        if array.dtype.kind not in "biufUS" or array.size > MAX_ARRAY_ELEMENTS:
+            raise FlameFileError(f"{file}: {key!r} is not an array of numbers ({array.dtype}, {array.size} values)")
+        out[str(key)] = array
+    return out
 
 
 def read_restricted_pickle(path: Path, what: str) -> Any:
@@ -125,16 +187,10 @@ def read_flame_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """
     file = find_model_file(path)
     if file.suffix == ".npz":
-        try:
-            with np.load(file, allow_pickle=False) as data:
-                raw: Any = {k: data[k] for k in data.files}
-        except Exception as exc:  # noqa: BLE001 - any parse failure becomes one clear message
-            raise FlameFileError(f"{file}: cannot read FLAME model ({type(exc).__name__}: {exc})") from None
+        raw: Any = read_npz(file, lambda problem: FlameFileError(f"{file}: cannot read FLAME model ({problem})"))
     else:
         raw = read_restricted_pickle(file, "FLAME model")
-    if not isinstance(raw, dict):
-        raise FlameFileError(f"{file}: expected a dictionary of arrays, found {type(raw).__name__}")
-    arrays = {k: np.asarray(_to_plain(v)) for k, v in raw.items() if not isinstance(v, (str, bytes))}
+    arrays = plain_arrays(raw, file)
     missing = [k for k in REQUIRED_KEYS if k not in arrays]
     if missing:
         raise FlameFileError(f"{file}: missing arrays {', '.join(missing)}")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import struct
+import zlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -43,6 +47,38 @@ def save_png(path: str | os.PathLike, image: torch.Tensor | np.ndarray) -> None:
         Image.fromarray(to_uint8(image)).save(fh, format="PNG")
 
 
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""Largest image decoded (width × height), checked from the header before any pixel is decoded."""
+
+IMAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError, struct.error, zlib.error,
+    Image.DecompressionBombError,
+)
+"""What PIL raises on damaged or hostile image files (SyntaxError and struct.error from some decoders)."""
+
+
+def open_image(source: str | os.PathLike | bytes, fail: Callable[[str], Exception], decode: bool = True,
+               max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """An image from a file or its bytes, its size checked against max_pixels before decoding; with decode,
+    its pixels are decoded too. Raises fail(problem) for anything unreadable."""
+    try:
+        im = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+        if im.width * im.height > max_pixels:
+            im.close()
+            raise _TooLarge(f"image is {im.width}x{im.height}, more than the {max_pixels} pixels allowed")
+        if decode:
+            im.load()
+        return im
+    except _TooLarge as exc:
+        raise fail(str(exc)) from None
+    except IMAGE_ERRORS as exc:
+        raise fail(f"not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+class _TooLarge(Exception):
+    """An image larger than allowed (turned into the caller's error)."""
+
+
 def read_mask_png(path: str | os.PathLike) -> torch.Tensor:
     """[H, W] float32 in [0, 1] from a painted mask image: white = selected.
 
@@ -51,10 +87,7 @@ def read_mask_png(path: str | os.PathLike) -> torch.Tensor:
     """
     if not os.path.isfile(path):
         raise FileFormatError(path, "mask image not found")
-    try:
-        with Image.open(path) as im:
-            rgba = np.asarray(im.convert("RGBA"), dtype=np.float64)  # [H, W, 4] in 0..255
-    except (OSError, ValueError) as exc:
-        raise FileFormatError(path, f"not a readable image ({exc})") from None
+    with open_image(path, lambda problem: FileFormatError(path, problem)) as im:
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float64)  # [H, W, 4] in 0..255
     grey = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, as PIL's "L" (white: exactly 255)
     return torch.from_numpy((grey * rgba[..., 3] / (255.0 * 255.0)).clip(0.0, 1.0).astype(np.float32))
