@@ -22,7 +22,6 @@ import os
 import tempfile
 import time
 import zipfile
-import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,15 @@ from typing import Any
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
-from engine.avatar.files import load_avatar, save_avatar
+from engine.avatar.files import MANIFEST_NAME, PARAMS_NAME, PLY_NAME, load_avatar, save_avatar
 from engine.avatar.flame_npz import flame_params_from_arrays, flame_params_to_arrays
 from engine.edit.layers import EditLayer, compose, expression_offset
 from engine.head.flame_file import FlameFileError
 from engine.head.model import HeadModel, load_head
 from engine.head.params import FlameParams
 from engine.io.atomic import FileFormatError, atomic_write
+from engine.io.json_file import loads_json
+from engine.io.npz import ZIP_ERRORS, check_zip_members
 from engine.project.layers_io import (
     layer_arrays,
     layer_from_parts,
@@ -51,6 +52,8 @@ PROJECT_FORMAT = "dynamicavatars-project"
 PROJECT_VERSION = 1
 PROJECT_SUFFIX = ".dap"
 _JSON_PARTS: tuple[str, ...] = ("presets", "prompt_history", "ui")
+AVATAR_FILES: tuple[str, ...] = (PLY_NAME, PARAMS_NAME, MANIFEST_NAME)  # what avatar/ holds
+MAX_PROJECT_BYTES = 4 << 30  # most a project may declare uncompressed (a 1M-Gaussian avatar is ~0.25 GB)
 
 
 class MissingFlameModelError(FileFormatError):
@@ -143,31 +146,42 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _read_members(path: Path, only: tuple[str, ...] | None = None) -> dict[str, bytes]:
+    """The members of a project zip (only those named, if given), after checking their names and declared
+    sizes (MAX_PROJECT_BYTES in all) so that nothing is decompressed past what the zip declares."""
     if not path.is_file():
         raise FileFormatError(path, "project file not found")
     try:
         with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if only is None or n in only]
-            return {name: zf.read(name) for name in names}
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+            infos = check_zip_members(zf, _Damaged, MAX_PROJECT_BYTES)
+            return {i.filename: zf.read(i) for i in infos if (only is None or i.filename in only) and not i.is_dir()}
+    except _Damaged as exc:
+        raise FileFormatError(path, f"not a DynamicAvatars project, or damaged: {exc}; the file was left as it is") from None
+    except ZIP_ERRORS as exc:
         raise FileFormatError(path, f"not a DynamicAvatars project, or damaged ({exc}); the file was left as it is") from None
+
+
+class _Damaged(Exception):
+    """A problem with a project zip's members (turned into FileFormatError naming the project)."""
 
 
 def _check_manifest(path: Path, members: dict[str, bytes]) -> dict[str, Any]:
     if "manifest.json" not in members:
         raise FileFormatError(path, "no manifest.json: not a DynamicAvatars project, or damaged")
-    try:
-        manifest = json.loads(members["manifest.json"])
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FileFormatError(path, f"manifest.json is not valid JSON ({exc})") from None
+    manifest = loads_json(members["manifest.json"], lambda problem: FileFormatError(path, f"manifest.json is {problem}"))
     if not isinstance(manifest, dict) or manifest.get("format") != PROJECT_FORMAT:
         raise FileFormatError(path, f"manifest.json does not describe a {PROJECT_FORMAT} file")
     version = manifest.get("version")
-    if not isinstance(version, int) or version < 1:
+    if type(version) is not int or version < 1:
         raise FileFormatError(path, f"manifest.json has no valid version ({version!r})")
     if version > PROJECT_VERSION:
         raise FileFormatError(path, f"written by a newer DynamicAvatars (project format {version}; this version "
                                     f"reads up to {PROJECT_VERSION}); please update. The file was left as it is")
+    for key, kind, what in (("layers", list, "a list"), ("selections", list, "a list"), ("name", str, "text"),
+                            ("saved_at", (int, float), "a number"), ("recovery_of", str, "text")):
+        if manifest.get(key) is not None and not isinstance(manifest[key], kind):
+            raise FileFormatError(path, f"manifest.json: {key} must be {what}")
+    if not all(isinstance(meta, dict) for meta in manifest.get("layers") or []):
+        raise FileFormatError(path, "manifest.json: every layer must be an object")
     return manifest
 
 
@@ -177,7 +191,9 @@ def _resolve_head(path: Path, source: Any, head: HeadModel | str | None) -> Head
     wanted = head if head is not None else source
     if not isinstance(wanted, str) or not wanted:
         raise FileFormatError(path, "manifest.json names no head model")
-    if wanted not in ("demo", "flame") and not Path(wanted).exists():
+    if "\x00" in wanted or len(wanted) > 4096:
+        raise FileFormatError(path, "manifest.json names a head model that cannot be a file path")
+    if wanted not in ("demo", "flame") and not os.path.exists(wanted):
         raise MissingFlameModelError(path, wanted)
     try:
         return load_head(wanted)
@@ -202,9 +218,9 @@ def load_project(path: str | os.PathLike, head: HeadModel | str | None = None) -
     with tempfile.TemporaryDirectory(prefix="dap-load-") as tmp:
         folder = Path(tmp) / "avatar"
         folder.mkdir()
-        for name, data in members.items():
-            if name.startswith("avatar/") and "/" not in name[7:] and name[7:] not in ("", ".", ".."):
-                (folder / name[7:]).write_bytes(data)
+        for name in AVATAR_FILES:
+            if f"avatar/{name}" in members:
+                (folder / name).write_bytes(members[f"avatar/{name}"])
         _member(members, p, "avatar/point_cloud.ply")
         try:
             avatar = load_avatar(folder, head=head_model)
@@ -217,11 +233,11 @@ def load_project(path: str | os.PathLike, head: HeadModel | str | None = None) -
 def _load_rest(p: Path, members: dict[str, bytes], manifest: dict[str, Any], avatar: Avatar) -> dict[str, Any]:
     layers = []
     for i, meta in enumerate(manifest.get("layers") or []):
-        if not isinstance(meta, dict) or not isinstance(meta.get("file"), str):
+        if not isinstance(meta.get("file"), str):
             raise FileFormatError(p, f"manifest.json layer {i} is malformed")
         origin = f"{p}:{meta['file']}"
         arrays = read_npz(_member(members, p, meta["file"]), origin)
-        layers.append(layer_from_parts(meta, arrays, origin, avatar.gaussians.count, avatar.head.n_faces))
+        layers.append(layer_from_parts(meta, arrays, origin, avatar.gaussians, avatar.head.n_faces))
     sel = read_npz(_member(members, p, "selections.npz"), f"{p}:selections.npz")
     out: dict[str, Any] = {"layers": layers,
                            "selections": selections_from_parts(list(manifest.get("selections") or []), sel, f"{p}:selections.npz")}
@@ -229,12 +245,12 @@ def _load_rest(p: Path, members: dict[str, bytes], manifest: dict[str, Any], ava
         if f"{key}.npz" in members:
             origin = f"{p}:{key}.npz"
             params = flame_params_from_arrays(read_npz(members[f"{key}.npz"], origin), origin)
-            out[key] = avatar.head.fit_params(params, origin)
+            try:
+                out[key] = avatar.head.fit_params(params, origin)
+            except ValueError as exc:
+                raise FileFormatError(origin, str(exc)) from None
     for key in _JSON_PARTS:
-        try:
-            out[key] = json.loads(_member(members, p, f"{key}.json"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FileFormatError(p, f"{key}.json is not valid JSON ({exc})") from None
+        out[key] = loads_json(_member(members, p, f"{key}.json"), lambda problem: FileFormatError(p, f"{key}.json is {problem}"))
     if not isinstance(out["presets"], dict) or not isinstance(out["prompt_history"], list) or not isinstance(out["ui"], dict):
         raise FileFormatError(p, "presets.json and ui.json must hold objects, prompt_history.json a list")
     out["models"] = _models_part(p, members)
@@ -244,10 +260,7 @@ def _load_rest(p: Path, members: dict[str, bytes], manifest: dict[str, Any], ava
 def _models_part(p: Path, members: dict[str, bytes]) -> dict[str, Any]:
     if "models.json" not in members:  # projects saved before models could be pinned
         return {}
-    try:
-        models = json.loads(members["models.json"])
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FileFormatError(p, f"models.json is not valid JSON ({exc})") from None
+    models = loads_json(members["models.json"], lambda problem: FileFormatError(p, f"models.json is {problem}"))
     if not isinstance(models, dict):
         raise FileFormatError(p, "models.json must hold an object of role: model")
     return models

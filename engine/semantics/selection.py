@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from engine.io.atomic import FileFormatError, atomic_write
+from engine.io.npz import read_npz
 
 SELECTION_FORMAT = "dynamicavatars-selection"
 SELECTION_VERSION = 1
@@ -122,21 +123,22 @@ def read_selection(path: str | os.PathLike, count: int | None = None) -> tuple[S
     p = Path(path)
     if not p.is_file():
         raise FileFormatError(p, "selection file not found")
-    try:
-        with np.load(p, allow_pickle=False) as data:
-            fmt = str(data["format"]) if "format" in data.files else ""
-            if fmt != SELECTION_FORMAT:
-                raise FileFormatError(p, f"not a selection file (format {fmt!r})")
-            if int(data["version"]) > SELECTION_VERSION:
-                raise FileFormatError(p, f"selection format {int(data['version'])} is newer than this program's")
-            weights = torch.from_numpy(np.asarray(data["weights"], dtype=np.float32))
-            threshold = float(data["threshold"])
-            extras = {k.removeprefix("extra_"): np.asarray(data[k]) for k in data.files if k.startswith("extra_")}
-    except (OSError, ValueError, KeyError) as exc:
-        if isinstance(exc, FileFormatError):
-            raise
-        raise FileFormatError(p, f"cannot read selection ({exc})") from None
-    if weights.ndim != 1 or not bool(((weights >= 0) & (weights <= 1)).all()):
+    data = read_npz(p, lambda problem: FileFormatError(p, f"cannot read selection: {problem}"))
+    fmt = data.get("format", np.array(""))
+    if fmt.shape != () or str(fmt) != SELECTION_FORMAT:
+        raise FileFormatError(p, f"not a selection file (format {str(fmt)[:40]!r})")
+    scalars = {k: data.get(k) for k in ("version", "threshold")}
+    if any(v is None or v.shape != () or v.dtype.kind not in "biuf" for v in scalars.values()):
+        raise FileFormatError(p, "version and threshold must be single numbers")
+    if int(scalars["version"]) > SELECTION_VERSION:
+        raise FileFormatError(p, f"selection format {int(scalars['version'])} is newer than this program's")
+    threshold = float(scalars["threshold"])
+    raw = data.get("weights")
+    if raw is None or raw.ndim != 1 or raw.dtype.kind not in "biuf" or not 0.0 <= threshold <= 1.0:
+        raise FileFormatError(p, "weights must be a 1-D array of numbers and threshold in [0, 1]")
+    weights = torch.from_numpy(raw.astype(np.float32))
+    extras = {k.removeprefix("extra_"): v for k, v in data.items() if k.startswith("extra_")}
+    if not bool(((weights >= 0) & (weights <= 1)).all()):
         raise FileFormatError(p, "weights must be a 1-D array of values in [0, 1]")
     if count is not None and weights.shape[0] != count:
         raise FileFormatError(p, f"selection has {weights.shape[0]} Gaussians, the avatar has {count}")
