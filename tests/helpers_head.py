@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import copyreg
+import pickle
+import sys
+import types
+
 import numpy as np
+import scipy.sparse
 
 
 def tiny_flame_arrays(n_shape: int = 300, n_expr: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
@@ -26,3 +32,31 @@ def tiny_flame_arrays(n_shape: int = 300, n_expr: int = 100, seed: int = 0) -> d
         "kintree_table": np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64),
         "weights": weights,
     }
+
+
+def write_chumpy_pickle(path, arrays: dict[str, np.ndarray]) -> None:
+    """Write a pickle shaped like the official FLAME file: chumpy Ch objects and a sparse J_regressor."""
+    fake = types.ModuleType("chumpy.ch")
+
+    class Ch:  # stands in for chumpy.ch.Ch while pickling only
+        def __init__(self, x: np.ndarray) -> None:
+            self.x = x
+
+        def __reduce_ex__(self, protocol):
+            return (copyreg._reconstructor, (Ch, object, None), {"x": self.x, "_dirty_vars": set()})
+
+    Ch.__module__ = "chumpy.ch"
+    Ch.__qualname__ = "Ch"
+    fake.Ch = Ch
+    sys.modules["chumpy"] = types.ModuleType("chumpy")
+    sys.modules["chumpy.ch"] = fake
+    try:
+        data = dict(arrays)
+        for key in ("v_template", "shapedirs", "weights"):
+            data[key] = Ch(arrays[key])
+        data["J_regressor"] = scipy.sparse.csc_matrix(arrays["J_regressor"])
+        data["bs_style"] = "lbs"
+        with open(path, "wb") as fh:
+            pickle.dump(data, fh, protocol=2)
+    finally:
+        del sys.modules["chumpy.ch"], sys.modules["chumpy"]

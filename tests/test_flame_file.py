@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import copyreg
 import pickle
 import sys
 import types
 
 import numpy as np
 import pytest
-import scipy.sparse
 import torch
 
 from engine.head.flame_file import FlameFileError, read_flame_arrays
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
 from tests.helpers_head import tiny_flame_arrays
-
-
-def _write_chumpy_pickle(path, arrays: dict[str, np.ndarray]) -> None:
-    """Write a pickle shaped like the official FLAME file: chumpy Ch objects and a sparse J_regressor."""
-    fake = types.ModuleType("chumpy.ch")
-
-    class Ch:  # stands in for chumpy.ch.Ch while pickling only
-        def __init__(self, x: np.ndarray) -> None:
-            self.x = x
-
-        def __reduce_ex__(self, protocol):
-            return (copyreg._reconstructor, (Ch, object, None), {"x": self.x, "_dirty_vars": set()})
-
-    Ch.__module__ = "chumpy.ch"
-    Ch.__qualname__ = "Ch"
-    fake.Ch = Ch
-    sys.modules["chumpy"] = types.ModuleType("chumpy")
-    sys.modules["chumpy.ch"] = fake
-    try:
-        data = dict(arrays)
-        for key in ("v_template", "shapedirs", "weights"):
-            data[key] = Ch(arrays[key])
-        data["J_regressor"] = scipy.sparse.csc_matrix(arrays["J_regressor"])
-        data["bs_style"] = "lbs"
-        with open(path, "wb") as fh:
-            pickle.dump(data, fh, protocol=2)
-    finally:
-        del sys.modules["chumpy.ch"], sys.modules["chumpy"]
+from tests.helpers_head import write_chumpy_pickle as _write_chumpy_pickle
 
 
 def test_chumpy_pickle_reads_without_chumpy(tmp_path):

@@ -22,9 +22,11 @@ from engine.avatar.avatar import Avatar
 from engine.avatar.flame_npz import load_flame_params, save_flame_params
 from engine.avatar.gaussians import BoundGaussians
 from engine.avatar.ply import BASE_FIELDS, TAIL_FIELDS, fields_to_sh, read_ply, sh_to_fields, write_ply
+from engine.head.flame_file import FlameFileError
 from engine.head.match import PASS_FLAME, binding_mismatch, head_for, made_on_flame
 from engine.head.model import FLAME_ENV, HeadModel, load_head
 from engine.io.atomic import FileFormatError, atomic_write
+from engine.io.json_file import read_json
 from engine.render.splats import Splats
 
 AVATAR_FORMAT_VERSION = 1
@@ -163,7 +165,10 @@ def load_avatar(path: str | os.PathLike, head: HeadModel | str | None = None) ->
     head_model = head if isinstance(head, HeadModel) else _avatar_head(head, manifest, files, rows)
     head_model = head_for(head_model, rows, int(binding.max()) if binding.size else None)
     gaussians = _bound_gaussians(cols, head_model, files.ply)
-    fitted = head_model.fit_params(params, str(files.params)) if params is not None else head_model.neutral_params()
+    try:
+        fitted = head_model.fit_params(params, str(files.params)) if params is not None else head_model.neutral_params()
+    except ValueError as exc:
+        raise FileFormatError(files.params or files.ply, str(exc).removeprefix(f"{files.params}: ")) from None
     iteration = files.iteration if files.iteration is not None else manifest.get("iteration")
     return Avatar(head_model, gaussians, fitted, manifest.get("name") or files.name, iteration)
 
@@ -174,19 +179,25 @@ def _avatar_head(head: str | None, manifest: dict, files: AvatarFiles, offset_ro
     if source is None and (made_on_flame(offset_rows) or files.iteration is not None):
         raise FlameModelNeeded(files.params or files.ply, "this avatar was made with FLAME (GaussianAvatars); "
                                                           f"the demo head cannot drive it: {PASS_FLAME}")
+    if head is None and files.manifest is not None and source == manifest.get("head"):
+        try:
+            return load_head(source)
+        except FlameFileError as exc:
+            raise FileFormatError(files.manifest, f"its head model cannot be loaded ({exc})") from None
     return load_head(source or "demo")
 
 
 def _read_manifest(path: Path) -> dict:
     if not path.is_file():
         return {}
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FileFormatError(path, f"not valid JSON ({exc})") from None
+    manifest = read_json(path, lambda problem: FileFormatError(path, problem))
     if not isinstance(manifest, dict):
         raise FileFormatError(path, "expected a JSON object")
-    if int(manifest.get("version", 1)) > AVATAR_FORMAT_VERSION:
+    kinds = {"version": int, "name": str, "head": str, "iteration": int}
+    wrong = [k for k, kind in kinds.items() if manifest.get(k) is not None and type(manifest[k]) is not kind]
+    if wrong or (manifest.get("version") or 1) < 1 or (manifest.get("iteration") or 0) < 0:
+        raise FileFormatError(path, f"{', '.join(wrong) or 'version or iteration'} of the wrong type or value")
+    if (manifest.get("version") or 1) > AVATAR_FORMAT_VERSION:
         raise FileFormatError(path, f"written by a newer DynamicAvatars (format {manifest['version']}); please update")
     return manifest
 

@@ -77,7 +77,7 @@ def read_ply(path: str | os.PathLike, required: tuple[str, ...] = BASE_FIELDS + 
         raise FileFormatError(path, "file not found")
     expected = check_ply_header(path)
     try:
-        ply = PlyData.read(str(path))
+        ply = PlyData.read(str(path), mmap=False)  # a mapped file rewritten under us would crash (SIGBUS)
     except Exception as exc:  # noqa: BLE001 - plyfile's many parse failures become one clear message
         raise FileFormatError(path, f"not a valid ply file or truncated ({type(exc).__name__}: {exc})") from None
     if "vertex" not in ply:

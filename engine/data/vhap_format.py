@@ -27,7 +27,6 @@ Conventions:
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass

@@ -27,6 +27,7 @@ from engine.avatar.avatar import Avatar
 from engine.avatar.flame_npz import load_flame_params
 from engine.export.camera_paths import CameraPath, path_cameras
 from engine.head.params import FlameParams
+from engine.io.atomic import FileFormatError
 from engine.io.images import to_uint8
 from engine.render.camera import Camera
 from engine.render.rasterize import render
@@ -113,8 +114,14 @@ def retarget(avatar: Avatar, sequence: FlameParams) -> FlameParams:
 
 
 def load_sequence(path: str | os.PathLike, avatar: Avatar) -> FlameParams:
-    """A FLAME sequence file (flame_param.npz layout) retargeted onto the avatar."""
-    return retarget(avatar, load_flame_params(path))
+    """A FLAME sequence file (flame_param.npz layout) retargeted onto the avatar; FileFormatError naming the
+    file when it cannot be read or does not fit the avatar's head."""
+    try:
+        return retarget(avatar, load_flame_params(path))
+    except FileFormatError:
+        raise
+    except ValueError as exc:
+        raise FileFormatError(path, f"does not fit this avatar ({exc})") from None
 
 
 def frame_count(job: VideoJob, settings: VideoSettings) -> int:

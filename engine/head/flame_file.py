@@ -9,8 +9,10 @@ The .npz variant (FLAME2020/2023 npz, and our embedded demo head) is read with n
 from __future__ import annotations
 
 import functools
+import io
 import os
 import pickle
+import pickletools
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,8 @@ NUMPY_MODULES: frozenset[str] = frozenset({
 })
 """Modules whose array constructors a FLAME pickle may name (numpy 1 and 2 spellings)."""
 
+MAX_PICKLE_BYTES = 1 << 30  # largest pickle read (FLAME 2023 is ~100 MB)
+MAX_MEMO = 1 << 20  # largest memo index a pickle may use (FLAME's use a few dozen)
 MAX_ARRAY_ELEMENTS = 1 << 28
 """Most elements one array of a model file may expand to (2 GiB of float64; FLAME's largest, shapedirs, has
 5023 × 3 × 400 = 6 million)."""
@@ -145,12 +149,23 @@ def plain_arrays(raw: Any, file: Path) -> dict[str, np.ndarray]:
             raise FlameFileError(f"{file}: {key!r}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - whatever a crafted value raises is a malformed file
             raise FlameFileError(f"{file}: {key!r} is not an array ({type(exc).__name__}: {exc})") from None
-        if array.dtype.kind not in "biufUS" and key not in REQUIRED_KEYS:
+        kinds = "biuf" if key in REQUIRED_KEYS else "biufUS"
+        if array.dtype.kind not in kinds and key not in REQUIRED_KEYS:
             continue  # extra entries we do not use (None, flags)
-        if array.dtype.kind not in "biufUS" or array.size > MAX_ARRAY_ELEMENTS:
+        if array.dtype.kind not in kinds or array.size > MAX_ARRAY_ELEMENTS:
             raise FlameFileError(f"{file}: {key!r} is not an array of numbers ({array.dtype}, {array.size} values)")
         out[str(key)] = array
     return out
+
+
+def _check_opcodes(data: bytes) -> None:
+    """Walk the pickle's opcodes without running them: refuses malformed streams and memo indices that
+    would make the unpickler allocate a huge memo table (a 30-byte file can ask for gigabytes)."""
+    for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET") and int(arg) > MAX_MEMO:
+            raise FlameFileError(f"the pickle's memo index {int(arg)} is far beyond any FLAME file's")
+        if opcode.name == "STOP":
+            return
 
 
 def read_restricted_pickle(path: Path, what: str) -> Any:
@@ -159,8 +174,12 @@ def read_restricted_pickle(path: Path, what: str) -> Any:
     Raises FlameFileError naming the file and the problem (`what` names the kind of file).
     """
     try:
+        if os.path.getsize(path) > MAX_PICKLE_BYTES:
+            raise FlameFileError(f"larger than the {MAX_PICKLE_BYTES >> 20} MiB a FLAME file can be")
         with open(path, "rb") as fh:
-            return FlameUnpickler(fh, encoding="latin1").load()
+            data = fh.read()
+        _check_opcodes(data)
+        return FlameUnpickler(io.BytesIO(data), encoding="latin1").load()
     except FlameFileError as exc:
         raise FlameFileError(f"{path}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any parse failure becomes one clear message

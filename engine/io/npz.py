@@ -13,6 +13,7 @@ import io
 import math
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -33,6 +34,7 @@ ARRAY_KINDS = "biufcUS"
 ZIP_ERRORS: tuple[type[BaseException], ...] = (
     zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, struct.error, NotImplementedError,
     RuntimeError,  # an encrypted member ("password required")
+    SyntaxError, tokenize.TokenError,  # an .npy header that is not a Python literal
 )
 """What zipfile raises on damaged or unsupported archives."""
 
@@ -104,7 +106,7 @@ def read_npz(source: str | os.PathLike | bytes, fail: Fail, max_bytes: int = MAX
             for info in check_zip_members(zf, _Refused, max_bytes):
                 if info.is_dir():
                     continue
-                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                key = info.filename.removesuffix(".npy")
                 out[key] = _read_member(zf, info, key, _Refused)
             return out
     except _Refused as exc:

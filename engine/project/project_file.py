@@ -250,7 +250,8 @@ def _load_rest(p: Path, members: dict[str, bytes], manifest: dict[str, Any], ava
             except ValueError as exc:
                 raise FileFormatError(origin, str(exc)) from None
     for key in _JSON_PARTS:
-        out[key] = loads_json(_member(members, p, f"{key}.json"), lambda problem: FileFormatError(p, f"{key}.json is {problem}"))
+        out[key] = loads_json(_member(members, p, f"{key}.json"),
+                              lambda problem, key=key: FileFormatError(p, f"{key}.json is {problem}"))
     if not isinstance(out["presets"], dict) or not isinstance(out["prompt_history"], list) or not isinstance(out["ui"], dict):
         raise FileFormatError(p, "presets.json and ui.json must hold objects, prompt_history.json a list")
     out["models"] = _models_part(p, members)

@@ -128,11 +128,13 @@ def read_selection(path: str | os.PathLike, count: int | None = None) -> tuple[S
     if fmt.shape != () or str(fmt) != SELECTION_FORMAT:
         raise FileFormatError(p, f"not a selection file (format {str(fmt)[:40]!r})")
     scalars = {k: data.get(k) for k in ("version", "threshold")}
-    if any(v is None or v.shape != () or v.dtype.kind not in "biuf" for v in scalars.values()):
-        raise FileFormatError(p, "version and threshold must be single numbers")
-    if int(scalars["version"]) > SELECTION_VERSION:
-        raise FileFormatError(p, f"selection format {int(scalars['version'])} is newer than this program's")
-    threshold = float(scalars["threshold"])
+    version, threshold = scalars["version"], scalars["threshold"]
+    if version is None or version.shape != () or version.dtype.kind not in "iu" or threshold is None \
+            or threshold.shape != () or threshold.dtype.kind not in "iuf":
+        raise FileFormatError(p, "version must be a whole number and threshold a number")
+    if int(version) > SELECTION_VERSION:
+        raise FileFormatError(p, f"selection format {int(version)} is newer than this program's")
+    threshold = float(threshold)
     raw = data.get("weights")
     if raw is None or raw.ndim != 1 or raw.dtype.kind not in "biuf" or not 0.0 <= threshold <= 1.0:
         raise FileFormatError(p, "weights must be a 1-D array of numbers and threshold in [0, 1]")
