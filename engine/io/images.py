@@ -52,7 +52,6 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 
 IMAGE_ERRORS: tuple[type[BaseException], ...] = (
     OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError, struct.error, zlib.error,
-    Image.DecompressionBombError,
 )
 """What PIL raises on damaged or hostile image files (SyntaxError and struct.error from some decoders)."""
 
@@ -65,12 +64,14 @@ def open_image(source: str | os.PathLike | bytes, fail: Callable[[str], Exceptio
         im = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
         if im.width * im.height > max_pixels:
             im.close()
-            raise _TooLarge(f"image is {im.width}x{im.height}, more than the {max_pixels} pixels allowed")
+            raise _TooLarge(f"image is {im.width}x{im.height}, larger than the {max_pixels} pixels allowed")
         if decode:
             im.load()
         return im
     except _TooLarge as exc:
         raise fail(str(exc)) from None
+    except Image.DecompressionBombError as exc:  # PIL's own check, at open, of sizes far past ours
+        raise fail(f"image is larger than the {max_pixels} pixels allowed ({exc})") from None
     except IMAGE_ERRORS as exc:
         raise fail(f"not a readable image ({type(exc).__name__}: {exc})") from None
 

@@ -35,7 +35,7 @@ def read_json(path: str | os.PathLike, fail: Fail, max_bytes: int = MAX_JSON_BYT
         if size > max_bytes:
             raise fail(f"{size / 2**20:.0f} MiB of JSON, more than the {max_bytes / 2**20:.0f} MiB allowed")
         with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+            data = fh.read(size + 1)  # read(n) allocates n bytes up front
     except OSError as exc:
         raise fail(f"cannot be read ({exc.strerror or exc})") from None
     return loads_json(data, fail, max_bytes)
