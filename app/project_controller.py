@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QMenu, QMessageBox, QProgres
 from app.workers import Job, WorkCancelled, Worker
 from engine.avatar.posing import Pose
 from engine.edit.layers import EditLayer
+from engine.io.atomic import WriteFailed
 from engine.project.autosave import Autosaver, RecoveryFile, discard_recovery
 from engine.project.project_file import MissingFlameModelError, Project, load_project, save_project
 from engine.project.recent import RecentProjects
@@ -204,7 +205,8 @@ class ProjectController(QObject):
             self.window.setCursor(Qt.CursorShape.WaitCursor)
             save_project(self.snapshot(), path)
         except (OSError, ValueError, RuntimeError) as exc:
-            QMessageBox.critical(self.window, "Could not save project", f"{path}: {exc}")
+            message = str(exc) if isinstance(exc, WriteFailed) else f"{path}: {exc}"  # WriteFailed names the file
+            QMessageBox.critical(self.window, "Could not save project", message)
             return False
         finally:
             self.window.unsetCursor()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from torch import Tensor
 
 from engine.data.vhap_format import CANONICAL_FILE, LABEL_KEY, SPLITS
 from engine.head.params import FlameParams
+from engine.io.atomic import atomic_write
 from engine.render.camera import Camera
 
 
@@ -52,16 +52,9 @@ class FrameSample:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write data to path atomically (temporary file in the same folder, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write data to path atomically (engine.io.atomic: a temporary file in the same folder, then a rename)."""
+    with atomic_write(path) as fh:
+        fh.write(data)
 
 
 def _png_bytes(array: np.ndarray) -> bytes:

@@ -27,7 +27,7 @@ from engine.avatar.avatar import Avatar
 from engine.avatar.flame_npz import load_flame_params
 from engine.export.camera_paths import CameraPath, path_cameras
 from engine.head.params import FlameParams
-from engine.io.atomic import FileFormatError
+from engine.io.atomic import FileFormatError, atomic_write
 from engine.io.images import to_uint8
 from engine.render.camera import Camera
 from engine.render.rasterize import render
@@ -326,33 +326,27 @@ def export_video(
     n = frame_count(job, settings)
     width = settings.width * (2 if settings.side_by_side else 1)
     timings = Timings()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part.mp4", dir=target.parent)
-    os.close(fd)
-    container = None
-    try:
-        container = av.open(tmp, mode="w", format="mp4")
-        stream = container.add_stream("libx264", rate=Fraction(settings.fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = width, settings.height, "yuv420p"
-        stream.options = {"crf": str(settings.crf), "preset": settings.preset}
+    with atomic_write(target) as fh:
+        container = av.open(fh, mode="w", format="mp4")
+        try:
+            stream = container.add_stream("libx264", rate=Fraction(settings.fps).limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = width, settings.height, "yuv420p"
+            stream.options = {"crf": str(settings.crf), "preset": settings.preset}
 
-        def write(image: np.ndarray) -> None:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            def write(image: np.ndarray) -> None:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    container.mux(packet)
+
+            done = _run(iter_frames(job, settings, gl_context, timings), n, write, progress, cancel, timings)
+            start = time.perf_counter()
+            for packet in stream.encode(None):
                 container.mux(packet)
-
-        done = _run(iter_frames(job, settings, gl_context, timings), n, write, progress, cancel, timings)
-        start = time.perf_counter()
-        for packet in stream.encode(None):
-            container.mux(packet)
-        container.close()
-        container = None
-        os.replace(tmp, target)
-        timings.encode += time.perf_counter() - start
-    finally:
-        if container is not None:
+        except BaseException:
             with contextlib.suppress(Exception):
                 container.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            raise
+        container.close()
+        timings.encode += time.perf_counter() - start
     return ExportResult(target, done, width, settings.height, timings.renderer, timings.render, timings.encode,
                         timings.pose)
 

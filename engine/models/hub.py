@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.io.atomic import atomic_write
 from engine.models.catalog import card
 from engine.models.errors import (
     DiskSpaceError,
@@ -307,8 +308,5 @@ def download_model(repo_id: str, settings: ModelSettings, progress: ProgressFn |
 
 def _write_ref(repo_id: str, commit: str, ref: str = "main") -> None:
     """Point refs/main at the downloaded commit, so the id resolves offline (the download was by commit)."""
-    refs = repo_folder(repo_id) / "refs"
-    refs.mkdir(parents=True, exist_ok=True)
-    tmp = refs / f".{ref}.tmp"
-    tmp.write_text(commit)
-    os.replace(tmp, refs / ref)
+    with atomic_write(repo_folder(repo_id) / "refs" / ref, "w") as fh:
+        fh.write(commit)

@@ -12,9 +12,7 @@ face_labels and expression_names) and flame_static_embedding.pkl, which smplx.FL
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from engine.head.sculpt import sdf
 from engine.head.sculpt.decimate import decimate
 from engine.head.sculpt.labels import close_lips, face_labels
 from engine.head.sculpt.shapes import EXPRESSION_NAMES, expression_fields, identity_fields
+from engine.io.atomic import atomic_write
 
 DEFAULT_OUT = Path(__file__).resolve().parents[3] / "resources" / "demo_head"
 
@@ -107,16 +106,8 @@ def write(out_dir: Path, model: dict[str, ndarray], embedding: dict[str, ndarray
         ("FLAME_NEUTRAL.npz", lambda fh: np.savez_compressed(fh, **model)),
         ("flame_static_embedding.pkl", lambda fh: pickle.dump(embedding, fh, protocol=4)),
     ):
-        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                writer(fh)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, out_dir / name)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_write(out_dir / name) as fh:
+            writer(fh)
 
 
 def main(argv: list[str] | None = None) -> int:
