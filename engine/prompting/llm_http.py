@@ -4,15 +4,18 @@ validated like the local model's (PlanError when it is not a plan)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from engine.io.http_fetch import TooLarge, display_url, read_capped, redact, retry_after
 from engine.prompting.context import AvatarContext
 from engine.prompting.llm_json import BackendError, build_messages, extract_first_json_object
 from engine.prompting.plan import EditPlan, PlanError, sanitize_plan
@@ -22,6 +25,8 @@ ENV_MODEL = "DYNAMICAVATARS_LLM_MODEL"
 ENV_API_KEY = "DYNAMICAVATARS_LLM_API_KEY"
 RETRY_STATUS: frozenset[int] = frozenset({408, 425, 429, 500, 502, 503, 504})
 """HTTP statuses worth retrying."""
+MAX_ANSWER_BYTES = 1 << 20
+"""Largest answer read (a plan is under 2 kB; an answer of 400 tokens under 10 kB)."""
 
 
 @dataclass(frozen=True)
@@ -75,19 +80,30 @@ class HttpLLMRefiner:
             body["response_format"] = {"type": "json_object"}
         return json.dumps(body).encode("utf-8")
 
+    @property
+    def shown_url(self) -> str:
+        """The endpoint as messages show it (no password written into the URL)."""
+        return display_url(self.url)
+
     def _post(self, payload: bytes) -> dict[str, Any]:
+        if not self.url.lower().startswith(("http://", "https://")):
+            raise BackendError(f"{self.shown_url}: the refiner's URL must start with http:// or https://")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.config.api_key:
-            headers["Authorization"] = f"Bearer {self.config.api_key}"
         req = urllib.request.Request(self.url, data=payload, headers=headers, method="POST")
+        if self.config.api_key:  # never forwarded to where a redirect points
+            req.add_unredirected_header("Authorization", f"Bearer {self.config.api_key}")
+        deadline = time.monotonic() + self.config.timeout
         with urllib.request.urlopen(req, timeout=self.config.timeout) as resp:
-            raw = resp.read()
+            try:
+                raw = read_capped(resp, MAX_ANSWER_BYTES, deadline)
+            except TooLarge as exc:
+                raise BackendError(f"{self.shown_url}: {exc}") from None
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PlanError(f"{self.url} answered something that is not JSON: {raw[:80]!r}") from exc
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise PlanError(f"{self.shown_url} answered something that is not JSON: {raw[:80]!r}") from exc
         if not isinstance(data, dict):
-            raise PlanError(f"{self.url} answered a JSON {type(data).__name__}, not an object")
+            raise PlanError(f"{self.shown_url} answered a JSON {type(data).__name__}, not an object")
         return data
 
     def complete(self, prompt: str) -> str:
@@ -98,29 +114,37 @@ class HttpLLMRefiner:
         last = "no attempt made"
         for attempt in range(self.config.retries + 1):
             self.attempts += 1
+            wait = delay
             try:
                 data = self._post(self._body(prompt, json_mode))
-                return _message_text(data, self.url)
+                return _message_text(data, self.shown_url)
             except urllib.error.HTTPError as exc:
                 last = f"HTTP {exc.code} {exc.reason}"
                 if exc.code == 400 and json_mode:  # server may not know response_format: ask plainly
                     json_mode = False
                     continue
                 if exc.code not in RETRY_STATUS:
-                    raise BackendError(f"{self.url}: {last}") from exc
+                    raise BackendError(self._redact(f"{self.shown_url}: {last}")) from None
+                wait = retry_after(exc.headers, delay)
             except (socket.timeout, TimeoutError):
                 last = f"timed out after {self.config.timeout:g} s"
             except urllib.error.URLError as exc:
+                if isinstance(exc.reason, ssl.SSLError):  # an untrusted certificate does not get better by retrying
+                    raise BackendError(self._redact(f"{self.shown_url}: TLS failed ({exc.reason})")) from None
                 if isinstance(exc.reason, (socket.timeout, TimeoutError)):
                     last = f"timed out after {self.config.timeout:g} s"
                 else:
                     last = f"cannot connect ({exc.reason})"
-            except (ConnectionError, OSError) as exc:
+            except (ConnectionError, OSError, http.client.HTTPException) as exc:
                 last = f"connection failed ({exc})"
             if attempt < self.config.retries:
-                self._sleep(delay)
+                self._sleep(wait)
                 delay *= 2
-        raise BackendError(f"{self.url}: {last} ({self.attempts} attempt{'s' if self.attempts > 1 else ''})")
+        attempts = f"{self.attempts} attempt{'s' if self.attempts > 1 else ''}"
+        raise BackendError(self._redact(f"{self.shown_url}: {last} ({attempts})"))
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self.config.api_key)
 
     def refine(self, prompt: str, context: AvatarContext | None = None) -> tuple[EditPlan, list[str]]:
         """A validated plan from the server's answer; PlanError / BackendError explain a failure.
@@ -129,9 +153,9 @@ class HttpLLMRefiner:
         try:
             plan, notes = sanitize_plan(extract_first_json_object(answer), prompt=prompt)
         except PlanError as exc:
-            raise PlanError(f"the server's answer is not a valid plan: {exc}") from exc
+            raise PlanError(f"{self.shown_url}: the server's answer is not a valid plan: {exc}") from exc
         if self.attempts > 1:
-            notes.insert(0, f"{self.url} answered after {self.attempts} attempts")
+            notes.insert(0, f"{self.shown_url} answered after {self.attempts} attempts")
         return plan, notes
 
 

@@ -47,6 +47,12 @@ def plain_prompt(prompt: str) -> str:
     return f"{msgs[0]['content']}\nRequest: {prompt}\nJSON:"
 
 
+MAX_STARTS = 64
+"""Most '{' positions tried as the start of the plan object."""
+MAX_OBJECT_CHARS = 16_384
+"""Longest plan object looked for (a plan is a few hundred characters)."""
+
+
 def extract_first_json_object(text: str) -> dict[str, Any]:
     """The first balanced {...} in `text` that parses as a JSON object (strings and escapes respected).
 
@@ -56,9 +62,11 @@ def extract_first_json_object(text: str) -> dict[str, Any]:
     if start < 0:
         raise PlanError(f"the answer holds no JSON object: {text[:80]!r}")
     last_error = "unbalanced braces"
-    while start >= 0:
+    for _ in range(MAX_STARTS):  # at most MAX_STARTS × MAX_OBJECT_CHARS characters scanned, whatever the answer
+        if start < 0:
+            break
         depth, in_str, escape = 0, False, False
-        for i in range(start, len(text)):
+        for i in range(start, min(len(text), start + MAX_OBJECT_CHARS)):
             ch = text[i]
             if in_str:
                 if escape:
@@ -78,6 +86,9 @@ def extract_first_json_object(text: str) -> dict[str, Any]:
                         obj = json.loads(text[start:i + 1])
                     except json.JSONDecodeError as exc:
                         last_error = f"not valid JSON ({exc.msg})"
+                        break
+                    except RecursionError:
+                        last_error = "nested too deeply"
                         break
                     if isinstance(obj, dict):
                         return obj
