@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (CommandError, FileNotFoundError, ValueError) as exc:
+    except (CommandError, OSError, ValueError) as exc:  # OSError: files that cannot be read or written
         print(f"dynamicavatars {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,12 +25,25 @@ def add_head_arguments(p: argparse.ArgumentParser, device: bool = False) -> None
 
 def head_arg(args: argparse.Namespace) -> HeadModel | str | None:
     """The head --flame / --flame-masks name: a path (or None) for the loaders, or a loaded head with masks."""
+    check_head_paths(args)
     masks = getattr(args, "flame_masks", None)
     if masks is None:
         return args.flame
     from engine.head.model import load_head
 
     return load_head(args.flame or "flame", masks=masks)
+
+
+def check_head_paths(args: argparse.Namespace) -> None:
+    """A --flame or --flame-masks path that does not exist is an error naming it as typed (also where the
+    avatar would not use it, so a typo is never silently ignored)."""
+    from pathlib import Path
+
+    from app.errors import CommandError
+
+    for flag, value in (("--flame", getattr(args, "flame", None)), ("--flame-masks", getattr(args, "flame_masks", None))):
+        if value and value != "flame" and not Path(value).exists():
+            raise CommandError(f"{value}: no such file or folder (given with {flag})")
 
 
 def report_head(head: HeadModel) -> None:
@@ -48,6 +61,7 @@ def load_avatar_arg(args: argparse.Namespace) -> Avatar:
     from engine.avatar.files import load_avatar
 
     if args.avatar == "demo":
+        check_head_paths(args)
         return load_demo_avatar()
     avatar = load_avatar(args.avatar, head=head_arg(args))
     report_head(avatar.head)

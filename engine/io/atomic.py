@@ -63,9 +63,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     WriteFailed saying so. The new file gets the previous file's permissions, or the umask's.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    had_previous = target.exists()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    had_previous = target.is_file()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise WriteFailed(target, exc, had_previous) from exc
     try:
         os.fchmod(fd, new_file_mode(target))
         with os.fdopen(fd, mode) as fh:
