@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 
 from app.session import SessionModel
 from app.workers import Job
@@ -54,6 +54,8 @@ def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool],
 
 class EditController(QObject):
     """Connects one EditPanel to one SessionModel."""
+
+    started = Signal()  # an edit job is starting (the project writes its recovery copy first)
 
     def __init__(self, model: SessionModel, panel: EditPanel, config: EditConfig | None = None) -> None:
         super().__init__(panel)
@@ -143,6 +145,7 @@ class EditController(QObject):
         avatar = self._editable_avatar()
         selection = self._selection(avatar, self.plan)
         plan, base = self.plan, self.model.avatar
+        self.started.emit()
         self.job.start(edit_job, avatar, selection, plan, settings, config=self.config,
                        on_progress=self.panel.set_progress, on_preview=lambda p: self.panel.show_preview(*p),
                        on_finished=lambda layer: self._finished(layer, base),

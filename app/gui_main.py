@@ -118,6 +118,7 @@ def install_features(window: MainWindow, state_folder: str | None = None,  # noq
     prompt.panel.plan_edited.connect(edit.set_plan)
     edit.set_selection_source(lambda: window.model.selection)
     project = install_project(window, state_folder)
+    edit.started.connect(project.checkpoint)  # a crash during the edit loses nothing done before it
     project.add_part(save=lambda p: setattr(p, "prompt_history", prompt.history),
                      load=lambda p: prompt.set_history(p.prompt_history), changed=prompt.historyChanged)
     from app.models_controller import connect_models, install_models

@@ -268,7 +268,7 @@ class ProjectController(QObject):
         self.autosaver.set_project_path(self.path)
         self._set_modified(True)
         self.autosaver.note_change()
-        if self.autosaver.maybe_save(now=time.monotonic() + self.autosaver.interval_s) is not None:
+        if self.autosaver.save_now() is not None:
             discard_recovery(recovery)  # a fresh copy of this session replaces it
         self.model.message.emit(f"Restored unsaved work from {time.ctime(recovery.saved_at)}")
 
@@ -303,6 +303,13 @@ class ProjectController(QObject):
             if answer == QMessageBox.StandardButton.Discard:
                 discard_recovery(rec)
         return False
+
+    def checkpoint(self) -> None:
+        """Write the recovery copy now if there are changes not in it (a long job is starting)."""
+        if self.model.avatar is None or not self.autosaver.dirty:
+            return
+        if self.autosaver.save_now() is None:
+            self.model.message.emit(self.autosaver.last_error or "Autosave failed")
 
     def autosave_tick(self) -> None:
         if self.model.avatar is None or not self.autosaver.dirty:

@@ -111,3 +111,13 @@ def test_recent_projects(tmp_path):
     assert recent.paths() == []
     recent.add(files[0])
     assert recent.paths() == [files[0]]
+
+
+def test_save_now_writes_pending_changes_at_once(tmp_path, project):
+    saver = Autosaver(lambda: project, folder=tmp_path / "rec", interval_s=3600.0)
+    assert saver.save_now() is None and not saver.recovery_path.exists()  # nothing pending
+    project.ui["step"] = 5
+    saver.note_change()
+    written = saver.save_now()
+    assert written == saver.recovery_path and not saver.dirty
+    assert load_project(written, head=project.avatar.head).ui == {"step": 5}

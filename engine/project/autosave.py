@@ -2,7 +2,7 @@
 
 The GUI calls `note_change()` whenever the project changes and `maybe_save()` from a timer (every few
 seconds): a recovery copy is written once the oldest unsaved change is `interval_s` old, so at most one
-copy per interval. A real save (`saved()`) or a clean exit (`discard()`) deletes the copy. At start,
+copy per interval; `save_now()` writes it at once (the GUI calls it when an edit starts). A real save (`saved()`) or a clean exit (`discard()`) deletes the copy. At start,
 `pending_recovery()` lists copies newer than their project, to offer them back.
 """
 
@@ -124,6 +124,14 @@ class Autosaver:
         t = time.monotonic() if now is None else now
         if self._since is None or t - self._since < self.interval_s:
             return None
+        return self._write(t)
+
+    def save_now(self) -> Path | None:
+        """Write the recovery copy now if anything changed since the last one (before a long job, the likeliest
+        moment for a crash); returns its path, or None when nothing was pending or writing failed."""
+        return None if self._since is None else self._write(time.monotonic())
+
+    def _write(self, t: float) -> Path | None:
         try:
             path = save_project(self._snapshot(), self.recovery_path, recovery_of=self._project_path)
         except Exception as exc:  # noqa: BLE001 - a failed autosave must not take the app down
