@@ -87,7 +87,7 @@ def work(folder: Path) -> None:
     wait_until(lambda: bool(refined), 60, "the prompt to be refined")
     soak._idle()
     click(edit.panel.edit_button)
-    worker = edit.worker
+    worker = edit.job.worker
     progressed: list[float] = []
     worker.progress.connect(lambda f, _t: progressed.append(f))
     wait_until(lambda: bool(progressed) or not worker.is_running(), 120, "edit progress")

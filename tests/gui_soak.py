@@ -188,10 +188,12 @@ class GuiSoak:
 
     def _idle(self) -> None:
         """Wait until no job runs and the newest frame is on screen."""
-        pc, edit = self.w.features["project"], self.w.features["edit"]
-        for worker in (pc.worker, getattr(pc, "export_worker", None), edit.worker, self.w.loading):
+        f = self.w.features
+        for job in (f["project"].opening, f["project"].exporting, f["edit"].job, f["prompt"].job, self.w.loading,
+                    f["masks"].stroke_fit):
+            worker = job.worker
             if worker is not None:
-                wait_until(lambda w=worker: not w.is_running(), 300, f"worker {worker.name} to end")
+                wait_until(lambda w=worker: not w.is_running(), 300, f"job {job.name} to end")
         pump(50)
         self._wait_frame()
 
@@ -415,7 +417,7 @@ class GuiSoak:
             prompt.refined.disconnect(refined.append)
         pump(20)
         click(edit.panel.edit_button)
-        worker = edit.worker
+        worker = edit.job.worker
         if worker is None:
             raise SoakFailure("the Edit button started no edit")
         if cancel:

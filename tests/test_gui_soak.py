@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 from engine.project.project_file import load_project
 from tests.gui_soak import HEAVY, LIGHT, GuiSoak, build_window, close_window, wait_until
 
-ACTIONS = 120
+ACTIONS = 100
 
 
 @pytest.fixture
