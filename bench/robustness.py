@@ -6,7 +6,7 @@ kill-and-relaunch.
   protocols 0, 2, 4 and 5); for the HTTP refiner and image editor, hostile answers from a stand-in server
   on 127.0.0.1 (tests/fuzz_http.py). An input "escapes" when anything but the project's own error naming
   the file (or URL) comes out; the time of every rejection is taken.
-- Soak (tests/gui_soak.py): the main window on a 4,000-Gaussian avatar, 2,000 random actions (--quick: 40)
+- Soak (tests/gui_soak.py): the main window on a 4,000-Gaussian avatar, 2,000 random actions (--quick: 30)
   with seed 0: slider drags, orbit/pan/zoom, paint/erase/lasso, undo/redo, adjust, timeline, component
   ticks, and every --heavy-every actions a save, reopen, ply export, cancelled video export, procedural
   edit or cancelled edit. Memory growth is resident memory at the end minus after the warm-up.
@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,30 +75,31 @@ def fuzz_loaders(mutations: int, garbage: int, answers: int, seed: int) -> dict[
     return results
 
 
-def soak(actions: int, heavy_every: int, warmup: int, seed: int) -> object:
-    from PySide6.QtWidgets import QApplication
-
-    from tests.gui_soak import GuiSoak, build_window, close_window
-
-    _app = QApplication.instance() or QApplication(sys.argv[:1])  # kept alive while the soak runs
-    folder = Path(tempfile.mkdtemp(prefix="robustness-soak-"))
-    window = build_window(folder, folder / "state")
-    try:
-        report = GuiSoak(window, folder, seed=seed, heavy_every=heavy_every).run(actions, warmup=warmup)
-    finally:
-        close_window(window)
-    for text in report.exceptions[:3] + report.dialogs[:3]:
+def soak(actions: int, heavy_every: int, warmup: int, seed: int, threads: int) -> dict:
+    """tests/gui_soak.py in its own process (the bench imports no Qt; a fatal crash there is a finding)."""
+    cmd = [sys.executable, "-m", "tests.gui_soak", "--actions", str(actions), "--heavy-every", str(heavy_every),
+           "--warmup", str(warmup), "--seed", str(seed), "--threads", str(threads)]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": os.pathsep.join(
+        [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("SOAK ")]
+    if not lines:
+        print(f"  soak process ended with {run.returncode} and no report:\n{run.stderr[-3000:]}", flush=True)
+        return {"actions": 0, "exceptions": [f"the soak process died ({run.returncode})"], "dialogs": [],
+                "memory_growth_mb": float("nan"), "threads_start": 0, "threads_end": 0, "seconds": 0.0}
+    report = json.loads(lines[-1][5:])
+    for text in report["exceptions"][:3] + report["dialogs"][:3] + report["render_failures"][:3]:
         print(f"  soak: {text}", flush=True)
-    print(f"  soak actions by kind: {dict(report.counts)}; effects: {dict(report.effects)}", flush=True)
+    print(f"  soak actions by kind: {report['counts']}; effects: {report['effects']}", flush=True)
     return report
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="fewer inputs, a 40-action soak, no crash run (under a minute)")
+    p.add_argument("--quick", action="store_true", help="fewer inputs, a 30-action soak, no crash run (under a minute)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--actions", type=int, default=None, help="soak actions (default 2000; --quick 40)")
-    p.add_argument("--heavy-every", type=int, default=None, help="a slow action every N (default 150; --quick 20)")
+    p.add_argument("--actions", type=int, default=None, help="soak actions (default 2000; --quick 30)")
+    p.add_argument("--heavy-every", type=int, default=None, help="a slow action every N (default 150; --quick 30)")
     p.add_argument("--crash", action="store_true", help="run the kill-and-relaunch even with --quick")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     args = p.parse_args()
@@ -109,9 +111,9 @@ def main() -> None:
     loaders = fuzz_loaders(*((10, 3, 3) if args.quick else (200, 50, 40)), seed=args.seed)
     ran = int(SENTINEL.exists())
     print(f"loaders fuzzed in {time.perf_counter() - t0:.1f} s", flush=True)
-    actions = args.actions or (40 if args.quick else 2000)
-    heavy = args.heavy_every or (20 if args.quick else 150)
-    report = soak(actions, heavy, warmup=0 if args.quick else 40, seed=args.seed)
+    actions = args.actions or (30 if args.quick else 2000)
+    heavy = args.heavy_every or (30 if args.quick else 150)
+    report = soak(actions, heavy, warmup=0 if args.quick else 40, seed=args.seed, threads=args.threads)
     crash = None
     if args.crash or not args.quick:
         from tests.crash_session import kill_and_relaunch
@@ -127,12 +129,12 @@ def main() -> None:
         "slowest_rejection_ms": loaders[slowest]["slowest_rejection_ms"],
         "slowest_loader": slowest,
         "pickle_payloads_ran": ran,
-        "soak_actions": report.actions,
-        "soak_exceptions": len(report.exceptions),
-        "soak_error_dialogs": len(report.dialogs),
-        "soak_memory_growth_mb": round(report.memory_growth_mb, 1),
-        "soak_threads_leaked": max(0, report.threads_end - report.threads_start),
-        "soak_seconds": round(report.seconds, 1),
+        "soak_actions": report["actions"],
+        "soak_exceptions": len(report["exceptions"]),
+        "soak_error_dialogs": len(report["dialogs"]),
+        "soak_memory_growth_mb": round(report["memory_growth_mb"], 1),
+        "soak_threads_leaked": max(0, report["threads_end"] - report["threads_start"]),
+        "soak_seconds": round(report["seconds"], 1),
         "crash_recovered": None if crash is None else crash.recovered,
         "crash_seconds": None if crash is None else round(crash.seconds, 1),
     }))

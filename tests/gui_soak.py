@@ -4,8 +4,8 @@ reopen, export (finished or cancelled mid-job), all in an order drawn from a see
 
 `build_window` makes the window the way app.gui_main does (with a private state folder), `GuiSoak.run`
 performs the actions and returns a SoakReport: exceptions raised anywhere (Qt slots included, through
-sys.excepthook), error dialogs shown, process memory and thread counts. Used by tests/test_gui_soak.py
-and bench/robustness.py.
+sys.excepthook), error dialogs shown, process memory and thread counts. Used by tests/test_gui_soak.py;
+`python -m tests.gui_soak --actions N` runs one in its own process and prints `SOAK {json}` (bench/robustness.py).
 
 Mouse events go through QApplication.sendEvent and the event loop through one QEventLoop's processEvents:
 PySide6 6.12.0's static void functions (QTest.mouse*, QTest.qWait, QApplication.processEvents,
@@ -442,3 +442,40 @@ def quick_edit_config() -> object:
 
     return EditConfig(size=48, keyframes=2, orbit_cameras=4, max_timesteps=2, passes=2, min_steps=4, max_steps=6,
                       discriminator=False, optim=OptimConfig(refresh_every=0))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one soak in this process (offscreen) and print `SOAK {json}` with the report's figures."""
+    import argparse
+    import json
+    import os
+    import tempfile
+
+    p = argparse.ArgumentParser(description="A GUI soak of random user actions.")
+    p.add_argument("--actions", type=int, default=2000)
+    p.add_argument("--heavy-every", type=int, default=150)
+    p.add_argument("--warmup", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    _app = QApplication.instance() or QApplication(sys.argv[:1])  # kept alive while the soak runs
+    folder = Path(tempfile.mkdtemp(prefix="soak-"))
+    window = build_window(folder, folder / "state")
+    try:
+        report = GuiSoak(window, folder, seed=args.seed, heavy_every=args.heavy_every).run(args.actions, args.warmup)
+    finally:
+        close_window(window)
+    print("SOAK " + json.dumps({
+        "actions": report.actions, "counts": dict(report.counts), "effects": dict(report.effects),
+        "exceptions": report.exceptions, "dialogs": report.dialogs, "render_failures": report.render_failures,
+        "memory_growth_mb": report.memory_growth_mb, "rss_start_mb": report.rss_start_mb,
+        "threads_start": report.threads_start, "threads_end": report.threads_end, "seconds": report.seconds,
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

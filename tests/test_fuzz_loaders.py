@@ -190,3 +190,12 @@ def test_npz_with_object_arrays_is_refused_without_unpickling(tmp_path):
 
     with pytest.raises(FileFormatError, match="flame_param.npz: array 'expr' holds object values"):
         load_flame_params(tmp_path / "flame_param.npz")
+
+
+def test_manifest_naming_a_head_file_the_system_refuses_is_refused_clearly():
+    """Found by bench/robustness.py: a head path too long for the file system escaped as OSError."""
+    import json
+
+    seed = json.loads(case("avatar_manifest").seed(seed_folder()))
+    detail = refused_small("avatar_manifest", json.dumps({**seed, "head": "\u00e9" * 300}).encode())
+    assert "avatar.json: its head model cannot be loaded" in detail

@@ -182,8 +182,8 @@ def _avatar_head(head: str | None, manifest: dict, files: AvatarFiles, offset_ro
     if head is None and files.manifest is not None and source == manifest.get("head"):
         try:
             return load_head(source)
-        except FlameFileError as exc:
-            raise FileFormatError(files.manifest, f"its head model cannot be loaded ({exc})") from None
+        except (FlameFileError, OSError) as exc:  # OSError: a name the system refuses (too long, ...)
+            raise FileFormatError(files.manifest, f"its head model cannot be loaded ({str(exc)[:300]})") from None
     return load_head(source or "demo")
 
 
