@@ -203,7 +203,7 @@ class GuiSoak:
 
     # ---- run ---------------------------------------------------------------------------------
     def run(self, actions: int, warmup: int = 40) -> SoakReport:
-        """Open the avatar, warm up (every heavy kind once), then `actions` actions in all."""
+        """Open the avatar, warm up (every kind once), then `actions` actions in all."""
         start = time.perf_counter()
         old_hook, saved = sys.excepthook, {n: getattr(QMessageBox, n) for n in ("critical", "warning", "information")}
         sys.excepthook = self._hook
@@ -220,12 +220,14 @@ class GuiSoak:
             self._idle()
             if warmup == 0:
                 self._measure_start(proc)
-            kinds = list(HEAVY)
+            kinds, light = list(HEAVY), list(LIGHT)  # the warm-up does every kind once
             for i in range(actions):
                 if i < warmup and kinds and i % max(1, warmup // len(HEAVY)) == 0:
                     self._do(kinds.pop(0))
                 elif i >= warmup and (i - warmup + 1) % self.heavy_every == 0:
                     self._do(self.rnd.choice(HEAVY))
+                elif i < warmup and light:
+                    self._do(light.pop(0))
                 else:
                     self._do(self.rnd.choices(list(LIGHT), weights=list(LIGHT.values()))[0])
                 if i == warmup - 1:
