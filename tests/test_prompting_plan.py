@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pydantic
 import pytest
 
 from engine.prompting.llm_json import extract_first_json_object, plan_from_answer, system_prompt
@@ -153,7 +154,14 @@ def test_plan_from_answer_and_system_prompt() -> None:
 
 
 def test_frozen() -> None:
+    """Assigning a field is refused by pydantic's frozen check and leaves the plan as it was; an edit is a copy."""
     plan, _ = sanitize_plan(GOOD)
-    with pytest.raises(Exception):
+    before = plan.model_dump()
+    with pytest.raises(pydantic.ValidationError, match="Instance is frozen"):
         plan.steps = 3  # type: ignore[misc]
-    assert isinstance(plan, EditPlan)
+    with pytest.raises(pydantic.ValidationError, match="Instance is frozen"):
+        plan.components = ("lips",)  # type: ignore[misc]
+    assert plan.model_dump() == before and plan.steps == 20
+    assert isinstance(plan.components, tuple) and isinstance(plan.kinds, tuple)  # no list to mutate in place
+    edited = EditPlan.model_validate({**plan.model_dump(), "steps": 3})
+    assert edited.steps == 3 and plan.steps == 20 and edited != plan

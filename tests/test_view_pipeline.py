@@ -18,9 +18,10 @@ from engine.edit.colour_space import srgb_to_oklab
 from engine.edit.layers import EditLayer, compose, composed_origin
 from engine.head.components import COLOURS, LABEL
 from engine.io.images import psnr
+from engine.render.camera import Camera
 from engine.semantics.mask_render import render_weights
 from engine.view import FrameBudget, FramePipeline, RenderLoop, ViewOptions, ViewRequest, framing_camera, posed_params
-from engine.view.overlays import SELECTION_ACCENTS, draw_wireframe, highlight_selection, selection_accent
+from engine.view.overlays import SELECTION_ACCENTS, WIRE_ALPHA, WIRE_RGB, draw_wireframe, highlight_selection, selection_accent
 
 
 @pytest.fixture(scope="module")
@@ -169,15 +170,26 @@ def test_scaled_request_renders_smaller_and_abort_drops_the_picture(avatar, cpu)
     assert cpu.render(req, abort=lambda: True) is None
 
 
-def test_draw_wireframe_draws_front_edges_only(avatar):
-    cam = framing_camera(avatar).camera(128, 128)
-    with torch.no_grad():
-        verts = avatar.posed_vertices()
-    blank = np.zeros((128, 128, 3), np.uint8)
-    front = draw_wireframe(blank, verts, avatar.head.faces, cam)
-    flipped = draw_wireframe(blank, verts, avatar.head.faces[:, [0, 2, 1]], cam)
-    assert blank.max() == 0 and front.max() > 0
-    assert (front.max(axis=2) > 0).sum() != (flipped.max(axis=2) > 0).sum(), "winding decides what is drawn"
+def test_draw_wireframe_draws_front_edges_only():
+    """Two squares side by side in front of a camera at the origin: the left one wound to face the camera, the
+    right one away from it. Only the left square's edges are drawn; with every winding flipped, only the right's."""
+    cam = Camera(torch.eye(4), fx=64.0, fy=64.0, cx=32.0, cy=32.0, width=64, height=64)
+    corners = lambda x0: [[x0, -0.25, 2.0], [x0 + 0.5, -0.25, 2.0], [x0 + 0.5, 0.25, 2.0], [x0, 0.25, 2.0]]
+    verts = torch.tensor(corners(-0.6) + corners(0.1))
+    # (v1 - v0) x (v2 - v0) of [0, 2, 1] points along -z, toward the camera; of [4, 5, 6] along +z, away from it
+    faces = torch.tensor([[0, 2, 1], [0, 3, 2], [4, 5, 6], [4, 6, 7]])
+    blank = np.zeros((64, 64, 3), np.uint8)
+    drawn = lambda f: draw_wireframe(blank, verts, f, cam).max(axis=2) > 0
+    front, flipped = drawn(faces), drawn(faces[:, [0, 2, 1]])
+    assert blank.max() == 0, "the input image is not drawn on"
+    # the left square spans columns 12.8-28.8, the right one 35.2-51.2 (u = 32 + 32 x), rows 24-40 (v = 32 + 32 y)
+    assert front[:, :32].sum() > 60 and not front[:, 32:].any(), "only the square facing the camera"
+    assert flipped[:, 32:].sum() > 60 and not flipped[:, :32].any(), "winding decides what is drawn"
+    # its outline and diagonal, in the wireframe colour at WIRE_ALPHA over black
+    assert front[24, 12:29].all() and front[40, 13:29].all() and front[24:40, 12].all() and front[24:40, 28].all()
+    assert front[32, 20] and not front[32, 14], "the diagonal, and nothing inside the triangles"
+    np.testing.assert_array_equal(draw_wireframe(blank, verts, faces, cam)[24, 20],
+                                  (WIRE_ALPHA * WIRE_RGB).astype(np.uint8))
 
 
 def test_frame_budget_picks_the_largest_scale_that_fits():
