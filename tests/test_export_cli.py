@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import signal
 
+import numpy as np
+from plyfile import PlyData
+
 from app import cli
 from app.commands import export as export_cmd
 from engine.avatar.avatar import Avatar
-from engine.avatar.files import save_avatar
+from engine.avatar.files import load_avatar, save_avatar
 from engine.avatar.flame_npz import save_flame_params
+from engine.avatar.posing import Pose, apply_pose
 from engine.project.project_file import Project, save_project
 from tests.test_export_video import decode, talking, tiny_avatar
 from tests.test_project_file import head_on_disk
@@ -24,14 +28,28 @@ def avatar_folder(tmp_path):
 def test_orbit_and_sequence_videos_and_splats(tmp_path, capsys):
     folder, avatar = avatar_folder(tmp_path)
     out = tmp_path / "orbit.mp4"
-    args = ["export", str(folder), "--video", str(out), "--orbit", "--fps", "8", "--size", "64", "48",
-            "--duration", "0.5", "--renderer", "raster", "--splats", str(tmp_path / "s.ply"),
+    clip = ["--orbit", "--fps", "8", "--size", "64", "48", "--duration", "0.5", "--renderer", "raster"]
+    args = ["export", str(folder), "--video", str(out), *clip, "--splats", str(tmp_path / "s.ply"),
             "--gaussianavatars", str(tmp_path / "ga"), "--expr", "expr_0=1.5"]
     assert cli.main(args) == 0
     frames = decode(out)
     assert len(frames) == 4 and frames[0].shape == (48, 64, 3)
-    assert (tmp_path / "s.ply").is_file() and (tmp_path / "ga" / "point_cloud.ply").is_file()
     assert "wrote" in capsys.readouterr().out
+    # the same orbit without --expr: the held expression must change the pictures
+    assert cli.main(["export", str(folder), "--video", str(tmp_path / "neutral.mp4"), *clip]) == 0
+    neutral = decode(tmp_path / "neutral.mp4")
+    assert len(neutral) == 4
+    changed = np.abs(frames[0].astype(int) - neutral[0].astype(int)).max(axis=2) > 20
+    assert changed.mean() > 0.1, f"--expr changed {changed.mean():.4f} of the pixels"  # measured 0.31
+    # the splat file is the avatar at the held expression, in world space (read back by plyfile)
+    posed = avatar.splats(apply_pose(avatar, Pose(expressions={"expr_0": 1.5}))).means.detach().numpy()
+    vertex = PlyData.read(str(tmp_path / "s.ply"))["vertex"]
+    assert vertex.count == avatar.gaussians.count
+    np.testing.assert_allclose(np.stack([vertex[a] for a in "xyz"], 1), posed, rtol=0, atol=1e-5)
+    # the GaussianAvatars folder reloads as the same Gaussians with expr_0 held at 1.5
+    ga = load_avatar(tmp_path / "ga")
+    assert ga.gaussians.equal(avatar.gaussians)
+    np.testing.assert_allclose(ga.params.expr[:, 0].numpy(), 1.5, rtol=0, atol=1e-6)
     save_flame_params(talking(avatar.head, 5), tmp_path / "seq.npz")
     assert cli.main(["export", str(folder), "--video", str(tmp_path / "seq.mp4"), "--sequence",
                      str(tmp_path / "seq.npz"), "--size", "32", "--renderer", "raster"]) == 0

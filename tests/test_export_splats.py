@@ -62,3 +62,24 @@ def test_gaussianavatars_layout_reloads_and_carries_the_sequence(tmp_path):
     back = load_avatar(tmp_path / "ga", head=avatar.head)
     assert back.gaussians.equal(avatar.gaussians)
     assert back.params.frames == 6
+
+
+def test_standard_ply_matches_what_gsplat_writes(tmp_path):
+    """gsplat has no ply reader, but its exporter writes the standard 3DGS ply: ours must hold the same columns
+    (log scales, opacity logits, SH rest channel-major) with the same values, read back by plyfile."""
+    from gsplat.exporter import export_splats
+
+    avatar = tiny_avatar(n=90, seed=3)
+    export_standard_ply(avatar, tmp_path / "ours.ply")
+    splats = avatar.splats(avatar.frame_params(0))
+    opac = splats.opacities.detach().clamp(1e-6, 1 - 1e-6)
+    sh = splats.sh.detach()  # [N, 16, 3]
+    export_splats(splats.means.detach(), splats.scales.detach().log(),
+                  torch.nn.functional.normalize(splats.quats.detach(), dim=-1), torch.log(opac / (1 - opac)),
+                  sh[:, :1], sh[:, 1:], format="ply", save_to=str(tmp_path / "gsplat.ply"))
+    ours, theirs = PlyData.read(str(tmp_path / "ours.ply"))["vertex"], PlyData.read(str(tmp_path / "gsplat.ply"))["vertex"]
+    their_names = [p.name for p in theirs.properties]
+    assert set(their_names) <= {p.name for p in ours.properties} and len(their_names) == 3 + 3 + 45 + 1 + 3 + 4
+    assert ours.count == theirs.count == 90
+    for name in their_names:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6, err_msg=name)

@@ -3,6 +3,7 @@ and keeps the work; recovery copies are offered at start; export runs on a worke
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from plyfile import PlyData
@@ -14,9 +15,11 @@ from app.main_window import MainWindow
 from app.render_thread import RenderController
 from app.session import SessionModel
 from engine.edit.adjust import AdjustParams, selection_from_components
+from engine.export.splat_export import posed_splats
 from engine.export.video import VideoSettings
 from engine.project.autosave import Autosaver
 from engine.prompting import RefineSettings
+from tests.test_export_video import decode
 from widgets.export_dialog import ExportRequest
 
 
@@ -158,10 +161,18 @@ def test_export_splats_and_video_on_a_worker(window, qtbot, tmp_path):
     with qtbot.waitSignal(pc.exported, timeout=60_000):
         pc.start_export(ExportRequest("splats", ply))
     composed = model.avatar.gaussians.count - int(model.layers[0].hidden.numel())
-    assert PlyData.read(str(ply))["vertex"].count == composed
+    vertex = PlyData.read(str(ply))["vertex"]
+    assert vertex.count == composed
+    # the file holds the composed avatar (lips hidden) at the session's shown parameters, in world space
+    expected = posed_splats(pc.snapshot().composed_avatar(), model.current_params()).means.numpy()
+    np.testing.assert_allclose(np.stack([vertex[a] for a in "xyz"], 1), expected, rtol=0, atol=1e-5)
     mp4 = tmp_path / "out" / "clip.mp4"
     settings = VideoSettings(width=64, height=64, fps=10.0, duration_s=0.3, mask_overlay=True)
     with qtbot.waitSignal(pc.exported, timeout=120_000):
         pc.start_export(ExportRequest("video", mp4, motion="held", settings=settings, mask_selection="current"))
-    assert mp4.is_file() and mp4.stat().st_size > 0
+    frames = decode(mp4)
+    assert len(frames) == 3 and frames[0].shape == (64, 64, 3)
+    bg = np.round(np.array(settings.background) * 255)
+    assert np.abs(frames[0][:4, :4].reshape(-1, 3) - bg).max() <= 8, "the corners show the background"
+    assert np.abs(frames[0][28:36, 28:36].reshape(-1, 3) - bg).max() > 30, "the head is in the middle"
     assert not pc.export_progress.isVisible()

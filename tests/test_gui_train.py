@@ -27,7 +27,7 @@ from widgets.train_panel import TrainPanel, TrainSettings
 RESOLUTION = 48
 CONFIG = replace(TrainConfig(), resolution=RESOLUTION, preview_interval=2, eval_interval=4, eval_max_frames=1,
                  checkpoint_interval=0)
-RUN = 40  # iterations of the pause / cancel / continue run (cancel lands long before the end)
+ENDLESS = 1_000_000  # iterations asked of the run the test cancels: the cancel always lands before its end
 LONG = 300_000  # ms: the machine is shared, steps can be slow
 
 
@@ -80,7 +80,7 @@ def test_pause_resume_cancel_then_continue_the_curve_and_open_the_avatar(qtbot, 
     out = tmp_path / "run"
     ended: list[TrainOutcome] = []
     controller.run_finished.connect(ended.append)
-    fill(panel, dataset, out, iters=RUN)
+    fill(panel, dataset, out, iters=ENDLESS)
     click(qtbot, panel.start_button)
     assert panel.state == "running" and not panel.start_button.isEnabled() and not panel.settings_box.isEnabled()
     qtbot.waitUntil(lambda: len(loss_xy(panel)[0]) >= 3 and panel.preview_image.image is not None, timeout=LONG)
@@ -88,9 +88,9 @@ def test_pause_resume_cancel_then_continue_the_curve_and_open_the_avatar(qtbot, 
     assert panel.progress.value() >= 3 and "it/s" in panel.progress.format()
 
     click(qtbot, panel.pause_button)
-    qtbot.waitUntil(lambda: panel.state == "paused", timeout=LONG)
+    qtbot.waitUntil(lambda: panel.state == "paused", timeout=LONG)  # the job itself says it waits at the gate
     held, points = panel.progress.value(), len(loss_xy(panel)[0])
-    qtbot.wait(1500)
+    qtbot.wait(500)  # 5 polls of the paused gate: a correct gate never steps here, so this cannot fail spuriously
     assert panel.progress.value() == held and len(loss_xy(panel)[0]) == points, "training went on while paused"
     assert panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
 
@@ -100,7 +100,7 @@ def test_pause_resume_cancel_then_continue_the_curve_and_open_the_avatar(qtbot, 
     assert panel.state == "stopping" and not panel.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: len(ended) == 1, timeout=LONG)
     first = ended[0]
-    assert first.result.cancelled and held < first.result.iterations < RUN
+    assert first.result.cancelled and held < first.result.iterations < ENDLESS
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["iteration"] == first.result.iterations
     saved = load_avatar(out / "avatar")
@@ -111,7 +111,9 @@ def test_pause_resume_cancel_then_continue_the_curve_and_open_the_avatar(qtbot, 
     x_before, y_before = loss_xy(panel)
     assert x_before[-1] == state["iteration"]
 
-    click(qtbot, panel.start_button)  # continues from the checkpoint
+    total = first.result.iterations + 4
+    panel.iters.setValue(total)
+    click(qtbot, panel.start_button)  # continues from the checkpoint to `total`
     qtbot.waitUntil(lambda: len(loss_xy(panel)[0]) >= len(x_before) + 2, timeout=LONG)
     x, y = loss_xy(panel)
     np.testing.assert_array_equal(x[: len(x_before)], x_before)
@@ -119,9 +121,9 @@ def test_pause_resume_cancel_then_continue_the_curve_and_open_the_avatar(qtbot, 
     assert x[len(x_before)] == state["iteration"] + 1, "the resumed curve restarted instead of going on"
     qtbot.waitUntil(lambda: len(ended) == 2, timeout=LONG)
     second = ended[1]
-    assert not second.result.cancelled and second.result.iterations == RUN
+    assert not second.result.cancelled and second.result.iterations == total
     x, _ = loss_xy(panel)
-    np.testing.assert_array_equal(x, np.arange(1, RUN + 1))
+    np.testing.assert_array_equal(x, np.arange(1, total + 1))
     assert model.avatar is second.avatar and model.avatar_path == str(out / "avatar")
     assert model.avatar.gaussians.count == load_avatar(out / "avatar").gaussians.count
     assert panel.state == "idle" and panel.start_button.isEnabled() and not dialogs
@@ -152,7 +154,7 @@ def test_two_processes_show_their_progress_merged_and_cancel_saves_a_checkpoint(
     is listed, Pause is off, and Cancel stops both ranks at the same step with a checkpoint and the avatar."""
     panel, controller, _ = rig
     out = tmp_path / "two"
-    fill(panel, dataset, out, iters=RUN)
+    fill(panel, dataset, out, iters=ENDLESS)
     panel.processes.setValue(2)
     click(qtbot, panel.start_button)
     assert panel.state == "running" and not panel.pause_button.isEnabled()
@@ -163,7 +165,7 @@ def test_two_processes_show_their_progress_merged_and_cancel_saves_a_checkpoint(
     with qtbot.waitSignal(controller.run_finished, timeout=LONG) as ended:
         click(qtbot, panel.cancel_button)
     outcome = ended.args[0]
-    assert outcome.result.cancelled and 2 <= outcome.result.iterations < RUN and outcome.result.ranks.world == 2
+    assert outcome.result.cancelled and 2 <= outcome.result.iterations < ENDLESS and outcome.result.ranks.world == 2
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["iteration"] == outcome.result.iterations and state["config"]["frames_per_step"] == 2
     assert outcome.avatar is not None and outcome.avatar.gaussians.count == state["params"]["xyz"].shape[0]
@@ -231,30 +233,40 @@ def test_the_label_maps_checkbox_sets_the_label_loss(rig):
 
 
 def test_pause_gate_blocks_between_steps_and_cancel_wakes_it():
+    """Event-driven: each step, each wait and each going-on signals an Event; only the checks that nothing
+    happens while paused use a window (they cannot fail spuriously: a correct gate never steps there)."""
     gate = PauseGate()
     steps, results, waits = [0], [], []
+    stepped, waiting, went_on = threading.Event(), threading.Event(), threading.Event()
+
+    def on_wait(now: bool) -> None:
+        waits.append(now)
+        (waiting if now else went_on).set()
 
     def job() -> None:
-        while not gate.check(on_wait=waits.append):
+        while not gate.check(on_wait=on_wait):
             steps[0] += 1
-            time.sleep(0.005)
+            stepped.set()
+            time.sleep(0.001)  # politeness only: the test waits on events, not on this
         results.append(steps[0])
 
     thread = threading.Thread(target=job)
     thread.start()
-    time.sleep(0.1)
+    assert stepped.wait(10)
     gate.pause()
-    time.sleep(0.1)
+    assert waiting.wait(10) and gate.paused and waits == [True]
     held = steps[0]
-    time.sleep(0.3)
-    assert gate.paused and steps[0] == held and waits == [True]
+    assert not went_on.wait(0.3), "the job went on while paused"
+    assert steps[0] == held
+    stepped.clear()
     gate.resume()
-    time.sleep(0.1)
+    assert went_on.wait(10) and stepped.wait(10)
     assert steps[0] > held and waits == [True, False]
+    waiting.clear()
     gate.pause()
-    time.sleep(0.1)
-    gate.cancel()
-    thread.join(5)
+    assert waiting.wait(10)
+    gate.cancel()  # wakes the paused job, which stops without another step
+    thread.join(10)
     assert not thread.is_alive() and results == [steps[0]] and gate.cancelled
     assert gate.paused_seconds >= 0.3
     assert speed(10, 4.0, 30) == (2.5, 12.0) and speed(0, 1.0, 5) == (0.0, None)

@@ -65,12 +65,21 @@ def test_flame_masks_to_face_labels(tmp_path):
         read_flame_masks(evil)
 
 
+# CelebAMask-HQ classes and the component each must become, written out here independently of the engine's table
+CELEBAMASK_EXPECTED = {
+    "background": None, "skin": "skin", "nose": "nose", "eye_g": "accessory", "l_eye": "left_eye",
+    "r_eye": "right_eye", "l_brow": "left_brow", "r_brow": "right_brow", "l_ear": "ears", "r_ear": "ears",
+    "mouth": "mouth_interior", "u_lip": "upper_lip", "l_lip": "lower_lip", "hair": "hair", "hat": "accessory",
+    "ear_r": "accessory", "neck_l": "accessory", "neck": "neck", "cloth": None,
+}
+
+
 def test_face_parser_tiny_segformer(tmp_path, synth):
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-    from engine.semantics.face_parser import CELEBAMASK_TO_COMPONENT, FaceParser
+    from engine.semantics.face_parser import FaceParser
 
-    names = list(CELEBAMASK_TO_COMPONENT)
+    names = sorted(CELEBAMASK_EXPECTED, reverse=True)  # class ids in another order than the engine's table
     cfg = SegformerConfig(num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
                           hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1],
                           decoder_hidden_size=16)
@@ -80,10 +89,26 @@ def test_face_parser_tiny_segformer(tmp_path, synth):
     avatar = load_demo_avatar()
     views = dataset_label_views(avatar, synth, "train", size=64, stride=10, parser=parser)
     assert views and views[0].labels.shape == (64, 64)
-    allowed = set(parser.table.tolist())
-    assert set(views[0].labels.unique().tolist()) <= allowed
+    assert set(views[0].labels.unique().tolist()) <= set(parser.table.tolist())
     votes = vote_labels(avatar, views)
     assert votes.shape == (avatar.gaussians.count, 13) and float(votes.sum()) > 0
+    # logits set by hand: the classifier answers one class everywhere; the parse must be that class's component
+    classifier = parser.model.decode_head.classifier
+    image = torch.rand(40, 48, 3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        classifier.weight.zero_()
+        for class_id, name in enumerate(names):
+            classifier.bias.copy_(torch.nn.functional.one_hot(torch.tensor(class_id), len(names)).float())
+            expected = CELEBAMASK_EXPECTED[name]
+            want = -1 if expected is None else LABEL[expected]
+            parsed = parser.parse(image)
+            assert parsed.shape == (40, 48) and bool((parsed == want).all()), (name, parsed.unique().tolist())
+        # and a view parsed as all upper lip votes upper lip for every Gaussian it sees
+        classifier.bias.copy_(torch.nn.functional.one_hot(torch.tensor(names.index("u_lip")), len(names)).float())
+    lip_views = dataset_label_views(avatar, synth, "train", size=64, stride=10, parser=parser)
+    lip_votes = vote_labels(avatar, lip_views)
+    voted = lip_votes.sum(0)
+    assert float(voted[LABEL["upper_lip"]]) > 0 and float(voted.sum() - voted[LABEL["upper_lip"]]) == 0.0
     with pytest.raises(ValueError, match="no-such"):
         FaceParser.from_path(tmp_path / "no-such")
 
