@@ -21,7 +21,7 @@ def window(qtbot, tmp_path, monkeypatch):
     # closing with unsaved changes asks; here the answer is always "Discard" (pytest-qt closes windows first)
     monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
     model = SessionModel()
-    controller = RenderController(model, backend="gl", max_side=128, progressive=False)
+    controller = RenderController(model, backend="auto", max_side=128, progressive=False)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
     install_features(win, state_folder=str(tmp_path / "state"),

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from importlib.metadata import version
+from pathlib import Path
+
 import pytest
 import torch
-from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
+
+GSPLAT_CHECKED = "1.5.3"  # the gsplat whose private reference (gsplat.cuda._torch_impl) these tests were checked against
+try:
+    from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
+except ImportError as exc:  # a private module: it may move or change in another release
+    pytest.fail(f"gsplat {version('gsplat')}: its pure-PyTorch reference moved ({exc}); these tests were checked "
+                f"against gsplat {GSPLAT_CHECKED}: install that version or port the imports", pytrace=False)
 
 from engine.render.camera import Camera, orbit_camera
 from engine.render.projection import covariance_3d, project, sh_basis, sh_to_rgb
@@ -83,3 +93,12 @@ def test_sh_matches_gsplat(degree: int) -> None:
     torch.testing.assert_close(sh_to_rgb(sh, means, cam_pos), ref)
     dirs = torch.nn.functional.normalize(means - cam_pos, dim=-1)
     assert sh_basis(dirs, degree).shape == (n, k)
+
+
+def test_gsplat_is_the_version_the_reference_was_checked_against() -> None:
+    """requirements.lock pins the gsplat these tests were checked against; a bump must re-check them here."""
+    lock = (Path(__file__).resolve().parents[1] / "requirements.lock").read_text()
+    pinned = re.search(r"^gsplat==(\S+)$", lock, re.MULTILINE)
+    assert pinned and pinned.group(1) == GSPLAT_CHECKED, "requirements.lock's gsplat differs from GSPLAT_CHECKED"
+    assert version("gsplat") == GSPLAT_CHECKED, (f"gsplat {version('gsplat')} is installed; the private reference "
+                                                 f"was checked against {GSPLAT_CHECKED}")
