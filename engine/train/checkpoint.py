@@ -34,3 +34,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if int(data.get("version", 0)) > CHECKPOINT_VERSION:
         raise FileFormatError(path, f"written by a newer DynamicAvatars (version {data['version']})")
     return data["state"]
+
+
+def check_same_dataset(state: dict, signature: dict, path: str | os.PathLike) -> None:
+    """Raise FileFormatError when a checkpoint was trained on another dataset than `signature` describes
+    (engine.train.trainer.Trainer.dataset_signature). Checkpoints written before the signature pass."""
+    theirs = state.get("dataset")
+    if theirs is None or theirs == signature:
+        return
+    raise FileFormatError(path, f"trained on another dataset ({len(theirs['timesteps'])} timesteps, "
+                                f"{theirs['train_frames']} training frames; this one has {len(signature['timesteps'])} "
+                                f"and {signature['train_frames']}): resume with the dataset it was trained on, "
+                                "or train into another folder")

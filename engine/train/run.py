@@ -23,7 +23,7 @@ from engine.data.vhap_format import read_dataset, read_flame_npz
 from engine.head.match import made_on_flame
 from engine.head.model import HeadModel, load_head
 from engine.io.atomic import atomic_write
-from engine.train.checkpoint import load_checkpoint, save_checkpoint
+from engine.train.checkpoint import check_same_dataset, load_checkpoint, save_checkpoint
 from engine.train.config import TrainConfig
 from engine.train.distributed import SINGLE, Ranks, check_in_sync, process_group, rank_device
 from engine.train.trainer import StepStats, Trainer
@@ -109,6 +109,7 @@ def _train(dataset: str | Path, out: Path, config: TrainConfig, head: HeadModel 
                       f"{ranks.world - config.frames_per_step} of them render nothing", stacklevel=2)
     trainer = Trainer(head_model, data, config, ranks=ranks)
     if state is not None:
+        check_same_dataset(state, trainer.dataset_signature(), checkpoint)
         trainer.load_state_dict(state)
     start, start_iter = time.perf_counter(), trainer.iteration
     cancelled = False

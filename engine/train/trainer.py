@@ -342,7 +342,12 @@ class Trainer:
             "generator": self.generator.get_state(),
             "history": list(self.history),
             "evaluations": list(self.evaluations),
+            "dataset": self.dataset_signature(),
         }
+
+    def dataset_signature(self) -> dict:
+        """What a checkpoint must have been trained on to resume here: timesteps and training frame count."""
+        return {"timesteps": [int(t) for t in self.timesteps], "train_frames": len(self.train_frames)}
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration = int(state["iteration"])
