@@ -153,11 +153,15 @@ def load_avatar(path: str | os.PathLike, head: HeadModel | str | None = None) ->
     """An avatar from a folder, its point_cloud.ply, or a GaussianAvatars output folder.
 
     The head comes from the argument, else the manifest, else DYNAMICAVATARS_FLAME, else the demo
-    head; a FLAME head gets GaussianAvatars' teeth when the files need them. Raises FileFormatError
-    naming the file and the problem (FlameModelNeeded when a FLAME-made avatar has no FLAME model).
+    head; a FLAME head gets GaussianAvatars' teeth when the files need them. A ply without flame_param.npz
+    beside it takes the head's neutral parameters, unless the folder's avatar.json says save_avatar wrote
+    one. Raises FileFormatError naming the file and the problem (FlameModelNeeded when a FLAME-made avatar has no FLAME model).
     """
     files = find_avatar_files(path)
     manifest = _read_manifest(files.manifest) if files.manifest is not None else {}
+    if manifest and files.params is None:  # save_avatar writes both: without it the shape and sequence are lost
+        raise FileFormatError(files.ply.parent / PARAMS_NAME, "missing: this avatar folder's FLAME parameters "
+                                                              "(shape, expressions, poses) are gone")
     cols = read_ply(files.ply, BASE_FIELDS + TAIL_FIELDS + ("binding_0",))
     binding = _binding(cols, files.ply)
     params = load_flame_params(files.params) if files.params is not None else None
