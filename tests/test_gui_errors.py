@@ -9,18 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from app.gui_main import install_features
-from app.main_window import MainWindow
-from app.render_thread import RenderController
 from app.session import SessionModel
 from app.train_controller import TrainController
 from engine.avatar.files import save_avatar
 from engine.data.synth import SynthConfig
 from engine.export.video import VideoSettings
-from engine.prompting import RefineSettings
+from tests.test_gui_project import window  # noqa: F401  (the main window with every feature, on the demo avatar)
 from widgets.export_dialog import ExportRequest
 from widgets.train_panel import TrainPanel
 
@@ -33,24 +29,7 @@ def dialogs(monkeypatch) -> list[tuple[str, str]]:
     shown: list[tuple[str, str]] = []
     for kind in ("critical", "information", "warning"):
         monkeypatch.setattr(QMessageBox, kind, staticmethod(lambda parent, title, text, *a, **k: shown.append((title, text))))
-    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
     return shown
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, dialogs):
-    model = SessionModel()
-    controller = RenderController(model, backend="auto", max_side=96, progressive=False)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
-    install_features(win, state_folder=str(tmp_path / "state"), refine_settings=RefineSettings(use_embeddings=False))
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(model.avatarChanged, timeout=LONG):
-        win.open_avatar(None)
-    yield win
-    win.close()
-    controller.shutdown()
 
 
 def _wait_dialog(qtbot, dialogs: list, count: int) -> tuple[str, str]:
