@@ -14,4 +14,22 @@ os.environ["HF_HUB_CACHE"] = os.path.join(_PRIVATE, "hf", "hub")
 os.environ["DYNAMICAVATARS_CONFIG_DIR"] = os.path.join(_PRIVATE, "config")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as engine/__init__.py; before anything loads torch
 
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
 from models_env import private_hub, tiny_repos  # noqa: E402,F401  (fixtures of the model-registry tests)
+
+THREADS = 2
+"""torch and numba threads at the start of every test: float sums (and the floors measured on them) then come out
+the same on any machine and whatever an earlier test set (a render thread, a distributed rank)."""
+
+
+@pytest.fixture(autouse=True)
+def _fixed_threads() -> None:
+    torch.set_num_threads(THREADS)
+    if "numba" in sys.modules:
+        import numba
+
+        numba.set_num_threads(min(THREADS, numba.config.NUMBA_NUM_THREADS))

@@ -157,6 +157,7 @@ def test_closed_mesh_and_labels(data: dict[str, np.ndarray]) -> None:
     assert (w[eyes, 3:].max(axis=1) == 1.0).all()
 
 
+@pytest.mark.slow
 def test_build_is_deterministic(tmp_path: Path) -> None:
     from engine.head.sculpt.build import SculptConfig, build
 

@@ -75,6 +75,7 @@ def loss_xy(panel: TrainPanel) -> tuple[np.ndarray, np.ndarray]:
     return (np.zeros(0), np.zeros(0)) if x is None else (np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.slow
 def test_pause_resume_cancel_then_continue_the_curve_and_open_the_avatar(qtbot, rig, dialogs, dataset, tmp_path):
     panel, controller, model = rig
     out = tmp_path / "run"

@@ -57,6 +57,7 @@ def test_label_writes_fused_labels_that_mostly_agree_with_the_triangles(dataset:
     tri = triangle_labels(base)
     differ = int((got.gaussians.labels != tri).sum())
     seen = _number(r"seen: ([\d,]+) of", text)
+    # the spec's 95%; deterministic (conftest pins the threads): measured 95.2% in every run, margin 0.2 points
     assert _number(r"voted labels agree with the triangle labels for ([\d.]+)%", text) >= 95.0
     assert differ == _number(r"changed label: ([\d,]+)", text)  # the demo's labels are its triangles' labels
     assert 0 < differ < 0.1 * seen  # measured 1,101 of 31,981 seen
@@ -104,6 +105,7 @@ def test_lift_a_painted_png_equals_lifting_the_components(dataset: Path, lips_li
     torch.testing.assert_close(painted.weights, components.weights)
 
 
+@pytest.mark.slow
 def test_fitting_to_more_frames_sharpens_the_lips_elsewhere(dataset: Path, lips_lifted: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture) -> None:
     """--fit-frames fits the lips to their label regions at ten training frames at once: the selection then
@@ -124,6 +126,7 @@ def test_fitting_to_more_frames_sharpens_the_lips_elsewhere(dataset: Path, lips_
     assert scores["many", "test"] > scores["one", "test"] + 0.03
 
 
+@pytest.mark.slow
 def test_render_by_the_mapping_network(dataset: Path, lips_lifted: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture) -> None:
     """The network the user can pick instead of the exact renders: trained on the lifted lips, it warps the

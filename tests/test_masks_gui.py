@@ -210,6 +210,7 @@ def _val_iou(avatar, folder: Path, weights: torch.Tensor, wanted: list[int]) -> 
     return inter / union
 
 
+@pytest.mark.slow
 def test_fit_components_to_a_dataset(qtbot, rig, label_dataset, monkeypatch):
     """Ticked lips, fitted to the dataset's label maps at six training frames on a worker (the panel's button
     picks the folder), are drawn closer to the lips' label region at the held-out camera; one undo step."""

@@ -34,8 +34,10 @@ def test_votes_agree_with_triangle_labels(synth):
     tri = triangle_labels(avatar)
     share = agreement(labels, tri, opacity, seen)
     print("agreement", share, "seen", float(seen.float().mean()))
-    assert share >= 0.95  # spec; measured 0.952 here (Gaussians with votes of at least SEEN_SHARE of a view's pixels)
-    assert float((opacity * seen).sum() / opacity.sum()) > 0.6
+    # the spec's floor; deterministic (conftest pins the threads): measured 0.9518 in every run, margin 0.0018
+    # (Gaussians with votes of at least SEEN_SHARE of a view's pixels)
+    assert share >= 0.95
+    assert float((opacity * seen).sum() / opacity.sum()) > 0.6  # measured 0.742
     fused = identify(tri, votes)
     assert agreement(fused.labels, tri, opacity) >= share
     assert ((fused.confidence > 0) & (fused.confidence <= 1)).all()

@@ -96,6 +96,7 @@ def _paint_and_follow(synth, avatar=None):
     return scores | {f"painted_view_{k}": v for k, v in at_ref.items()}, len(near)
 
 
+@pytest.mark.slow
 def test_painted_mask_follows_heldout_frames(synth):
     """Paint the GT region at one frame, lift, render at held-out expressions and cameras.
 
@@ -121,6 +122,7 @@ def test_painted_mask_follows_heldout_frames(synth):
         assert fit[g] >= votes[g] - 0.01 and scores["gt_fit"][g] >= scores["gt"][g] - 0.03, (g, scores)
 
 
+@pytest.mark.slow
 def test_painted_mask_follows_heldout_frames_on_an_avatar_trained_with_label_maps(synth):
     """The same paint-and-follow on an avatar trained 300 steps on this dataset with the label loss
     (TrainConfig's default): its Gaussians draw part outlines where the label maps put them, so the
@@ -275,6 +277,7 @@ def test_a_turned_head_is_the_still_head_seen_from_a_turned_camera():
     torch.testing.assert_close(same, identity_grid(size, size, same), atol=1e-4, rtol=0)  # a lattice camera: no warp
 
 
+@pytest.mark.slow
 def test_mapping_net_warps_thin_parts_to_unseen_views():
     """Trained on exact lift-and-render masks at a lattice of azimuths and elevations, the network carries
     the eyes and lips painted at the front to poses between its nodes on both axes, far better than

@@ -85,6 +85,7 @@ def test_label_loss_counts_mislabelled_pixels():
     assert float(losses.label_loss(wrong, labels)) == pytest.approx((1.0 + 0.25) / 4)
 
 
+@pytest.mark.slow
 def test_label_loss_draws_part_outlines_where_the_label_maps_put_them(dataset, plain_run):
     """Lips, eyes and brows as the Gaussians' labels draw them at the held-out camera match the label
     maps better when training also fits the rendered labels (0.67 -> 0.74 measured), at nearly the
@@ -109,6 +110,7 @@ def test_training_raises_heldout_psnr_and_keeps_bindings_valid(plain_run):
     assert torch.equal(g.labels, head.face_labels[g.binding])
 
 
+@pytest.mark.slow
 def test_cancel_leaves_loadable_checkpoint_and_resume_continues(dataset, tmp_path):
     calls = {"n": 0}
 
@@ -130,6 +132,7 @@ def test_cancel_leaves_loadable_checkpoint_and_resume_continues(dataset, tmp_pat
     assert resumed["history"][:25] == state["history"]
 
 
+@pytest.mark.slow
 def test_resume_is_exact(dataset, tmp_path):
     """Training 20 steps, checkpointing, and training 10 more equals training 30 steps straight."""
     head = load_head("demo")
