@@ -85,17 +85,17 @@ def test_damaged_selection_files_are_refused(tmp_path: Path) -> None:
             zf.writestr(n, data[:20] if n.startswith("weights") else data)
     (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "garbage.npz").write_bytes(b"garbage" * 20)
-    fields = dict(format=np.array(SELECTION_FORMAT), version=np.array(1), weights=np.array([0.2, 0.5]),
-                  threshold=np.array(0.5))
+    fields = {"format": np.array(SELECTION_FORMAT), "version": np.array(1), "weights": np.array([0.2, 0.5]),
+              "threshold": np.array(0.5)}
     variants = {
-        "nan": (dict(weights=np.array([np.nan, 0.5])), "weights must be a 1-D array of values in \\[0, 1\\]"),
-        "big": (dict(weights=np.array([0.5, 1.5])), "weights must be a 1-D array of values in \\[0, 1\\]"),
-        "words": (dict(weights=np.array(["a", "b"])), "cannot read selection"),
-        "thresholds": (dict(threshold=np.array([0.5, 0.2])), "cannot read selection"),
-        "version": (dict(version=np.array("x")), "cannot read selection"),
-        "newer": (dict(version=np.array(99)), "selection format 99 is newer"),
-        "pickled": (dict(extra_x=np.array([1], dtype=object)), "cannot read selection"),
-        "other": (dict(format=np.array("something-else")), "not a selection file"),
+        "nan": ({"weights": np.array([np.nan, 0.5])}, "weights must be a 1-D array of values in \\[0, 1\\]"),
+        "big": ({"weights": np.array([0.5, 1.5])}, "weights must be a 1-D array of values in \\[0, 1\\]"),
+        "words": ({"weights": np.array(["a", "b"])}, "cannot read selection"),
+        "thresholds": ({"threshold": np.array([0.5, 0.2])}, "cannot read selection"),
+        "version": ({"version": np.array("x")}, "cannot read selection"),
+        "newer": ({"version": np.array(99)}, "selection format 99 is newer"),
+        "pickled": ({"extra_x": np.array([1], dtype=object)}, "cannot read selection"),
+        "other": ({"format": np.array("something-else")}, "not a selection file"),
     }
     for name, (change, _) in variants.items():
         np.savez(tmp_path / f"{name}.npz", **(fields | change))

@@ -5,7 +5,6 @@ leaves no file behind."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
