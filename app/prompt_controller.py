@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,7 +27,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QSignalBlocker, Signal
 
 from app.session import SessionModel
-from app.workers import Job
+from app.workers import Job, WorkCancelled
 from engine.edit.adjust import selection_from_components
 from engine.prompting import EditPlan, NothingToEdit, RefineResult, RefineSettings, UnclearPrompt
 from engine.prompting.plan import UNCLEAR_PREFIX
@@ -47,9 +48,31 @@ def refine_job(progress: Callable[[float, str], None], cancel: Callable[[], bool
     progress(0.0, f"Refining with the {backend} backend")
     context = None if avatar is None else gaussians_context(compose(avatar.gaussians, list(layers)))
     try:
-        return refine(prompt, backend, settings, context)
+        return interruptible(cancel, refine, prompt, backend, settings, context)
     except (UnclearPrompt, NothingToEdit) as exc:
         return exc
+
+
+def interruptible(cancel: Callable[[], bool], fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args) on a daemon thread, raising WorkCancelled as soon as cancel() says so (checked every 0.1 s): a
+    request to a server that hangs cannot be interrupted, so its late answer is dropped instead of awaited."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller below)
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="refine", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        if thread.is_alive() and cancel():
+            raise WorkCancelled("refinement cancelled")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class PromptController(QObject):
@@ -69,6 +92,7 @@ class PromptController(QObject):
         self._history: list[dict[str, Any]] = []
         self._components: tuple[str, ...] = ()  # components of the plan the panel shows
         panel.refine_requested.connect(self.request)
+        panel.cancel_requested.connect(self.job.cancel)
         panel.plan_edited.connect(self._plan_edited)
         panel.apply_expression_requested.connect(self.apply_expression)
 
@@ -83,11 +107,12 @@ class PromptController(QObject):
             self._waiting = (prompt, backend)
             self.panel.show_error("Still refining the previous prompt; this one runs next.")
             return
-        self.panel.refine_button.setEnabled(False)
+        self.panel.set_refining(True)
         self.model.message.emit(f"Refining “{prompt}”…")
         self.job.start(refine_job, prompt, backend, self.settings, self.model.avatar, self.model.layers,
                        on_finished=lambda result: self._refined(prompt, backend, result),
-                       on_errored=lambda message: self._failed(prompt, backend, message), on_done=self._done)
+                       on_errored=lambda message: self._failed(prompt, backend, message),
+                       on_cancelled=lambda: self._failed(prompt, backend, "Refinement cancelled."), on_done=self._done)
 
     def _refined(self, prompt: str, backend: str, result: RefineResult | UnclearPrompt | NothingToEdit) -> None:
         if isinstance(result, (UnclearPrompt, NothingToEdit)):
@@ -114,7 +139,7 @@ class PromptController(QObject):
         self.failed.emit(message)
 
     def _done(self) -> None:
-        self.panel.refine_button.setEnabled(True)
+        self.panel.set_refining(False)
         if self._waiting is not None:
             prompt, backend = self._waiting
             self._waiting = None

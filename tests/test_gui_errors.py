@@ -1,22 +1,27 @@
 """GUI error paths, headless: a bad sequence file, an avatar whose FLAME model cannot be found, unwritable save and
 export paths each show a dialog naming the file and keep the session; cancelling an export or a synthetic dataset
-leaves no file behind."""
+leaves no file behind; Cancel stops a refinement waiting on a server that hangs."""
 
 from __future__ import annotations
 
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from app.prompt_controller import PromptController
 from app.session import SessionModel
 from app.train_controller import TrainController
 from engine.avatar.files import save_avatar
 from engine.data.synth import SynthConfig
 from engine.export.video import VideoSettings
+from engine.prompting import RefineSettings
 from tests.test_gui_project import window  # noqa: F401  (the main window with every feature, on the demo avatar)
 from widgets.export_dialog import ExportRequest
+from widgets.prompt_panel import PromptPanel
 from widgets.train_panel import TrainPanel
 
 LONG = 120_000  # ms: the machine is shared
@@ -124,3 +129,52 @@ def test_cancelled_synthetic_dataset_leaves_no_folder(qtbot, dialogs, monkeypatc
     finally:
         controller.shutdown()
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+class _HangingServer:
+    """A local OpenAI-compatible stand-in that accepts the request and never answers (until closed)."""
+
+    def __init__(self) -> None:
+        release = self.release = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers["Content-Length"]))
+                release.wait(60)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_cancel_stops_a_refinement_waiting_on_a_hanging_server(qtbot):
+    server = _HangingServer()
+    try:
+        panel = PromptPanel()
+        qtbot.addWidget(panel)
+        settings = RefineSettings(base_url=server.url, http_model="stand-in", timeout=60.0, retries=0,
+                                  use_embeddings=False)
+        controller = PromptController(SessionModel(), panel, settings)
+        failures: list[str] = []
+        controller.failed.connect(failures.append)
+        assert not panel.cancel_button.isEnabled()
+        panel.backend_box.setCurrentText("http")
+        panel.prompt_box.setEditText("make the lips red")
+        panel.refine_button.click()
+        assert controller.busy and panel.cancel_button.isEnabled() and not panel.refine_button.isEnabled()
+        qtbot.waitUntil(lambda: controller.job.worker is not None and controller.job.worker.is_running(), timeout=LONG)
+        panel.cancel_button.click()
+        qtbot.waitUntil(lambda: not controller.busy, timeout=10_000)  # the server would hold it for 60 s
+        assert failures == ["Refinement cancelled."] and panel.plan is None
+        assert panel.refine_button.isEnabled() and not panel.cancel_button.isEnabled()
+        assert controller.history[-1]["error"] == "Refinement cancelled."
+    finally:
+        server.close()

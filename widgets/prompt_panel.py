@@ -50,6 +50,7 @@ class PromptPanel(QWidget):
     """Prompt entry and editable edit-plan form."""
 
     refine_requested = Signal(str, str)  # prompt, backend name
+    cancel_requested = Signal()  # stop the refinement that runs (Cancel is enabled only then: set_refining)
     plan_edited = Signal(object)  # EditPlan after a form edit
     apply_expression_requested = Signal(dict)  # expression deltas by name
 
@@ -111,10 +112,19 @@ class PromptPanel(QWidget):
         self.refine_button = QPushButton("Refine")
         self.refine_button.setToolTip("Turn the prompt into an edit plan (shown below, editable); then Edit runs it")
         self.refine_button.clicked.connect(self.request_refine)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_requested)
         row.addWidget(self.prompt_box, 1)
         row.addWidget(self.backend_box)
         row.addWidget(self.refine_button)
+        row.addWidget(self.cancel_button)
         return row
+
+    def set_refining(self, running: bool) -> None:
+        """Refine is offered when nothing runs, Cancel while a refinement runs."""
+        self.refine_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
 
     def _build_components(self) -> QGroupBox:
         box = QGroupBox("Components")
