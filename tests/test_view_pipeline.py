@@ -21,7 +21,14 @@ from engine.io.images import psnr
 from engine.render.camera import Camera
 from engine.semantics.mask_render import render_weights
 from engine.view import FrameBudget, FramePipeline, RenderLoop, ViewOptions, ViewRequest, framing_camera, posed_params
-from engine.view.overlays import SELECTION_ACCENTS, WIRE_ALPHA, WIRE_RGB, draw_wireframe, highlight_selection, selection_accent
+from engine.view.overlays import (
+    SELECTION_ACCENTS,
+    WIRE_ALPHA,
+    WIRE_RGB,
+    draw_wireframe,
+    highlight_selection,
+    selection_accent,
+)
 
 
 @pytest.fixture(scope="module")
