@@ -44,8 +44,8 @@ def test_load_splats_ply_refuses_damaged_files(ply, tmp_path: Path) -> None:
         "missing.ply": (None, "file not found"),
         "empty.ply": (b"", "not a valid ply file"),
         "garbage.ply": (b"\x89PNG not a ply" * 30, "not a valid ply file"),
-        "cut.ply": (whole[: (header_end + len(whole)) // 2], "not a valid ply file or truncated"),
-        "header_only.ply": (whole[:header_end], "not a valid ply file or truncated"),
+        "cut.ply": (whole[: (header_end + len(whole)) // 2], "truncated or damaged: the header declares 40 vertices"),
+        "header_only.ply": (whole[:header_end], "truncated or damaged: the header declares 40 vertices"),
         "rest44.ply": (whole.replace(b"property float f_rest_44\n", b""), "44 f_rest properties"),
     }
     for name, (content, problem) in cases.items():
@@ -90,9 +90,9 @@ def test_damaged_selection_files_are_refused(tmp_path: Path) -> None:
     variants = {
         "nan": ({"weights": np.array([np.nan, 0.5])}, "weights must be a 1-D array of values in \\[0, 1\\]"),
         "big": ({"weights": np.array([0.5, 1.5])}, "weights must be a 1-D array of values in \\[0, 1\\]"),
-        "words": ({"weights": np.array(["a", "b"])}, "cannot read selection"),
-        "thresholds": ({"threshold": np.array([0.5, 0.2])}, "cannot read selection"),
-        "version": ({"version": np.array("x")}, "cannot read selection"),
+        "words": ({"weights": np.array(["a", "b"])}, "weights must be a 1-D array of numbers"),
+        "thresholds": ({"threshold": np.array([0.5, 0.2])}, "version must be a whole number and threshold a number"),
+        "version": ({"version": np.array("x")}, "version must be a whole number and threshold a number"),
         "newer": ({"version": np.array(99)}, "selection format 99 is newer"),
         "pickled": ({"extra_x": np.array([1], dtype=object)}, "cannot read selection"),
         "other": ({"format": np.array("something-else")}, "not a selection file"),
@@ -102,7 +102,7 @@ def test_damaged_selection_files_are_refused(tmp_path: Path) -> None:
     np.savez(tmp_path / "no_weights.npz", **{k: v for k, v in fields.items() if k != "weights"})
     cases = {f"{name}.npz": problem for name, (_, problem) in variants.items()} | {
         "member.npz": "cannot read selection", "cut.npz": "cannot read selection",
-        "garbage.npz": "cannot read selection", "no_weights.npz": "cannot read selection", "gone.npz": "not found"}
+        "garbage.npz": "cannot read selection", "no_weights.npz": "weights must be a 1-D array of numbers", "gone.npz": "not found"}
     for name, problem in cases.items():
         with pytest.raises(FileFormatError, match=rf"{name}: .*{problem}|{name}: {problem}"):
             load_selection(tmp_path / name)

@@ -1,6 +1,6 @@
 """run_edit end to end with a real (tiny, randomly initialised) diffusers InstructPix2Pix pipeline, and the
 discriminator dropping keyframes: a broken view is rejected with its reason while the good one is kept, and when
-every view is rejected the edit stops with that list instead of optimising."""
+every view is rejected the edit still finishes, with every keyframe scored below the gate and a warning."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from engine.avatar.demo import load_demo_avatar
-from engine.edit.editors import EditedImage, EditorError, EditorSettings, ImageEditor, composite, make_editor
+from engine.edit.editors import EditedImage, EditorSettings, ImageEditor, composite, make_editor
 from engine.edit.layers import compose
 from engine.prompting import EditPlan, refine
 from tests.test_edit_pipeline import _lips, _small_config
@@ -79,9 +79,10 @@ def test_discriminator_drops_a_broken_view_and_keeps_the_good_one(avatar) -> Non
     assert len(result.dropped) == 1 and result.dropped[0].startswith("keyframe 0:")
     assert "discriminator" in result.dropped[0]
     assert result.layer.indices.numel() > 0 and bool(lips[result.layer.indices].all())
-    # every view broken: the edit stops with each keyframe's reason instead of optimising toward noise
-    with pytest.raises(EditorError, match="every keyframe edit was rejected") as raised:
-        run_edit(avatar, lips, plan, BrokenViews(broken=10**6), config)
-    reasons = str(raised.value).split(": ", 1)[1].split(" | ")
-    assert [r.split(":")[0] for r in reasons] == [f"keyframe {i}" for i in range(config.keyframes)]
-    assert all("discriminator" in r for r in reasons), reasons
+    # every view broken: the edit still finishes (never "edit failed" for a plan the editor can do), but
+    # says so: every keyframe was scored below the gate, and the result carries a warning naming the gate
+    result = run_edit(avatar, lips, plan, BrokenViews(broken=10**6), config)
+    slots = [shot for shot in result.shots if shot.used]
+    assert slots and all(not shot.accepted and shot.score < shot.threshold for shot in result.shots)
+    assert any("reject" in warning for warning in result.warnings), result.warnings
+    assert result.layer.indices.numel() > 0 and bool(lips[result.layer.indices].all())

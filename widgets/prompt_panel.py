@@ -112,8 +112,10 @@ class PromptPanel(QWidget):
         self.refine_button = QPushButton("Refine")
         self.refine_button.setToolTip("Turn the prompt into an edit plan (shown below, editable); then Edit runs it")
         self.refine_button.clicked.connect(self.request_refine)
-        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button = QPushButton("Cancel")  # takes Refine's place while a refinement runs
+        self.cancel_button.setToolTip("Stop the refinement that runs (a server that does not answer is let go)")
         self.cancel_button.setEnabled(False)
+        self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_requested)
         row.addWidget(self.prompt_box, 1)
         row.addWidget(self.backend_box)
@@ -122,9 +124,11 @@ class PromptPanel(QWidget):
         return row
 
     def set_refining(self, running: bool) -> None:
-        """Refine is offered when nothing runs, Cancel while a refinement runs."""
+        """Refine is offered when nothing runs, Cancel in its place while a refinement runs (one button's width)."""
         self.refine_button.setEnabled(not running)
+        self.refine_button.setVisible(not running)
         self.cancel_button.setEnabled(running)
+        self.cancel_button.setVisible(running)
 
     def _build_components(self) -> QGroupBox:
         box = QGroupBox("Components")
