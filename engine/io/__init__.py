@@ -1,6 +1,3 @@
-"""Small shared file helpers: atomic writes, clear file errors, images (PNG, 8-bit, PSNR)."""
-
-from engine.io.atomic import FileFormatError, atomic_write
-from engine.io.images import psnr, read_mask_png, save_png, to_uint8
-
-__all__ = ["FileFormatError", "atomic_write", "psnr", "read_mask_png", "save_png", "to_uint8"]
+"""Small shared file helpers: atomic writes, clear file errors, checked npz/JSON reads, capped HTTP reads,
+images (PNG, 8-bit, PSNR). Import the modules themselves (engine.io.atomic, engine.io.images, ...): this
+package imports nothing, so the prompt refiner's HTTP path loads without torch or numpy."""
