@@ -72,7 +72,7 @@ def export_job(progress: Callable[[float, str], None], cancel: Callable[[], bool
     from engine.export.splat_export import export_gaussianavatars, export_standard_ply
     from engine.export.video import ExportCancelled, VideoJob, export_frames, export_video, load_sequence
 
-    avatar, offset = project.composed_avatar(), project.expr_offset()
+    avatar, offset = project.composed_avatar(), project.pose_offset()
     progress(0.0, "Preparing export")
     if request.kind == "splats":
         return export_standard_ply(avatar, request.path, current, None)

@@ -7,6 +7,7 @@ import torch
 from plyfile import PlyData
 
 from engine.avatar.files import load_avatar
+from engine.edit.layers import PoseOffset
 from engine.export.splat_export import export_gaussianavatars, export_standard_ply
 from tests.test_export_video import talking, tiny_avatar
 
@@ -16,7 +17,7 @@ def test_standard_ply_is_world_space_with_all_sh_bands(tmp_path):
     current = talking(avatar.head, 5).frame(4)  # the current expression: not the neutral one
     offset = torch.zeros(avatar.head.n_expr)
     offset[1] = 0.7
-    export_standard_ply(avatar, tmp_path / "out.ply", current, offset)
+    export_standard_ply(avatar, tmp_path / "out.ply", current, PoseOffset(expr=offset))
     ply = PlyData.read(str(tmp_path / "out.ply"))
     vertex = ply["vertex"]
     names = [p.name for p in vertex.properties]
@@ -51,14 +52,15 @@ def test_gaussianavatars_layout_reloads_and_carries_the_sequence(tmp_path):
     seq = talking(avatar.head, 6)
     offset = torch.zeros(avatar.head.n_expr)
     offset[2] = -0.4
-    export_gaussianavatars(avatar, tmp_path / "ga", seq, offset)
+    export_gaussianavatars(avatar, tmp_path / "ga", seq, PoseOffset(offset, torch.tensor([0.2, 0.0, 0.0])))
     ply = PlyData.read(str(tmp_path / "ga" / "point_cloud.ply"))
     binding = np.asarray(ply["vertex"]["binding_0"])
     np.testing.assert_array_equal(binding, avatar.gaussians.binding.numpy().astype(np.float32))
     with np.load(tmp_path / "ga" / "flame_param.npz") as npz:
         assert npz["expr"].shape == (6, avatar.head.n_expr)
         np.testing.assert_allclose(npz["expr"][:, 2], seq.expr[:, 2].numpy() - 0.4, rtol=0, atol=1e-6)
-        np.testing.assert_array_equal(npz["jaw_pose"], seq.jaw_pose.numpy())
+        np.testing.assert_allclose(npz["jaw_pose"][:, 0], seq.jaw_pose[:, 0].numpy() + 0.2, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(npz["jaw_pose"][:, 1:], seq.jaw_pose[:, 1:].numpy())
     back = load_avatar(tmp_path / "ga", head=avatar.head)
     assert back.gaussians.equal(avatar.gaussians)
     assert back.params.frames == 6

@@ -84,6 +84,7 @@ def assert_same_project(a: Project, b: Project) -> None:
         assert (x.added is None) == (y.added is None) and (x.added is None or x.added.equal(y.added))
         assert (x.expr_offset is None) == (y.expr_offset is None)
         assert x.expr_offset is None or torch.equal(x.expr_offset, y.expr_offset)
+        assert (x.jaw_offset is None) == (y.jaw_offset is None)
     assert (b.presets, b.prompt_history, b.ui) == (a.presets, a.prompt_history, a.ui)
 
 
@@ -102,7 +103,7 @@ def test_round_trip_restores_everything_exactly(tmp_path):
     composed = back.composed_avatar()
     assert composed.gaussians.count == 200 - 3 + 5
     assert torch.equal(composed.gaussians.sh, project.composed_avatar().gaussians.sh)
-    assert back.expr_offset() is None  # the expression layer is disabled
+    assert back.pose_offset() is None  # the expression layer is disabled
 
 
 def test_demo_avatar_project_round_trip(tmp_path):

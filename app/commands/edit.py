@@ -101,19 +101,17 @@ def _plan(args: argparse.Namespace, plan: EditPlan) -> EditPlan:
 
 
 def _save(avatar: Avatar, result: EditResult, out: Path) -> None:
-    """out/avatar (the edit applied: Gaussians, and the expression offset in every frame) and out/project.dap
+    """out/avatar (the edit applied: Gaussians, and the expression and jaw offsets in every frame) and out/project.dap
     (the base avatar with the result's layers)."""
     from engine.avatar.avatar import Avatar
     from engine.avatar.files import save_avatar
-    from engine.edit.layers import compose, expression_offset
+    from engine.edit.layers import compose, pose_offset
     from engine.project.project_file import Project, save_project
+    from engine.view.posing import with_layer_offset
 
     out.mkdir(parents=True, exist_ok=True)
     layers = list(result.layers)
-    params = avatar.params
-    offset = expression_offset(layers, params.expr.shape[1])
-    if offset is not None:
-        params = params.with_values(expr=params.expr + offset[None].to(params.expr))
+    params = with_layer_offset(avatar.params, pose_offset(layers, avatar.head.n_expr))
     save_avatar(Avatar(avatar.head, compose(avatar.gaussians, layers), params, avatar.name), out / "avatar")
     save_project(Project(avatar, layers), out / "project.dap")
     changed = sum(layer.indices.numel() for layer in layers)

@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[object, object, object, object]:
-    """(edited avatar, original avatar, expression offset, project or None)."""
+    """(edited avatar, original avatar, the layers' pose offset, project or None)."""
     from engine.avatar.demo import load_demo_avatar
     from engine.avatar.files import load_avatar
     from engine.project.project_file import PROJECT_SUFFIX, load_project
@@ -54,7 +54,7 @@ def _load(args: argparse.Namespace) -> tuple[object, object, object, object]:
         return avatar, avatar, None, None
     if Path(args.avatar).suffix == PROJECT_SUFFIX:
         project = load_project(args.avatar, head=head_arg(args))
-        return project.composed_avatar(), project.avatar, project.expr_offset(), project
+        return project.composed_avatar(), project.avatar, project.pose_offset(), project
     if not Path(args.avatar).exists():
         raise CommandError(f"{args.avatar}: no such avatar, project or file")
     avatar = load_avatar(args.avatar, head=head_arg(args))

@@ -2,13 +2,15 @@
 layer over the untouched base Gaussians, so layers can be toggled, deleted, reordered and saved.
 
 A layer holds additive deltas on the raw parameters of some base Gaussians (by index), Gaussians it
-hides, Gaussians it adds (bound to triangles like any other), and an optional expression offset.
-Composition applies enabled layers in order: deltas add, hides remove, adds append.
+hides, Gaussians it adds (bound to triangles like any other), and an optional pose offset: expression
+coefficients and a jaw rotation ('jaw_open' is a jaw pose on every head, not a coefficient) added to
+every frame. Composition applies enabled layers in order: deltas add, hides remove, adds append.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,6 +18,9 @@ import torch
 from torch import Tensor
 
 from engine.avatar.gaussians import BoundGaussians
+from engine.avatar.posing import JAW_OPEN
+from engine.head.model import POSE_EXPRESSIONS, HeadModel
+from engine.head.params import FlameParams
 
 DELTA_FIELDS: tuple[str, ...] = ("xyz", "rotation", "log_scale", "opacity_logit", "sh")
 """BoundGaussians fields a layer may change additively."""
@@ -34,6 +39,7 @@ class EditLayer:
     hidden: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))  # [R] base Gaussians removed
     added: BoundGaussians | None = None  # new Gaussians appended after the base ones
     expr_offset: Tensor | None = None  # [E] expression offset added to every frame
+    jaw_offset: Tensor | None = None  # [3] jaw axis-angle (radians) added to every frame ('jaw_open')
     enabled: bool = True
     info: dict[str, Any] = field(default_factory=dict)  # JSON-able description: operation, prompt, plan, ...
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -46,6 +52,10 @@ class EditLayer:
             if key not in DELTA_FIELDS:
                 raise ValueError(f"layer {self.name!r}: cannot change field {key!r}")
             assert value.shape[0] == m, f"delta {key} has {value.shape[0]} rows, indices has {m}"
+        if self.expr_offset is not None:
+            assert self.expr_offset.ndim == 1, f"expr_offset must be [E], got {tuple(self.expr_offset.shape)}"
+        if self.jaw_offset is not None:
+            assert self.jaw_offset.shape == (3,), f"jaw_offset must be [3], got {tuple(self.jaw_offset.shape)}"
 
     def toggled(self, enabled: bool) -> "EditLayer":
         return replace(self, enabled=enabled)
@@ -99,6 +109,46 @@ def composed_origin(base_count: int, layers: list[EditLayer]) -> Tensor:
     kept = torch.nonzero(_kept(base_count, active, torch.device("cpu")))[:, 0]
     added = sum(g.count for g in _added(active))
     return torch.cat([kept, torch.full((added,), -1, dtype=torch.long)])
+
+
+@dataclass(frozen=True)
+class PoseOffset:
+    """What the enabled layers add to every frame's FLAME parameters."""
+
+    expr: Tensor | None = None  # [E] expression coefficients
+    jaw: Tensor | None = None  # [3] jaw axis-angle, radians
+
+    def apply(self, params: FlameParams) -> FlameParams:
+        """params [T frames] with the offset added to every frame."""
+        values: dict[str, Tensor] = {}
+        if self.expr is not None:
+            expr = params.expr.clone()
+            width = min(expr.shape[1], self.expr.shape[0])
+            expr[:, :width] += self.expr[:width].to(expr)
+            values["expr"] = expr
+        if self.jaw is not None:
+            values["jaw_pose"] = params.jaw_pose + self.jaw.to(params.jaw_pose)[None]
+        return params.with_values(**values) if values else params
+
+
+def pose_offset(layers: list[EditLayer] | tuple[EditLayer, ...], n_expr: int) -> PoseOffset | None:
+    """The summed expression and jaw offsets of the enabled layers, or None when no layer has one."""
+    expr = expression_offset(list(layers), n_expr)
+    jaws = [layer.jaw_offset for layer in layers if layer.enabled and layer.jaw_offset is not None]
+    jaw = torch.stack([j.float().cpu() for j in jaws]).sum(0) if jaws else None
+    return None if expr is None and jaw is None else PoseOffset(expr, jaw)
+
+
+def expression_layer_of(head: HeadModel, weights: Mapping[str, float], name: str,
+                        info: dict[str, Any] | None = None) -> EditLayer:
+    """An expression layer from named weights ({"smile": 0.8, "jaw_open": 0.5}): named expressions and
+    expr_<i> become expression coefficients, pose words ('jaw_open': JAW_OPEN radians per unit) a jaw
+    rotation. Raises ValueError naming an unknown expression."""
+    named = {k: float(v) for k, v in weights.items() if k not in POSE_EXPRESSIONS}
+    jaw_open = float(weights.get("jaw_open", 0.0))
+    expr = head.expr_vector(**named) if named else None
+    jaw = torch.tensor([JAW_OPEN * jaw_open, 0.0, 0.0]) if jaw_open else None
+    return EditLayer(name=name, kind="expression", expr_offset=expr, jaw_offset=jaw, info=dict(info or {}))
 
 
 def expression_offset(layers: list[EditLayer], n_expr: int) -> Tensor | None:

@@ -47,7 +47,7 @@ from engine.edit.keyframes import (
     spread_subset,
     view_features,
 )
-from engine.edit.layers import EditLayer
+from engine.edit.layers import EditLayer, expression_layer_of
 from engine.edit.optimise import EditOptimiser, EditTarget, OptimConfig
 from engine.edit.parts import narrow_to_part, rest_means
 from engine.edit.regions import spatial_groups
@@ -138,9 +138,8 @@ class EditResult:
 
 def expression_layer(avatar: Avatar, plan: EditPlan) -> EditLayer:
     """A persistent expression-offset layer from the plan's expression deltas."""
-    offset = avatar.head.expr_vector(**plan.expression)
-    return EditLayer(name=f"expression: {plan.prompt or plan.refined_prompt}"[:80], kind="expression",
-                     expr_offset=offset, info={"plan": plan.model_dump(mode="json")})
+    return expression_layer_of(avatar.head, plan.expression, f"expression: {plan.prompt or plan.refined_prompt}"[:80],
+                               {"plan": plan.model_dump(mode="json"), "expression": dict(plan.expression)})
 
 
 def selection_weights(avatar: Avatar, selection: Tensor) -> Tensor:

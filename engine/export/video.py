@@ -33,7 +33,8 @@ from engine.render.camera import Camera
 from engine.render.rasterize import render
 from engine.render.splats import Splats
 from engine.view.camera import frame_points
-from engine.view.posing import with_expr_offset
+from engine.edit.layers import PoseOffset
+from engine.view.posing import with_layer_offset
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -85,7 +86,7 @@ class VideoJob:
     camera_path: CameraPath = field(default_factory=CameraPath)  # how the camera moves
     original: Avatar | None = None  # left panel when side by side (same head; no expression offset applied)
     mask: Tensor | None = None  # [N] per-Gaussian weights in [0, 1] of `avatar`, for the overlay
-    expr_offset: Tensor | None = None  # [E] added to every frame's expression of `avatar` (edit layers)
+    offset: PoseOffset | None = None  # the edit layers' expression and jaw offsets, added to every frame of `avatar`
 
 
 @dataclass(frozen=True)
@@ -244,8 +245,8 @@ def iter_frames(
         renderer.close()
 
 
-def _frame_params(seq: FlameParams, i: int, expr_offset: Tensor | None) -> FlameParams:
-    return with_expr_offset(seq.frame(i if seq.frames > 1 else 0), expr_offset)
+def _frame_params(seq: FlameParams, i: int, offset: PoseOffset | None) -> FlameParams:
+    return with_layer_offset(seq.frame(i if seq.frames > 1 else 0), offset)
 
 
 class _Poser:
@@ -262,7 +263,7 @@ class _Poser:
             start = time.perf_counter()
             # One thread: torch's OpenMP pool fighting the renderer's threads made posing 30-100x slower.
             with threadpool_limits(limits=1):
-                edited = self.job.avatar.splats(_frame_params(self.seq, index, self.job.expr_offset))
+                edited = self.job.avatar.splats(_frame_params(self.seq, index, self.job.offset))
                 original = None
                 if self.with_original and self.job.original is not None:
                     original = self.job.original.splats(_frame_params(self.seq, index, None))

@@ -1,6 +1,6 @@
 """Edit layers and selections as npz arrays + JSON metadata (the project file's layers/ and selections).
 
-A layer's arrays (indices, hidden, delta_<field>, expr_offset, added_<field>) go in one npz with their
+A layer's arrays (indices, hidden, delta_<field>, expr_offset, jaw_offset, added_<field>) go in one npz with their
 dtypes kept, so a round trip is bit-exact; its name, kind, enabled flag, info and id go in JSON.
 """
 
@@ -42,6 +42,8 @@ def layer_arrays(layer: EditLayer) -> dict[str, np.ndarray]:
     out.update({f"delta_{k}": np_(v) for k, v in layer.deltas.items()})
     if layer.expr_offset is not None:
         out["expr_offset"] = np_(layer.expr_offset)
+    if layer.jaw_offset is not None:
+        out["jaw_offset"] = np_(layer.jaw_offset)
     if layer.added is not None:
         out.update({f"added_{f.name}": np_(getattr(layer.added, f.name)) for f in fields(BoundGaussians)})
     return out
@@ -108,14 +110,17 @@ def layer_from_parts(meta: dict[str, Any], arrays: dict[str, np.ndarray], origin
     if unknown:
         raise FileFormatError(origin, f"deltas of unknown fields {sorted(unknown)}")
     deltas = {k: _float_array(arrays, f"delta_{k}", (m, *getattr(base, k).shape[1:]), origin) for k in names}
-    expr = arrays.get("expr_offset")
+    expr, jaw = arrays.get("expr_offset"), arrays.get("jaw_offset")
     if expr is not None and (expr.ndim != 1 or expr.dtype.kind != "f" or not np.isfinite(expr).all()):
         raise FileFormatError(origin, "expr_offset must be a 1-D array of finite floats")
+    if jaw is not None and (jaw.shape != (3,) or jaw.dtype.kind != "f" or not np.isfinite(jaw).all()):
+        raise FileFormatError(origin, "jaw_offset must hold 3 finite floats (an axis-angle)")
     return EditLayer(
         name=str(meta.get("name") or "layer"), kind=str(meta["kind"]),
         indices=torch.from_numpy(arrays["indices"].astype(np.int64)), deltas=deltas,
         hidden=torch.from_numpy(arrays["hidden"].astype(np.int64)), added=_added(arrays, base, n_faces, origin),
         expr_offset=None if expr is None else torch.from_numpy(np.ascontiguousarray(expr)),
+        jaw_offset=None if jaw is None else torch.from_numpy(np.ascontiguousarray(jaw, dtype=np.float32)),
         enabled=bool(meta.get("enabled", True)), info=dict(meta.get("info") or {}),
         id=str(meta.get("id") or uuid.uuid4().hex[:12]),
     )

@@ -31,7 +31,7 @@ from torch import Tensor
 from engine.avatar.avatar import Avatar
 from engine.avatar.files import MANIFEST_NAME, PARAMS_NAME, PLY_NAME, load_avatar, save_avatar
 from engine.avatar.flame_npz import flame_params_from_arrays, flame_params_to_arrays
-from engine.edit.layers import EditLayer, compose, expression_offset
+from engine.edit.layers import EditLayer, PoseOffset, compose, pose_offset
 from engine.head.flame_file import FlameFileError
 from engine.head.model import HeadModel, load_head
 from engine.head.params import FlameParams
@@ -83,9 +83,9 @@ class Project:
         """The avatar with every enabled layer's Gaussian changes applied."""
         return replace(self.avatar, gaussians=compose(self.avatar.gaussians, self.layers))
 
-    def expr_offset(self) -> Tensor | None:
-        """[E] summed expression offset of the enabled layers, or None."""
-        return expression_offset(self.layers, self.avatar.head.n_expr)
+    def pose_offset(self) -> PoseOffset | None:
+        """The summed expression and jaw offsets of the enabled layers, or None."""
+        return pose_offset(self.layers, self.avatar.head.n_expr)
 
 
 def _json_bytes(value: Any, what: str) -> bytes:
