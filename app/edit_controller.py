@@ -125,7 +125,8 @@ class EditController(QObject):
         layers = [layer for layer in self.model.layers if layer.enabled]
         if any(layer.hidden.numel() or layer.added is not None for layer in layers):
             return avatar
-        return Avatar(avatar.head, compose(avatar.gaussians, layers), avatar.params, avatar.name)
+        return Avatar(avatar.head, compose(avatar.gaussians, layers), avatar.params, avatar.name,
+                      dataset=avatar.dataset)
 
     def start_edit(self, settings: dict) -> None:
         if self.model.avatar is None:

@@ -124,6 +124,7 @@ def test_cancel_leaves_loadable_checkpoint_and_resume_continues(dataset, tmp_pat
     assert state["iteration"] == 25 and len(state["history"]) == 25
     avatar = load_avatar(tmp_path / "avatar")
     assert avatar.gaussians.count == state["params"]["xyz"].shape[0]
+    assert avatar.dataset == str(Path(dataset).resolve())  # the avatar knows its dataset (keyframes for edits)
 
     second = train(dataset, tmp_path, _config(60), resume=True)
     assert not second.cancelled and second.iterations == 60

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         layer = adjust_layer(avatar.gaussians, selection, params, frames, f"{params.describe()} {' '.join(names)}",
                              {"components": names})
         adjusted = compose(avatar.gaussians, [layer])
-    out = save_avatar(Avatar(avatar.head, adjusted, avatar.params, avatar.name), args.out)
+    out = save_avatar(Avatar(avatar.head, adjusted, avatar.params, avatar.name, dataset=avatar.dataset), args.out)
     print(f"wrote {out} ({layer.name}: {int(selection.sum())} Gaussians selected, {layer.indices.numel()} changed, "
           f"{layer.hidden.numel()} hidden; {1000 * (time.perf_counter() - start):.0f} ms)")
     return 0

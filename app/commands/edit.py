@@ -27,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="edit only this part of the components (default: the plan's part, if any)")
     p.add_argument("--out", required=True, help="folder for the edited avatar and project.dap (base + layer)")
     add_head_arguments(p, device=True)
-    p.add_argument("--dataset", default=None, help="the avatar's VHAP dataset folder (default: orbit cameras)")
+    p.add_argument("--dataset", default=None, help="the avatar's VHAP dataset folder: keyframes from its training frames (default: the "
+                        "dataset the avatar was trained on, when it is still there; else orbit cameras)")
     p.add_argument("--refiner", default="auto",
                    help="prompt refiner backend (rules, local, http; auto: the one chosen in the model settings)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
@@ -56,11 +57,7 @@ def run(args: argparse.Namespace) -> int:
     part = f"; the {plan.part}" if plan.part else ""
     print(f"plan: {plan.refined_prompt} [{', '.join(k.value for k in plan.kinds)}; {', '.join(plan.components)}{part}]")
     selection = torch.isin(avatar.gaussians.labels, torch.tensor(labels_of(list(plan.components)) or [-1]))
-    dataset = None
-    if args.dataset:
-        from engine.data.vhap_format import read_dataset
-
-        dataset = read_dataset(args.dataset)
+    dataset = _dataset(args, avatar)
     config = EditConfig(size=args.size, keyframes=args.keyframes, all_frames=args.all_frames, max_steps=args.steps,
                         seed=args.seed, optim=OptimConfig(device=args.device))
     try:
@@ -79,6 +76,19 @@ def run(args: argparse.Namespace) -> int:
               f"{shot.threshold:.2f}, {verdict}{'' if shot.used else ', not used'}")
     _save(avatar, result, Path(args.out))
     return 0
+
+
+def _dataset(args: argparse.Namespace, avatar: Avatar) -> object | None:
+    """--dataset, else the dataset the avatar was trained on while it is still there (the source is printed)."""
+    from engine.edit.dataset_source import dataset_source
+
+    if args.dataset:
+        from engine.data.vhap_format import read_dataset
+
+        return read_dataset(args.dataset)
+    source = dataset_source(avatar.dataset)
+    print(f"keyframes: {source.text}")
+    return source.dataset
 
 
 def _plan(args: argparse.Namespace, plan: EditPlan) -> EditPlan:
@@ -112,7 +122,8 @@ def _save(avatar: Avatar, result: EditResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     layers = list(result.layers)
     params = with_layer_offset(avatar.params, pose_offset(layers, avatar.head.n_expr))
-    save_avatar(Avatar(avatar.head, compose(avatar.gaussians, layers), params, avatar.name), out / "avatar")
+    save_avatar(Avatar(avatar.head, compose(avatar.gaussians, layers), params, avatar.name,
+                       dataset=avatar.dataset), out / "avatar")
     save_project(Project(avatar, layers), out / "project.dap")
     changed = sum(layer.indices.numel() for layer in layers)
     names = "; ".join(layer.name for layer in layers)

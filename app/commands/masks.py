@@ -187,7 +187,8 @@ def run_label(args: argparse.Namespace) -> int:
     tri = triangle_labels(avatar)
     fused = identify(tri, votes)
     before = avatar.gaussians.labels
-    out = save_avatar(Avatar(avatar.head, avatar.gaussians.replace(labels=fused.labels), avatar.params, avatar.name),
+    out = save_avatar(Avatar(avatar.head, avatar.gaussians.replace(labels=fused.labels), avatar.params, avatar.name,
+                             dataset=avatar.dataset),
                       args.out)
     for line in label_summary(votes, tri, before, fused.labels, torch.sigmoid(avatar.gaussians.opacity_logit)):
         print(line)

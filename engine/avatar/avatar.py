@@ -24,6 +24,7 @@ class Avatar:
     params: FlameParams
     name: str = "avatar"
     iteration: int | None = None  # the GaussianAvatars training iteration it was read from (None: not from a run)
+    dataset: str | None = None  # the dataset folder it was trained on (absolute path), when known
 
     def __post_init__(self) -> None:
         if self.gaussians.count and int(self.gaussians.binding.max()) >= self.head.n_faces:

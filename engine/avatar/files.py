@@ -1,7 +1,8 @@
 """Avatar folders and standard splat files.
 
 An avatar folder holds GaussianAvatars' files: point_cloud.ply (local-space Gaussians with
-binding_0) and flame_param.npz beside it, plus our avatar.json (format version, head model, name).
+binding_0) and flame_param.npz beside it, plus our avatar.json (format version, head model, name, and
+the dataset folder it was trained on, when known).
 GaussianAvatars' own output opens as it is: output/<run>/point_cloud/iteration_<N>/ holds the
 same two files (the highest N is taken), and those avatars are made on FLAME with teeth.
 A standard 3DGS .ply holds world-space Gaussians that ordinary splat viewers show.
@@ -144,6 +145,8 @@ def save_avatar(avatar: Avatar, folder: str | os.PathLike) -> Path:
                 "head": avatar.head.source}
     if avatar.iteration is not None:
         manifest["iteration"] = avatar.iteration
+    if avatar.dataset is not None:
+        manifest["dataset"] = avatar.dataset
     with atomic_write(out / MANIFEST_NAME, "w") as fh:
         json.dump(manifest, fh, indent=2)
     return out
@@ -174,7 +177,10 @@ def load_avatar(path: str | os.PathLike, head: HeadModel | str | None = None) ->
     except ValueError as exc:
         raise FileFormatError(files.params or files.ply, str(exc).removeprefix(f"{files.params}: ")) from None
     iteration = files.iteration if files.iteration is not None else manifest.get("iteration")
-    return Avatar(head_model, gaussians, fitted, manifest.get("name") or files.name, iteration)
+    dataset = manifest.get("dataset")
+    if dataset is not None and not isinstance(dataset, str):
+        raise FileFormatError(files.manifest or files.ply, f"dataset must be a folder path, got {dataset!r}")
+    return Avatar(head_model, gaussians, fitted, manifest.get("name") or files.name, iteration, dataset)
 
 
 def _avatar_head(head: str | None, manifest: dict, files: AvatarFiles, offset_rows: int | None) -> HeadModel:

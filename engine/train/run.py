@@ -127,7 +127,8 @@ def _train(dataset: str | Path, out: Path, config: TrainConfig, head: HeadModel 
     metrics: dict[str, dict[str, float]] = {}
     if ranks.main:
         save_checkpoint(trainer.state_dict(), checkpoint)
-        save_avatar(trainer.avatar(name=Path(dataset).name), out / AVATAR_DIR)
+        trained = replace(trainer.avatar(name=Path(dataset).name), dataset=str(Path(dataset).resolve()))
+        save_avatar(trained, out / AVATAR_DIR)  # the avatar remembers its dataset (keyframes for edits)
         metrics = {} if cancelled else {s: trainer.evaluate(s, final_eval_frames) for s in ("val", "test")}
         with atomic_write(out / "metrics.json", "w") as fh:
             json.dump({"iterations": trainer.iteration, "metrics": metrics, "history": trainer.history[-1:]}, fh,
