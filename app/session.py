@@ -72,6 +72,7 @@ class SessionModel(QObject):
     previewChanged = Signal()  # the transient preview layer changed
     overlayChanged = Signal()
     viewOptionsChanged = Signal()
+    compareChanged = Signal()  # the before/after comparison: its divider, or which layers it compares
     playbackChanged = Signal()  # playing, loop or recording changed
     changed = Signal()  # anything that changes the picture
     message = Signal(str)  # a short status-bar message
@@ -90,6 +91,9 @@ class SessionModel(QObject):
     overlay_colors = _read("overlay_colors")
     overlay_opacity = _read("overlay_opacity")
     view_options = _read("view_options")
+    split = _read("split")  # before/after divider as a share of the view's width, None: off
+    compared = _read("compared")  # ids of the layers the before side of the comparison leaves out
+    comparing = _read("comparing")  # a comparison is on and its sides differ
     playing = _read("playing")
     loop = _read("loop")
     fps = _read("fps")
@@ -108,6 +112,7 @@ class SessionModel(QObject):
                               (e.camera, self.cameraChanged), (e.layers, self.layersChanged),
                               (e.selection, self.selectionChanged), (e.preview, self.previewChanged),
                               (e.overlay, self.overlayChanged), (e.view, self.viewOptionsChanged),
+                              (e.compare, self.compareChanged),
                               (e.playback, self.playbackChanged), (e.changed, self.changed),
                               (e.message, self.message)):
             event.connect(signal.emit)
@@ -141,6 +146,10 @@ class SessionModel(QObject):
 
     def set_view_options(self, **changes: Any) -> None:
         self.state.set_view_options(**changes)
+
+    def set_compare(self, compared: frozenset[str] | set[str] | None = None, split: float | None = 0.5) -> None:
+        """The before/after comparison in the viewport (not undoable: it changes no data)."""
+        self.state.set_compare(compared, split)
 
     def set_playing(self, playing: bool) -> None:
         self.state.set_playing(playing)

@@ -62,6 +62,11 @@ class Backend(Protocol):
 
     def release(self) -> None: ...
 
+    def fork(self) -> "Backend":
+        """A backend drawing on the same device and context with attach() state of its own (a comparison's
+        second side); self when attach() keeps no state."""
+        ...
+
 
 def choose_backend(preference: str = "auto") -> tuple[str, str]:
     """(backend, note) for a preference, before trying it: gsplat with CUDA, else OpenGL, else "cpu"/"torch"."""
@@ -99,6 +104,9 @@ class CpuBackend:
     def release(self) -> None:
         self._renderer = None
 
+    def fork(self) -> "CpuBackend":
+        return CpuBackend(self.note)
+
 
 class GLBackend:
     """moderngl splats through EGL; raises when no OpenGL context can be had."""
@@ -123,6 +131,9 @@ class GLBackend:
 
     def release(self) -> None:
         self._gl.release()
+
+    def fork(self) -> "GLBackend":
+        return self  # attach() keeps nothing: both sides share the one context
 
 
 class RasterBackend:
@@ -149,6 +160,9 @@ class RasterBackend:
 
     def release(self) -> None:
         pass
+
+    def fork(self) -> "RasterBackend":
+        return self
 
 
 def make_backend(preference: str = "auto") -> Backend:

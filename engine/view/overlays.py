@@ -1,5 +1,6 @@
 """What a view draws besides the splats' own colours: component tints, a per-Gaussian overlay, the
-selection highlight and the mesh wireframe.
+selection highlight, the mesh wireframe, and the before/after comparison's divider (the two sides are
+rendered as column windows of one camera, so the joined picture costs one picture's pixels).
 
 The selection highlight is one accent colour (cyan, magenta or yellow) laid over the selected Gaussians,
 chosen as the accent farthest in Oklab from what they show without it, so a selection of brown hair,
@@ -7,6 +8,8 @@ pink lips or blue eyes always reads against what is under it.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -84,3 +87,47 @@ def draw_wireframe(image: np.ndarray, verts: torch.Tensor, faces: torch.Tensor, 
     sel = out[y[inside], x[inside]].astype(np.float32)
     out[y[inside], x[inside]] = ((1 - WIRE_ALPHA) * sel + WIRE_ALPHA * WIRE_RGB).astype(np.uint8)
     return out
+
+
+SPLIT_RGB = np.array([245, 245, 245], dtype=np.uint8)  # the before/after divider
+SPLIT_SHADE = np.array([20, 20, 24], dtype=np.uint8)  # its outline, so it shows on light backgrounds too
+HANDLE_RADIUS = 9  # pixels: the round grip in the middle of the divider
+
+
+def split_column(width: int, split: float) -> int:
+    """The first column of the after side of a width-pixel picture split at a share `split` of its width."""
+    return int(round(min(1.0, max(0.0, float(split))) * width))
+
+
+def column_window(camera: Camera, x0: int, x1: int) -> Camera:
+    """The camera that renders exactly columns x0..x1-1 of camera's picture (same pixels, same projection)."""
+    assert 0 <= x0 < x1 <= camera.width, f"columns {x0}..{x1} outside a {camera.width}-pixel picture"
+    return replace(camera, cx=camera.cx - x0, width=x1 - x0)
+
+
+def join_split(left: np.ndarray | None, right: np.ndarray | None, height: int) -> np.ndarray:
+    """[H, W, 3] uint8: left [H, c, 3] (before) beside right [H, W - c, 3] (after), with the divider and its grip
+    drawn at column c (either side may be None when the divider sits at an edge)."""
+    parts = [p for p in (left, right) if p is not None]
+    assert parts and all(p.ndim == 3 and p.shape[0] == height and p.shape[2] == 3 for p in parts), (
+        f"split sides must be [{height}, w, 3], got {[p.shape for p in parts]}")
+    image = np.concatenate(parts, axis=1) if len(parts) == 2 else parts[0].copy()
+    cut = 0 if left is None else left.shape[1]
+    return draw_divider(image, cut)
+
+
+def draw_divider(image: np.ndarray, cut: int) -> np.ndarray:
+    """image [H, W, 3] uint8 with a vertical divider at column cut (a light 2-pixel line outlined dark) and a
+    round grip at mid height; modified in place and returned."""
+    h, w = image.shape[:2]
+    lo, hi = max(0, cut - 1), min(w, cut + 1)
+    image[:, max(0, lo - 1):min(w, hi + 1)] = SPLIT_SHADE
+    image[:, lo:hi] = SPLIT_RGB
+    yy, xx = np.ogrid[:h, :w]
+    d = np.sqrt((yy - h / 2) ** 2 + (xx - cut) ** 2)
+    image[(d <= HANDLE_RADIUS + 1.5) & (d > HANDLE_RADIUS)] = SPLIT_SHADE
+    grip = d <= HANDLE_RADIUS
+    image[grip] = SPLIT_RGB
+    arrows = grip & (np.abs(yy - h / 2) <= 1) & (np.abs(xx - cut) >= 3) & (np.abs(xx - cut) <= 6)
+    image[arrows] = SPLIT_SHADE  # a small ↔ in the grip: it drags sideways
+    return image

@@ -47,6 +47,8 @@ class ViewRequest:
     selection: torch.Tensor | None = None  # [N_base] weights over avatar.gaussians; > 0 is highlighted
     issued: float = field(default_factory=time.perf_counter)  # perf_counter() when requested
     scale: float = 1.0  # the picture is rendered at scale × (width, height) (progressive rendering)
+    split: float | None = None  # before/after divider as a share of the width (None: no comparison)
+    before_layers: tuple[EditLayer, ...] = ()  # the layers left of the divider (`layers` are right of it)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -67,6 +69,7 @@ class Frame:
     latency_ms: float  # from the request to finished pixels
     scale: float = 1.0  # of the view's full size; 1 = full resolution
     view_size: tuple[int, int] | None = None  # (width, height) of the view at full resolution (None: the image's)
+    split: float | None = None  # before/after divider as a share of the width, when the frame is a comparison
 
     @property
     def full(self) -> bool:

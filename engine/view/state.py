@@ -25,9 +25,10 @@ from engine.view.posing import concat_params, posed_params
 from engine.view.request import ViewOptions, ViewRequest
 
 EVENTS = ("avatar", "sequence", "frame", "pose", "camera", "layers", "selection", "preview", "overlay", "view",
-          "playback", "changed", "message")
+          "compare", "playback", "changed", "message")
 """Event names. avatar: a new avatar (sequence, pose, camera, layers and overlay were reset too); frame(int);
-selection: the per-Gaussian selection; preview: the transient preview layer; view: view options; playback:
+selection: the per-Gaussian selection; preview: the transient preview layer; view: view options; compare: the
+before/after comparison (its divider or which layers it compares); playback:
 playing, loop or recording; changed: anything that changes the picture; message(str): a short status line."""
 
 
@@ -49,6 +50,8 @@ class SessionState:
         self.overlay_colors: np.ndarray | None = None  # [N, 3] or [N, 4] float per Gaussian, or None
         self.overlay_opacity = 0.5
         self.view_options = ViewOptions()
+        self.split: float | None = None  # before/after divider as a share of the view's width, None: off
+        self.compared: frozenset[str] = frozenset()  # ids of the layers the before side leaves out
         self.playing = False
         self.loop = True
         self.fps = 25.0  # playback and recording rate of sequences
@@ -59,6 +62,20 @@ class SessionState:
     def shown_layers(self) -> tuple[EditLayer, ...]:
         """The layers a view draws: `layers`, then the preview layer if there is one."""
         return self.layers if self.preview_layer is None else (*self.layers, self.preview_layer)
+
+    @property
+    def before_layers(self) -> tuple[EditLayer, ...]:
+        """The layers the before side of a comparison draws: `layers` without the compared ones (and never
+        the preview layer)."""
+        return tuple(layer for layer in self.layers if layer.id not in self.compared)
+
+    @property
+    def comparing(self) -> bool:
+        """A before/after comparison is on and its two sides differ."""
+        if self.split is None:
+            return False
+        before, after = self.before_layers, self.shown_layers
+        return len(before) != len(after) or any(a is not b for a, b in zip(before, after))
 
     @property
     def recording(self) -> bool:
@@ -87,8 +104,11 @@ class SessionState:
         if self.avatar is None or self.sequence is None:
             return None
         layers = () if self.view_options.before else self.shown_layers
+        comparing = self.comparing and not self.view_options.before  # "before edits" shows no layers at all
+        split, before = (self.split, self.before_layers) if comparing else (None, ())
         return ViewRequest(serial, self.avatar, self.sequence, self.pose, self.frame, layers, self.camera, width,
-                           height, self.view_options, self.overlay_colors, self.overlay_opacity, self.selection)
+                           height, self.view_options, self.overlay_colors, self.overlay_opacity, self.selection,
+                           split=split, before_layers=before)
 
     def require_avatar(self) -> Avatar:
         if self.avatar is None:
@@ -119,12 +139,12 @@ class SessionState:
         self.avatar, self.avatar_path = avatar, path
         self.sequence, self.sequence_name = avatar.params, "avatar's own"
         self.frame, self.pose, self.layers, self.overlay_colors, self.selection = 0, Pose(), (), None, None
-        self.preview_layer = None
+        self.preview_layer, self.split, self.compared = None, None, frozenset()
         self.camera = framing_camera(avatar, self.camera.fov)
         self.playing, self.take = False, None
         e = self.events
         for event in (e.avatar, e.sequence, e.pose, e.camera, e.layers, e.selection, e.preview, e.overlay,
-                      e.playback, e.changed):
+                      e.compare, e.playback, e.changed):
             event.emit()
         e.frame.emit(0)
         e.message.emit(f"Loaded {avatar.name} ({avatar.gaussians.count:,} Gaussians)")
@@ -177,6 +197,15 @@ class SessionState:
             return
         self.preview_layer = layer
         self.events.preview.emit()
+        self.events.changed.emit()
+
+    def set_compare(self, compared: frozenset[str] | set[str] | None = None, split: float | None = 0.5) -> None:
+        """The before/after comparison: the ids of the layers the before side leaves out (None: keep them) and
+        the divider as a share of the width (None: comparison off)."""
+        if compared is not None:
+            self.compared = frozenset(compared)
+        self.split = None if split is None else min(1.0, max(0.0, float(split)))
+        self.events.compare.emit()
         self.events.changed.emit()
 
     def set_selection(self, weights: torch.Tensor | None) -> None:
