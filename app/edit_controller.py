@@ -1,35 +1,43 @@
-"""Wires the Edit panel to the session: runs edits on a worker, adds layers as undo items, renders the
-before/after comparison. (The layer list, with toggle and delete, is the Layers dock: widgets/layers_panel.py.)
+"""Wires the Edit panel to the session: runs edits on a worker, adds their layers (the appearance edit and
+the plan's expression layer) as one undo item, shows the keyframes the edit chose with their gate scores,
+and turns the viewport's before/after split on after an edit. (The layer list, with toggle and delete, is the
+Layers dock: widgets/layers_panel.py.)
 
 Install in a built main window with one call: `install_edit_panel(window)`. Feed it the plan with `controller.set_plan(plan)`
 (e.g. from PromptPanel.plan_edited / show_plan). The edited region is, in order of preference: what a
 selection source set with `controller.set_selection_source(fn)` returns, the session's selection
 (masks panel), or the Gaussians of the plan's components. `controller.config` (an EditConfig) says how
-hard an edit works; the panel's keyframe count overrides its K.
+hard an edit works; the panel's keyframe count overrides its K. Keyframes come from the avatar's training
+dataset when it records one that is still there, or from a folder chosen in the panel (engine/edit/dataset_source.py),
+else from rendered views.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QSignalBlocker, Signal
 
 from app.session import SessionModel
 from app.workers import Job
 from engine.avatar.avatar import Avatar
-from engine.edit.layers import EditLayer, compose
-from engine.edit.run import EditConfig
+from engine.edit.dataset_source import DatasetSource, dataset_source
+from engine.edit.layers import compose
+from engine.edit.run import EditConfig, EditResult
 from engine.prompting.plan import EditPlan
 from widgets.edit_panel import EditPanel
 
 
 def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], avatar: Avatar,
              selection: torch.Tensor, plan: EditPlan, settings: dict, preview: Callable[[Any], None],
-             config: EditConfig | None = None) -> Any:
-    """Worker job: run_edit with the panel's settings over config; the result's layer, or None when cancelled."""
+             config: EditConfig | None = None, dataset: Any = None) -> EditResult | None:
+    """Worker job: run_edit with the panel's settings over config, on the dataset's training frames when one is
+    given (an engine.data.vhap_format.AvatarDataset); the EditResult, or None when cancelled."""
     from engine.edit.editors import EditorSettings, make_editor
     from engine.edit.run import run_edit
 
@@ -48,8 +56,27 @@ def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool],
         if text:
             progress(0.0, f"Estimate: {text}")
     show = lambda i, before, after: preview((i, before.numpy(), after.numpy()))
-    result = run_edit(avatar, selection, plan, editor, config, None, progress, cancel, show)
-    return None if result is None else result.layer
+    return run_edit(avatar, selection, plan, editor, config, dataset, progress, cancel, show)
+
+
+def keyframe_thumbnails(result: EditResult) -> list[tuple[np.ndarray, str, str]]:
+    """(before|after image [H, 2W, 3], caption, tooltip) of every keyframe the edit tried, in slot order."""
+    out = []
+    for shot in result.shots:
+        image = np.concatenate([shot.before.numpy(), shot.after.numpy()], axis=1)
+        judged = shot.threshold > 0.0
+        verdict = ("passed" if shot.accepted else "rejected") if judged else "no gate"
+        retried = shot.note.startswith("replaced")
+        caption = (f"t={shot.timestep} · cam {shot.camera_index}\n"
+                   + (f"realness {shot.score:.2f} {'✓' if shot.accepted else '✗'}" if judged else "not judged")
+                   + (" · retried" if retried else "") + ("" if shot.used else " · unused"))
+        tip = (f"keyframe {shot.slot}: frame {shot.timestep}, camera {shot.camera_index} (before | after)\n"
+               + (f"discriminator realness {shot.score:.2f}, gate {shot.threshold:.2f}: {verdict}" if judged
+                  else "no discriminator judged it")
+               + ("" if shot.note == "ok" else f"\n{shot.note}")
+               + ("\nfitted by the optimisation" if shot.used else "\nnot used"))
+        out.append((image, caption, tip))
+    return out
 
 
 class EditController(QObject):
@@ -67,8 +94,14 @@ class EditController(QObject):
         self.job = Job("edit", self)
         panel.edit_requested.connect(self.start_edit)
         panel.cancel_requested.connect(self.cancel)
-        panel.compare_requested.connect(self.compare)
+        self.source: DatasetSource = dataset_source(None)  # where the next edit's keyframes come from
+        panel.compare_toggled.connect(self.set_compare)
+        panel.dataset_chosen.connect(self.choose_dataset)
         panel.backend_changed.connect(lambda _: self._show_backend())
+        model.avatarChanged.connect(self._on_avatar)
+        for signal in (model.compareChanged, model.layersChanged, model.previewChanged):
+            signal.connect(self._sync_compare)
+        self._on_avatar()
 
     def set_plan(self, plan: EditPlan | None) -> None:
         self.plan = plan
@@ -147,9 +180,10 @@ class EditController(QObject):
         selection = self._selection(avatar, self.plan)
         plan, base = self.plan, self.model.avatar
         self.started.emit()
-        self.job.start(edit_job, avatar, selection, plan, settings, config=self.config,
+        self.panel.show_keyframes([])
+        self.job.start(edit_job, avatar, selection, plan, settings, config=self.config, dataset=self.source.dataset,
                        on_progress=self.panel.set_progress, on_preview=lambda p: self.panel.show_preview(*p),
-                       on_finished=lambda layer: self._finished(layer, base),
+                       on_finished=lambda result: self._finished(result, base),
                        on_errored=lambda msg: self.panel.show_message(f"Edit failed: {msg}"),
                        on_cancelled=lambda: self.panel.show_message("Edit cancelled; the avatar is unchanged."),
                        on_done=lambda: self.panel.set_running(False))
@@ -158,31 +192,67 @@ class EditController(QObject):
     def cancel(self) -> None:
         self.job.cancel()
 
-    def _finished(self, layer: EditLayer | None, base: Avatar | None = None) -> None:
-        if layer is None:
+    def _finished(self, result: EditResult | None, base: Avatar | None = None) -> None:
+        if result is None:
             self.panel.show_message("Edit cancelled; the avatar is unchanged.")
             return
         if base is not None and self.model.avatar is not base:
             self.panel.show_message("Another avatar was opened while editing; the edit was dropped.")
             return
-        self.model.set_layers(list(self.model.layers) + [layer], text=layer.name)
-        self.panel.show_message(f"{layer.name}: {layer.indices.numel()} Gaussians changed")
+        added = list(result.layers)
+        self.model.set_layers(list(self.model.layers) + added, text=added[0].name)
+        self.model.set_compare({layer.id for layer in added}, 0.5)
+        self.panel.show_keyframes(keyframe_thumbnails(result))
+        self.panel.show_message(_summary(result))
 
-    def compare(self, size: int = 256) -> None:
-        """Render the current view without and with the layers, shown split in the panel."""
-        from engine.render.rasterize import render
+    def set_compare(self, on: bool) -> None:
+        """The viewport's before/after split on (divider in the middle) or off."""
+        self.model.set_compare(None, 0.5 if on else None)
 
+    def bind_compare(self, button: Any) -> None:
+        """Another checkable button (the Layers panel's) that turns the split on and off and shows its state."""
+        button.toggled.connect(self.set_compare)
+        self.model.compareChanged.connect(lambda: _set_checked(button, self.model.split is not None))
+
+    def _sync_compare(self) -> None:
+        model = self.model
+        available = model.preview_layer is not None or any(layer.id in model.compared for layer in model.layers)
+        self.panel.set_compare(model.split is not None and available, available)
+
+    def choose_dataset(self, folder: str) -> None:
+        """Take keyframes from the dataset in folder (recorded in the avatar, so a saved project keeps it)."""
+        source = dataset_source(folder, recorded=False)
+        self.source = source
+        self.panel.set_dataset(source.text, source.problem is not None)
+        if source.dataset is not None and self.model.avatar is not None:
+            self.model.avatar.dataset = str(Path(folder).resolve())
+
+    def _on_avatar(self) -> None:
         avatar = self.model.avatar
-        if avatar is None:
-            return
-        params = self.model.current_params()
-        camera = self.model.camera.camera(size, size)
-        with torch.no_grad():
-            verts = avatar.posed_vertices(params)
-            before = render(avatar.gaussians.deform(verts, avatar.head.faces), camera).rgb
-            after = render(compose(avatar.gaussians, list(self.model.layers)).deform(verts, avatar.head.faces),
-                           camera).rgb
-        self.panel.show_comparison(before.numpy(), after.numpy())
+        self.source = dataset_source(avatar.dataset if avatar is not None else None)
+        self.panel.set_dataset(self.source.text, self.source.problem is not None)
+        self.panel.show_keyframes([])
+        self._sync_compare()
+
+
+def _summary(result: EditResult) -> str:
+    """One status line: what changed, the expression layer, what to check."""
+    parts = []
+    if result.appearance is not None:
+        parts.append(f"{result.appearance.name}: {result.appearance.indices.numel()} Gaussians changed")
+    if result.expression is not None:
+        weights = result.expression.info.get("expression") or {}
+        parts.append("expression layer " + ", ".join(f"{k} {v:+.2f}" for k, v in weights.items()))
+    text = "; ".join(parts)
+    if result.warnings:
+        text += ". Check the result: " + "; ".join(result.warnings)
+    return text
+
+
+def _set_checked(button: Any, on: bool) -> None:
+    with QSignalBlocker(button):
+        button.setChecked(on)
+
 
 def install_edit_panel(window: Any) -> EditController:
     """Add the Edit dock to a built MainWindow and return its controller (window.features["edit"])."""

@@ -110,6 +110,8 @@ def install_features(window: MainWindow, state_folder: str | None = None,  # noq
 
     install_masks(window)
     edit = install_edit_panel(window)
+    layers.enable_compare(True)  # the Layers panel's "Before | after" drives the viewport's split too
+    edit.bind_compare(layers.compare_button)
     install_train_panel(window, window.model)
     from app.from_video_controller import install_from_video
 

@@ -66,10 +66,42 @@ def test_cancel_leaves_layers_and_finished_edit_is_one_undoable_layer(qtbot, set
     assert layer.kind == "edit" and layer.indices.numel() > 0 and bool(lips[layer.indices].all())
     assert "Gaussians changed" in panel.status_label.text()
     assert panel.after_label.pixmap() is not None and not panel.after_label.pixmap().isNull()  # keyframe preview
+    assert model.split == 0.5 and model.comparing and panel.compare_button.isChecked()  # before | after at once
+    assert panel.keyframe_list.count() >= 1 and "t=" in panel.keyframe_list.item(0).text()
     model.undo_stack.undo()
     assert model.layers == ()
+    assert not model.comparing and not panel.compare_button.isEnabled()  # nothing left to compare
     model.undo_stack.redo()
     assert model.layers == (layer,)
+    assert model.comparing
+    qtbot.mouseClick(panel.compare_button, Qt.MouseButton.LeftButton)
+    assert model.split is None and not model.comparing
+
+
+def test_keyframes_come_from_the_avatars_dataset(qtbot, tmp_path) -> None:
+    from engine.data.synth import SynthConfig, generate
+
+    root = generate(tmp_path / "ds", SynthConfig(size=64, train_frames=2, test_frames=1, train_cameras=3,
+                                                 heldout_cameras=1))
+    model = SessionModel()
+    panel = EditPanel()
+    qtbot.addWidget(panel)
+    controller = EditController(model, panel, QUICK)
+    model.set_avatar(replace(load_demo_avatar(count=4000), dataset=str(tmp_path / "moved")))
+    assert "moved: dataset folder does not exist: keyframes from rendered views" in panel.dataset_label.text()
+    assert controller.source.dataset is None and panel.dataset_label.styleSheet()
+    model.set_avatar(replace(load_demo_avatar(count=4000), dataset=str(root)))
+    assert "training dataset ds: keyframes from its 6 training frames" in panel.dataset_label.text()
+    controller.choose_dataset(str(tmp_path))  # not a dataset: said, and rendered views are used
+    assert "transforms_train.json" in panel.dataset_label.text() and controller.source.dataset is None
+    controller.choose_dataset(str(root))
+    assert controller.source.frames == 6 and model.avatar.dataset == str(root.resolve())
+    controller.set_plan(refine("make the lips blue").plan)
+    _run(qtbot, panel, controller, cancel_after_progress=False)
+    assert len(model.layers) == 1, panel.status_label.text()
+    steps = {f.timestep for f in controller.source.dataset.frames("train")}
+    captions = [panel.keyframe_list.item(i).text() for i in range(panel.keyframe_list.count())]
+    assert captions and all(int(c.split("t=")[1].split(" ")[0]) in steps for c in captions)
 
 
 def test_session_selection_is_what_gets_edited(qtbot, setup) -> None:

@@ -1,7 +1,9 @@
 """Edit panel: editor backend (Automatic: the one chosen in Edit → Models…), which backend will run and
-why, "Get a model…" where the plan needs one, model path / URL, Edit and Cancel, progress with the
-current keyframe's before/after images, and a before/after split comparison. The edit layers have their
-own dock (widgets/layers_panel.py).
+why, "Get a model…" where the plan needs one, model path / URL, where the keyframes come from (the
+avatar's training dataset, or rendered views; "Choose…" another dataset folder), Edit and Cancel,
+progress with the current keyframe's before/after images, the chosen keyframes (thumbnails with the
+discriminator's realness and whether the gate passed them) and the before/after toggle of the viewport's
+split view. The edit layers have their own dock (widgets/layers_panel.py).
 
 It computes nothing: it emits requests and shows what it is given (model/view split; no app imports).
 """
@@ -9,11 +11,13 @@ It computes nothing: it emits requests and shows what it is given (model/view sp
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from typing import Sequence
+
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSizePolicy,
-    QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListView, QListWidget, QListWidgetItem,
+    QProgressBar, QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from engine.io.images import to_uint8
@@ -24,6 +28,8 @@ BACKENDS: tuple[tuple[str, str], ...] = (
     ("img2img", "Few-step img2img (diffusers)"), ("auto", "Automatic (Edit → Models…)"),
 )
 THUMB = 160
+KEYFRAME_THUMB = (112, 56)  # a keyframe's before|after pair in the keyframe list
+PROBLEM_STYLE = "color: #f0a050;"  # a dataset the edit cannot use
 
 
 def to_pixmap(image: np.ndarray, side: int = THUMB) -> QPixmap:
@@ -40,7 +46,8 @@ class EditPanel(QWidget):
 
     edit_requested = Signal(dict)  # {"backend", "model", "url", "keyframes", "device"}
     cancel_requested = Signal()
-    compare_requested = Signal()  # render a before/after comparison of the current view
+    compare_toggled = Signal(bool)  # the viewport's before/after split view on or off
+    dataset_chosen = Signal(str)  # a dataset folder chosen for the keyframes
     get_model_requested = Signal()  # open the Models dialog at the image editor
     backend_changed = Signal(str)  # the backend picker's key
 
@@ -88,6 +95,17 @@ class EditPanel(QWidget):
         form.addRow("Model", row)
         form.addRow("Endpoint", self.url_edit)
         form.addRow("Keyframes", self.keyframes_spin)
+        self.dataset_label = QLabel("")
+        self.dataset_label.setWordWrap(True)
+        self.dataset_label.setObjectName("editDatasetNote")
+        self.dataset_button = QToolButton(text="Choose…")
+        self.dataset_button.setToolTip("Choose the dataset folder the avatar was trained on: keyframes are then "
+                                       "picked from its training frames")
+        self.dataset_button.clicked.connect(self._choose_dataset)
+        dataset_row = QHBoxLayout()
+        dataset_row.addWidget(self.dataset_label, 1)
+        dataset_row.addWidget(self.dataset_button)
+        form.addRow("Dataset:", dataset_row)
         self.device_box = QComboBox()
         self.device_box.addItems(devices or ["cpu"])
         self.device_box.setToolTip("Where the edit optimisation runs (cuda: gsplat on the GPU)")
@@ -115,23 +133,29 @@ class EditPanel(QWidget):
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             images.addWidget(label)
         layout.addLayout(images)
-        compare_row = QHBoxLayout()
-        self.compare_button = QPushButton("Compare before/after")
-        self.compare_button.setToolTip("Render the current view without and with the layers, split by the slider")
-        self.compare_button.clicked.connect(self.compare_requested)
-        self.split_slider = QSlider(Qt.Orientation.Horizontal)
-        self.split_slider.setToolTip("Where the comparison splits: before on the left, after on the right")
-        self.split_slider.setRange(0, 100)
-        self.split_slider.setValue(50)
-        self.split_slider.valueChanged.connect(self._draw_split)
-        compare_row.addWidget(self.compare_button)
-        compare_row.addWidget(self.split_slider)
-        layout.addLayout(compare_row)
-        self.compare_label = QLabel("")
-        self.compare_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self.compare_label)
+        self.keyframes_title = QLabel("Keyframes")
+        self.keyframe_list = QListWidget()
+        self.keyframe_list.setObjectName("keyframeList")
+        self.keyframe_list.setViewMode(QListView.ViewMode.IconMode)
+        self.keyframe_list.setIconSize(QSize(*KEYFRAME_THUMB))
+        self.keyframe_list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.keyframe_list.setMovement(QListView.Movement.Static)
+        self.keyframe_list.setWordWrap(True)
+        self.keyframe_list.setSpacing(4)
+        self.keyframe_list.setMaximumHeight(2 * KEYFRAME_THUMB[1] + 80)
+        self.keyframe_list.setToolTip("The keyframes the edit picked: each is shown before | after its 2D edit, with "
+                                      "the discriminator's realness and whether its gate passed it")
+        layout.addWidget(self.keyframes_title)
+        layout.addWidget(self.keyframe_list)
+        self.keyframes_title.setVisible(False)
+        self.keyframe_list.setVisible(False)
+        self.compare_button = QPushButton("Before | after in the viewport")
+        self.compare_button.setCheckable(True)
+        self.compare_button.setToolTip("Split the viewport: before the last edit left of the divider, after it "
+                                       "right of it (drag the divider)")
+        self.compare_button.toggled.connect(self.compare_toggled)
+        layout.addWidget(self.compare_button)
         layout.addStretch(1)
-        self._pair: tuple[np.ndarray, np.ndarray] | None = None
         self.set_running(False)
         self._sync_fields()
 
@@ -143,6 +167,11 @@ class EditPanel(QWidget):
 
     def _request_edit(self) -> None:
         self.edit_requested.emit(self.settings())
+
+    def _choose_dataset(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "The avatar's training dataset (VHAP / GaussianAvatars)")
+        if folder:
+            self.dataset_chosen.emit(folder)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Diffusers model folder")
@@ -179,23 +208,26 @@ class EditPanel(QWidget):
         self.before_label.setToolTip(f"keyframe {index}: before")
         self.after_label.setToolTip(f"keyframe {index}: after")
 
-    def show_comparison(self, before: np.ndarray, after: np.ndarray) -> None:
-        """A split view: before left of the slider, after right of it."""
-        self._pair = (np.asarray(before), np.asarray(after))
-        self._draw_split()
+    def set_dataset(self, text: str, problem: bool = False) -> None:
+        """Say where the keyframes come from (the dataset, or rendered views and why); problem: the folder
+        asked for cannot be used."""
+        self.dataset_label.setText(text)
+        self.dataset_label.setToolTip(text)
+        self.dataset_label.setStyleSheet(PROBLEM_STYLE if problem else "")
 
-    def split_image(self) -> np.ndarray | None:
-        if self._pair is None:
-            return None
-        before, after = self._pair
-        cut = int(before.shape[1] * self.split_slider.value() / 100)
-        out = after.copy()
-        out[:, :cut] = before[:, :cut]
-        if 0 < cut < out.shape[1]:
-            out[:, cut] = 1.0 if out.dtype != np.uint8 else 255
-        return out
+    def show_keyframes(self, keyframes: Sequence[tuple[np.ndarray, str, str]]) -> None:
+        """Show the chosen keyframes as (before|after image [H, W, 3], caption, tooltip); empty hides the list."""
+        self.keyframe_list.clear()
+        for image, caption, tip in keyframes:
+            item = QListWidgetItem(QIcon(to_pixmap(image, max(KEYFRAME_THUMB))), caption)
+            item.setToolTip(tip)
+            self.keyframe_list.addItem(item)
+        self.keyframes_title.setText(f"Keyframes ({len(keyframes)})")
+        self.keyframes_title.setVisible(bool(keyframes))
+        self.keyframe_list.setVisible(bool(keyframes))
 
-    def _draw_split(self) -> None:
-        image = self.split_image()
-        if image is not None:
-            self.compare_label.setPixmap(to_pixmap(image, 2 * THUMB))
+    def set_compare(self, on: bool, available: bool) -> None:
+        """Show the viewport's split state without emitting (available: there is something to compare)."""
+        with QSignalBlocker(self.compare_button):
+            self.compare_button.setChecked(on)
+        self.compare_button.setEnabled(available)

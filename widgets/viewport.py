@@ -9,6 +9,10 @@ Over the picture it paints the frame-rate readout (View → Show FPS; "idle" whe
 a "Before edits" badge while the view shows the avatar without its layers, and a hint for first-time
 users (`set_hint`) that goes away once the camera is moved by hand (`hintDismissed`).
 
+During a before/after comparison (model.comparing) the frame shows a vertical divider (drawn by the frame
+pipeline, engine/view/overlays.py); dragging it moves model.split, and "Before" / "After" are written
+at the top of either side.
+
 The model is typed as widgets.session_view.SessionView (app.session.SessionModel provides it).
 """
 
@@ -23,6 +27,7 @@ from widgets.session_view import SessionView
 
 ORBIT_DEG_PER_PX = 0.4  # camera degrees per pixel of drag
 ZOOM_PER_NOTCH = 0.9  # distance factor per wheel notch (120 units) toward the scene
+SPLIT_GRAB_PX = 10  # a press this close to the before/after divider drags it
 
 
 def fps_text(fps: float) -> str:
@@ -47,10 +52,12 @@ class Viewport(QWidget):
         self._image: QImage | None = None
         self._frame: object | None = None
         self._fps = 0.0
-        self._drag: tuple[str, QPointF] | None = None  # ("orbit" | "pan", last position)
+        self._drag: tuple[str, QPointF] | None = None  # ("orbit" | "pan" | "split", last position)
+        self.setMouseTracking(True)  # the cursor shows where the divider can be grabbed
         self.hint = ""  # first-run hint painted at the bottom ("" for none)
         self.frames_shown = 0
         model.viewOptionsChanged.connect(self.update)
+        model.compareChanged.connect(self._on_compare)
         model.avatarChanged.connect(self._on_avatar)
 
     # ---- frames ------------------------------------------------------------------------------
@@ -110,6 +117,8 @@ class Viewport(QWidget):
                                    f"{self._image.width()}×{self._image.height()}", "top-left", mono=True)
             if self.model.view_options.before:
                 self._paint_box(p, "Before edits (B shows them again)", "top-right")
+            if getattr(self._frame, "split", None) is not None:
+                self._paint_sides(p, self._frame.split)
         if self.hint:
             self._paint_box(p, self.hint, "bottom")
         p.end()
@@ -138,6 +147,35 @@ class Viewport(QWidget):
         p.setPen(QColor(225, 230, 235))
         p.drawText(box, flags, text)
 
+    def _paint_sides(self, p: QPainter, split: float) -> None:
+        """ "Before" and "After" at the top of either side of the divider."""
+        cut = split * self.width()
+        p.setPen(QColor(235, 238, 242))
+        font = QFont(self.font())
+        font.setBold(True)
+        p.setFont(font)
+        top = 44 if self.model.view_options.fps else 12
+        if cut > 70:
+            p.drawText(QRectF(0, top, cut - 10, 20), Qt.AlignmentFlag.AlignRight, "Before")
+        if self.width() - cut > 70:
+            p.drawText(QRectF(cut + 10, top, self.width() - cut - 10, 20), Qt.AlignmentFlag.AlignLeft, "After")
+
+    # ---- the before/after divider --------------------------------------------------------------------
+    def _on_compare(self) -> None:
+        if not self.model.comparing and self._drag is not None and self._drag[0] == "split":
+            self._drag = None
+        self.update()
+
+    def near_divider(self, x: float) -> bool:
+        """A press at x (widget pixels) grabs the before/after divider."""
+        split = self.model.split
+        return self.model.comparing and split is not None and abs(x - split * self.width()) <= SPLIT_GRAB_PX
+
+    def divider_x(self) -> float | None:
+        """Where the divider is, in widget pixels (None: no comparison)."""
+        split = self.model.split
+        return split * self.width() if self.model.comparing and split is not None else None
+
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self.sizeChanged.emit(*self.device_size())
@@ -145,7 +183,10 @@ class Viewport(QWidget):
     # ---- mouse -------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:
         button, shift = event.button(), bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and shift):
+        if button == Qt.MouseButton.LeftButton and not shift and self.near_divider(event.position().x()):
+            self._drag = ("split", event.position())
+            self.setCursor(Qt.CursorShape.SplitHCursor)
+        elif button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and shift):
             self._drag = ("pan", event.position())
             self.setCursor(Qt.CursorShape.SizeAllCursor)
         elif button == Qt.MouseButton.LeftButton:
@@ -154,10 +195,20 @@ class Viewport(QWidget):
         event.accept()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        if self._drag is None or self.model.avatar is None:
+        if self._drag is None:
+            if event.buttons() == Qt.MouseButton.NoButton:
+                near = self.near_divider(event.position().x())
+                self.setCursor(Qt.CursorShape.SplitHCursor if near else Qt.CursorShape.OpenHandCursor)
+            return
+        if self.model.avatar is None:
             return
         mode, last = self._drag
         pos = event.position()
+        if mode == "split":
+            self._drag = (mode, pos)
+            self.model.set_compare(None, min(1.0, max(0.0, pos.x() / max(1, self.width()))))
+            event.accept()
+            return
         dx, dy = pos.x() - last.x(), pos.y() - last.y()
         self._drag = (mode, pos)
         cam = self.model.camera
