@@ -85,3 +85,23 @@ def test_plans_with_jaw_open_make_a_layer_instead_of_raising(avatar, prompt: str
     layer = result.layer
     assert layer.kind == "expression" and layer.jaw_offset is not None
     assert float(layer.jaw_offset[0]) == pytest.approx(math.radians(20.0) * plan.expression["jaw_open"])
+
+
+def test_a_mixed_plan_edits_views_that_wear_its_jaw(avatar) -> None:
+    """'make her lips blue and make her laugh': the appearance keyframes are taken with the new expression,
+    the jaw rotation included, and the expression layer carries both parts."""
+    from engine.edit.optimise import OptimConfig
+    from engine.edit.run import EditConfig
+    from engine.head.components import labels_of
+
+    plan = refine("make the lips blue and make her laugh").plan
+    assert plan.expression.get("jaw_open", 0.0) > 0 and plan.colour is not None
+    lips = torch.isin(avatar.gaussians.labels, torch.tensor(labels_of(list(plan.components))))
+    config = EditConfig(size=48, keyframes=2, orbit_cameras=4, max_timesteps=1, min_steps=2, max_steps=3,
+                        mapped_steps=3, discriminator=False, optim=OptimConfig(refresh_every=0))
+    result = run_edit(avatar, lips, plan, make_editor(EditorSettings()), config)
+    assert [layer.kind for layer in result.layers] == ["edit", "expression"]
+    jaw = math.radians(20.0) * plan.expression["jaw_open"]
+    assert float(result.expression.jaw_offset[0]) == pytest.approx(jaw)
+    base_jaw = float(avatar.frame_params(0).jaw_pose[0, 0])
+    assert result.views and all(float(v.params.jaw_pose[0, 0]) == pytest.approx(base_jaw + jaw) for v in result.views)

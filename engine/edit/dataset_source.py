@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.data.vhap_format import AvatarDataset, DatasetError, read_dataset
 
-RENDERED = "keyframes from rendered views (the avatar's sequence × orbit cameras)"
+RENDERED = "keyframes from rendered views"  # the avatar's FLAME sequence × orbit cameras
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class DatasetSource:
 def dataset_source(path: str | Path | None, recorded: bool = True) -> DatasetSource:
     """The source for a dataset folder (recorded: the avatar's own record, else chosen by the user)."""
     if path is None or str(path) == "":
-        return DatasetSource(None, None, f"no training dataset recorded: {RENDERED}")
+        return DatasetSource(None, None, f"none recorded: {RENDERED}")
     try:
         dataset = read_dataset(path, check_files=False)
     except DatasetError as exc:

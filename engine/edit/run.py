@@ -47,13 +47,12 @@ from engine.edit.keyframes import (
     spread_subset,
     view_features,
 )
-from engine.edit.layers import EditLayer, expression_layer_of
+from engine.edit.layers import EditLayer, PoseOffset, expression_layer_of, pose_offset
 from engine.edit.optimise import EditOptimiser, EditTarget, OptimConfig
 from engine.edit.parts import narrow_to_part, rest_means
 from engine.edit.regions import spatial_groups
 from engine.edit.views import crop_camera, crop_photo, dilate, render_view
 from engine.edit.visibility import VisibilityReport, measure_visibility
-from engine.head.params import FlameParams
 from engine.prompting.plan import EditKind, EditPlan
 from engine.render.projection import sh_basis
 from engine.render.splats import dc_to_rgb, rgb_to_dc
@@ -157,28 +156,19 @@ def _steps(config: EditConfig, plan: EditPlan, views: int, mapped: bool) -> int:
     return max(1, min(cap, max(config.min_steps, config.passes * views)))
 
 
-def _with_offset(params: FlameParams, offset: Tensor | None) -> FlameParams:
-    if offset is None:
-        return params
-    expr = params.expr.clone()
-    width = min(expr.shape[1], offset.shape[0])
-    expr[:, :width] += offset[:width].to(expr)
-    return params.with_values(expr=expr)
-
-
-def _candidates(avatar: Avatar, config: EditConfig, dataset: object | None, offset: Tensor | None) -> list[View]:
+def _candidates(avatar: Avatar, config: EditConfig, dataset: object | None, offset: PoseOffset | None) -> list[View]:
     if dataset is not None:
         views = dataset_views(avatar, dataset, 512)
     else:
         cams = orbit_cameras(avatar, config.orbit_cameras, 512)
         views = orbit_views(avatar, avatar.params, cams, config.max_timesteps)
     views = spread_subset(avatar, views, config.max_candidates)
-    return [replace(v, params=_with_offset(v.params, offset)) for v in views] if offset is not None else views
+    return [replace(v, params=offset.apply(v.params)) for v in views] if offset is not None else views
 
 
-def _revealing(avatar: Avatar, config: EditConfig, offset: Tensor | None) -> list[View]:
+def _revealing(avatar: Avatar, config: EditConfig, offset: PoseOffset | None) -> list[View]:
     """Candidates showing what closed lips hide: the avatar's first frame with the jaw open, on the orbit."""
-    params = _with_offset(avatar.frame_params(0), offset)
+    params = avatar.frame_params(0) if offset is None else offset.apply(avatar.frame_params(0))
     jaw = params.jaw_pose.clone()
     jaw[:, 0] = REVEAL_JAW
     return orbit_views(avatar, params.with_values(jaw_pose=jaw), orbit_cameras(avatar, config.orbit_cameras, 512))
@@ -284,11 +274,11 @@ def run_edit(avatar: Avatar, selection: Tensor, plan: EditPlan, editor: ImageEdi
     extent = float((rest.max(0).values - rest.min(0).values).max())
     groups = spatial_groups(rest[job.picked], extent)
     n_groups = int(groups.max()) + 1 if groups.numel() else 1
-    job.views = per_group(_candidates(avatar, config, dataset, expr.expr_offset if expr is not None else None),
-                          n_groups)
+    offset = pose_offset([expr], avatar.head.n_expr) if expr is not None else None  # candidates wear the new expression
+    job.views = per_group(_candidates(avatar, config, dataset, offset), n_groups)
     vis = _measure(job, groups, config)
     if not bool((vis >= config.min_visibility).any()):  # e.g. teeth behind closed lips in every frame
-        job.views = per_group(_revealing(avatar, config, expr.expr_offset if expr is not None else None), n_groups)
+        job.views = per_group(_revealing(avatar, config, offset), n_groups)
         job.note(f"the region shows in none of the avatar's frames: editing it with the mouth open "
                  f"(jaw {REVEAL_JAW} rad)")
         vis = _measure(job, groups, config)
