@@ -241,8 +241,7 @@ def _summary(result: EditResult) -> str:
     if result.appearance is not None:
         parts.append(f"{result.appearance.name}: {result.appearance.indices.numel()} Gaussians changed")
     if result.expression is not None:
-        weights = result.expression.info.get("expression") or {}
-        parts.append("expression layer " + ", ".join(f"{k} {v:+.2f}" for k, v in weights.items()))
+        parts.append(f"layer {result.expression.name}")
     text = "; ".join(parts)
     if result.warnings:
         text += ". Check the result: " + "; ".join(result.warnings)

@@ -84,7 +84,7 @@ def test_green_eyes_and_a_big_smile_from_the_prompt(window, qtbot) -> None:
     index = model.avatar.head.expression_index("smile")
     assert float(smile.expr_offset[index]) > 0.5
     rows = [layers_panel.list.item(i).text() for i in range(layers_panel.list.count())]
-    assert len(rows) == 2 and "expression" in rows[1] and "smile" in rows[1]
+    assert len(rows) == 2 and "expression" in rows[1] and f"smile {plan.expression['smile']:+.2f}" in rows[1]
 
     # the eyes are green: the irises' colours in the composed avatar
     avatar = model.avatar

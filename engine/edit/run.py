@@ -137,7 +137,8 @@ class EditResult:
 
 def expression_layer(avatar: Avatar, plan: EditPlan) -> EditLayer:
     """A persistent expression-offset layer from the plan's expression deltas."""
-    return expression_layer_of(avatar.head, plan.expression, f"expression: {plan.prompt or plan.refined_prompt}"[:80],
+    weights = ", ".join(f"{name} {value:+.2f}" for name, value in plan.expression.items())
+    return expression_layer_of(avatar.head, plan.expression, f"expression: {weights}"[:80],
                                {"plan": plan.model_dump(mode="json"), "expression": dict(plan.expression)})
 
 
