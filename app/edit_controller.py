@@ -95,6 +95,7 @@ class EditController(QObject):
         panel.edit_requested.connect(self.start_edit)
         panel.cancel_requested.connect(self.cancel)
         self.source: DatasetSource = dataset_source(None)  # where the next edit's keyframes come from
+        self._compare_buttons: list[Any] = []  # other checkable buttons showing the split (bind_compare)
         panel.compare_toggled.connect(self.set_compare)
         panel.dataset_chosen.connect(self.choose_dataset)
         panel.backend_changed.connect(lambda _: self._show_backend())
@@ -212,12 +213,20 @@ class EditController(QObject):
     def bind_compare(self, button: Any) -> None:
         """Another checkable button (the Layers panel's) that turns the split on and off and shows its state."""
         button.toggled.connect(self.set_compare)
-        self.model.compareChanged.connect(lambda: _set_checked(button, self.model.split is not None))
+        self._compare_buttons.append(button)
+        self._sync_compare()
 
     def _sync_compare(self) -> None:
+        """The split toggles show whether the split is on, and are enabled while there is something to compare
+        (layers an edit added, or a preview)."""
         model = self.model
         available = model.preview_layer is not None or any(layer.id in model.compared for layer in model.layers)
-        self.panel.set_compare(model.split is not None and available, available)
+        on = model.split is not None and available
+        self.panel.set_compare(on, available)
+        for button in self._compare_buttons:
+            with QSignalBlocker(button):
+                button.setChecked(on)
+            button.setEnabled(available)
 
     def choose_dataset(self, folder: str) -> None:
         """Take keyframes from the dataset in folder (recorded in the avatar, so a saved project keeps it)."""
@@ -246,11 +255,6 @@ def _summary(result: EditResult) -> str:
     if result.warnings:
         text += ". Check the result: " + "; ".join(result.warnings)
     return text
-
-
-def _set_checked(button: Any, on: bool) -> None:
-    with QSignalBlocker(button):
-        button.setChecked(on)
 
 
 def install_edit_panel(window: Any) -> EditController:

@@ -107,12 +107,15 @@ def test_green_eyes_and_a_big_smile_from_the_prompt(window, qtbot) -> None:
         assert not item.icon().isNull() and "realness" in item.text() and "gate" in item.toolTip()
 
     # the viewport shows the smile and the before/after split at once
-    assert model.comparing and edit.panel.compare_button.isChecked()
+    assert model.comparing and edit.panel.compare_button.isChecked() and layers_panel.compare_button.isChecked()
     viewport = window.viewport
     qtbot.waitUntil(lambda: viewport.frame is not None and getattr(viewport.frame, "split", None) == 0.5,
                     timeout=60_000)
     params = model.current_params()
     assert float(params.expr[0, index]) == pytest.approx(float(smile.expr_offset[index]), abs=1e-5)
+
+    qtbot.mouseClick(layers_panel.compare_button, Qt.MouseButton.LeftButton)  # the Layers panel's toggle
+    assert not model.comparing and not edit.panel.compare_button.isChecked()
 
     # no error anywhere
     assert window.dialogs_shown == []
