@@ -107,6 +107,11 @@ def test_no_comparison_when_off_or_when_the_sides_are_the_same(avatar, state) ->
     state.set_compare({"some other layer"}, 0.5)  # nothing compared is shown: before == after
     assert not state.comparing and state.request(6, W, H).split is None
     state.set_compare({edit.id}, 0.5)
+    assert state.request(6, W, H).split == 0.5
+    state.set_view_options(before=True)  # "before edits" (B) shows no layers, so no comparison either
+    req = state.request(6, W, H)
+    assert req.split is None and req.layers == ()
+    state.set_view_options(before=False)
     state.set_layers(())  # the edit was undone: nothing left to compare
     assert not state.comparing
     state.set_layers((edit,))
