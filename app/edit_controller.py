@@ -35,9 +35,9 @@ from widgets.edit_panel import EditPanel
 
 def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool], avatar: Avatar,
              selection: torch.Tensor, plan: EditPlan, settings: dict, preview: Callable[[Any], None],
-             config: EditConfig | None = None, dataset: Any = None) -> EditResult | None:
-    """Worker job: run_edit with the panel's settings over config, on the dataset's training frames when one is
-    given (an engine.data.vhap_format.AvatarDataset); the EditResult, or None when cancelled."""
+             config: EditConfig | None = None, source: DatasetSource | None = None) -> EditResult | None:
+    """Worker job: run_edit with the panel's settings over config, on the training frames of the source's dataset
+    when it has a usable one (read here, off the GUI thread); the EditResult, or None when cancelled."""
     from engine.edit.editors import EditorSettings, make_editor
     from engine.edit.run import run_edit
 
@@ -55,6 +55,10 @@ def edit_job(progress: Callable[[float, str], None], cancel: Callable[[], bool],
         _, text = edit_estimate(editor, plan, config, settings["models"])
         if text:
             progress(0.0, f"Estimate: {text}")
+    dataset = None
+    if source is not None and source.usable:
+        progress(0.0, f"Reading the dataset {source.path}…")
+        dataset = source.open()
     show = lambda i, before, after: preview((i, before.numpy(), after.numpy()))
     return run_edit(avatar, selection, plan, editor, config, dataset, progress, cancel, show)
 
@@ -182,7 +186,7 @@ class EditController(QObject):
         plan, base = self.plan, self.model.avatar
         self.started.emit()
         self.panel.show_keyframes([])
-        self.job.start(edit_job, avatar, selection, plan, settings, config=self.config, dataset=self.source.dataset,
+        self.job.start(edit_job, avatar, selection, plan, settings, config=self.config, source=self.source,
                        on_progress=self.panel.set_progress, on_preview=lambda p: self.panel.show_preview(*p),
                        on_finished=lambda result: self._finished(result, base),
                        on_errored=lambda msg: self.panel.show_message(f"Edit failed: {msg}"),
@@ -233,7 +237,7 @@ class EditController(QObject):
         source = dataset_source(folder, recorded=False)
         self.source = source
         self.panel.set_dataset(source.text, source.problem is not None)
-        if source.dataset is not None and self.model.avatar is not None:
+        if source.usable and self.model.avatar is not None:
             self.model.avatar.dataset = str(Path(folder).resolve())
 
     def _on_avatar(self) -> None:

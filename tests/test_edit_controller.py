@@ -89,17 +89,17 @@ def test_keyframes_come_from_the_avatars_dataset(qtbot, tmp_path) -> None:
     controller = EditController(model, panel, QUICK)
     model.set_avatar(replace(load_demo_avatar(count=4000), dataset=str(tmp_path / "moved")))
     assert "moved: dataset folder does not exist: keyframes from rendered views" in panel.dataset_label.text()
-    assert controller.source.dataset is None and panel.dataset_label.styleSheet()
+    assert not controller.source.usable and panel.dataset_label.styleSheet()
     model.set_avatar(replace(load_demo_avatar(count=4000), dataset=str(root)))
     assert "training dataset ds: keyframes from its 6 training frames" in panel.dataset_label.text()
     controller.choose_dataset(str(tmp_path))  # not a dataset: said, and rendered views are used
-    assert "transforms_train.json" in panel.dataset_label.text() and controller.source.dataset is None
+    assert "transforms_train.json" in panel.dataset_label.text() and not controller.source.usable
     controller.choose_dataset(str(root))
     assert controller.source.frames == 6 and model.avatar.dataset == str(root.resolve())
     controller.set_plan(refine("make the lips blue").plan)
     _run(qtbot, panel, controller, cancel_after_progress=False)
     assert len(model.layers) == 1, panel.status_label.text()
-    steps = {f.timestep for f in controller.source.dataset.frames("train")}
+    steps = {f.timestep for f in controller.source.open().frames("train")}
     captions = [panel.keyframe_list.item(i).text() for i in range(panel.keyframe_list.count())]
     assert captions and all(int(c.split("t=")[1].split(" ")[0]) in steps for c in captions)
 

@@ -27,19 +27,19 @@ def dataset(tmp_path_factory) -> Path:
 
 def test_sources_say_which_frames_and_why(dataset: Path, tmp_path: Path) -> None:
     none = dataset_source(None)
-    assert none.dataset is None and none.problem is None and "rendered views" in none.text
+    assert not none.usable and none.open() is None and none.problem is None and "rendered views" in none.text
     ok = dataset_source(str(dataset))
-    assert ok.dataset is not None and ok.problem is None and ok.frames == 9
+    assert ok.usable and ok.problem is None and ok.frames == 9 and len(ok.open().frames("train")) == 9
     assert "9 training frames" in ok.text and "3 timesteps × 3 cameras" in ok.text
     gone = dataset_source(str(tmp_path / "moved_away"))
-    assert gone.dataset is None and "does not exist" in gone.problem and "moved_away" in gone.text
+    assert not gone.usable and gone.open() is None and "does not exist" in gone.problem and "moved_away" in gone.text
     assert "rendered views" in gone.text
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "transforms_train.json").write_text("{ not json")
     (broken / "canonical_flame_param.npz").write_bytes(b"")
     bad = dataset_source(str(broken))
-    assert bad.dataset is None and bad.problem and "transforms_train.json" in bad.problem
+    assert not bad.usable and bad.problem and "transforms_train.json" in bad.problem
 
 
 def test_the_avatar_keeps_its_dataset_through_files_and_projects(dataset: Path, tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ def _dataset(args: argparse.Namespace, avatar: Avatar) -> object | None:
         return read_dataset(args.dataset)
     source = dataset_source(avatar.dataset)
     print(f"keyframes: {source.text}")
-    return source.dataset
+    return source.open()
 
 
 def _plan(args: argparse.Namespace, plan: EditPlan) -> EditPlan:
