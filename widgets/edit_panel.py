@@ -102,10 +102,12 @@ class EditPanel(QWidget):
         self.dataset_button.setToolTip("Choose the dataset folder the avatar was trained on: keyframes are then "
                                        "picked from its training frames")
         self.dataset_button.clicked.connect(self._choose_dataset)
+        self.dataset_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
         dataset_row = QHBoxLayout()
-        dataset_row.addWidget(self.dataset_label, 1)
+        dataset_row.addStretch(1)
         dataset_row.addWidget(self.dataset_button)
         form.addRow("Dataset:", dataset_row)
+        form.addRow(self.dataset_label)  # its own row, the panel's width: a long source wraps, never clips
         self.device_box = QComboBox()
         self.device_box.addItems(devices or ["cpu"])
         self.device_box.setToolTip("Where the edit optimisation runs (cuda: gsplat on the GPU)")
