@@ -52,7 +52,7 @@ def test_the_avatar_keeps_its_dataset_through_files_and_projects(dataset: Path, 
     assert load_avatar(save_avatar(load_demo_avatar(count=2000), tmp_path / "b")).dataset is None
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     (folder / MANIFEST_NAME).write_text(json.dumps({**manifest, "dataset": 3}))
-    with pytest.raises(FileFormatError, match="dataset must be a folder path"):
+    with pytest.raises(FileFormatError, match="dataset of the wrong type"):
         load_avatar(folder)
 
 

@@ -177,10 +177,7 @@ def load_avatar(path: str | os.PathLike, head: HeadModel | str | None = None) ->
     except ValueError as exc:
         raise FileFormatError(files.params or files.ply, str(exc).removeprefix(f"{files.params}: ")) from None
     iteration = files.iteration if files.iteration is not None else manifest.get("iteration")
-    dataset = manifest.get("dataset")
-    if dataset is not None and not isinstance(dataset, str):
-        raise FileFormatError(files.manifest or files.ply, f"dataset must be a folder path, got {dataset!r}")
-    return Avatar(head_model, gaussians, fitted, manifest.get("name") or files.name, iteration, dataset)
+    return Avatar(head_model, gaussians, fitted, manifest.get("name") or files.name, iteration, manifest.get("dataset"))
 
 
 def _avatar_head(head: str | None, manifest: dict, files: AvatarFiles, offset_rows: int | None) -> HeadModel:
@@ -203,7 +200,7 @@ def _read_manifest(path: Path) -> dict:
     manifest = read_json(path, lambda problem: FileFormatError(path, problem))
     if not isinstance(manifest, dict):
         raise FileFormatError(path, "expected a JSON object")
-    kinds = {"version": int, "name": str, "head": str, "iteration": int}
+    kinds = {"version": int, "name": str, "head": str, "iteration": int, "dataset": str}
     wrong = [k for k, kind in kinds.items() if manifest.get(k) is not None and type(manifest[k]) is not kind]
     if wrong or (manifest.get("version") or 1) < 1 or (manifest.get("iteration") or 0) < 0:
         raise FileFormatError(path, f"{', '.join(wrong) or 'version or iteration'} of the wrong type or value")
