@@ -6,18 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox, QSlider, QStyle, QStyleOptionSlider
 
-from app.gui_main import install_features
-from app.main_window import MainWindow
-from app.render_thread import RenderController
-from app.session import SessionModel
 from engine.edit.adjust import selection_from_components
 from engine.edit.layers import DELTA_FIELDS, compose
 from engine.head.components import LABEL
+from tests.gui_windows import new_window
 
 SIDE = 256
 
@@ -26,11 +23,9 @@ SIDE = 256
 def window(qtbot, tmp_path, monkeypatch):
     # closing with unsaved changes asks; here the answer is always "Discard" (pytest-qt closes windows first)
     monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
-    model = SessionModel()
-    controller = RenderController(model, backend="auto", max_side=SIDE, progressive=False)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
-    install_features(win, state_folder=str(tmp_path / "state"))
+    win = new_window(tmp_path, "auto", SIDE)
+    model = win.model
+    controller = win.controller
     qtbot.addWidget(win)
     win.resize(1100, 800)
     for key, dock in win.docks.items():

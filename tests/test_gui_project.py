@@ -7,18 +7,14 @@ import numpy as np
 import pytest
 import torch
 from plyfile import PlyData
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from app.gui_main import install_features
-from app.main_window import MainWindow
-from app.render_thread import RenderController
-from app.session import SessionModel
 from engine.edit.adjust import AdjustParams, selection_from_components
 from engine.export.splat_export import posed_splats
 from engine.export.video import VideoSettings
 from engine.project.autosave import Autosaver
 from engine.prompting import RefineSettings
+from tests.gui_windows import new_window
 from tests.test_export_video import decode
 from widgets.export_dialog import ExportRequest
 
@@ -26,11 +22,9 @@ from widgets.export_dialog import ExportRequest
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
-    model = SessionModel()
-    controller = RenderController(model, backend="auto", max_side=128, progressive=False)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
-    install_features(win, state_folder=str(tmp_path / "state"), refine_settings=RefineSettings(use_embeddings=False))
+    win = new_window(tmp_path, "auto", 128, refine_settings=RefineSettings(use_embeddings=False))
+    model = win.model
+    controller = win.controller
     qtbot.addWidget(win)
     win.show()
     with qtbot.waitSignal(model.avatarChanged, timeout=60_000):

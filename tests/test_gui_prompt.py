@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from app.gui_main import install_features
-from app.main_window import MainWindow
-from app.render_thread import RenderController
-from app.session import SessionModel
 from engine.edit.adjust import selection_from_components
 from engine.prompting import EditKind, RefineSettings
+from tests.gui_windows import new_window
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     # closing with unsaved changes asks; here the answer is always "Discard" (pytest-qt closes windows first)
     monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
-    model = SessionModel()
-    controller = RenderController(model, backend="auto", max_side=128, progressive=False)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
-    install_features(win, state_folder=str(tmp_path / "state"),
-                                refine_settings=RefineSettings(use_embeddings=False))
+    win = new_window(tmp_path, "auto", 128, refine_settings=RefineSettings(use_embeddings=False))
+    model = win.model
+    controller = win.controller
     qtbot.addWidget(win)
     win.resize(1100, 900)
     for key, dock in win.docks.items():

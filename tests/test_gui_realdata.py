@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from app.main_window import MainWindow
-from app.render_thread import RenderController
-from app.session import SessionModel
 from engine.head.model import load_head
 from tests.flame_like import flame_like
+from tests.gui_windows import new_window
 from tests.test_flame_data import _ga_run
 from widgets.edit_panel import EditPanel
 
@@ -27,10 +26,8 @@ def files(tmp_path_factory):
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    model = SessionModel()
-    controller = RenderController(model, backend="cpu", max_side=96, progressive=False)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
+    win = new_window(tmp_path, "cpu", 96, features=False)
+    controller = win.controller
     qtbot.addWidget(win)
     win.show()
     yield win

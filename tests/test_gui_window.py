@@ -8,25 +8,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
 from app.main_window import MainWindow
-from app.render_thread import RenderController
-from app.session import SessionModel
 from engine.avatar.flame_npz import load_flame_params
 from engine.head.components import LABEL
+from tests.gui_windows import new_window
 
 SIDE = 256  # render size of the tests (the longest side)
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    model = SessionModel()
-    controller = RenderController(model, backend="auto", max_side=SIDE, progressive=False)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(model, controller, settings=settings, data_dir=tmp_path / "data")
+    win = new_window(tmp_path, "auto", SIDE, features=False)
+    model = win.model
+    controller = win.controller
     qtbot.addWidget(win)
     win.resize(1100, 760)
     win.show()
