@@ -126,22 +126,13 @@ def geometry(win) -> dict[str, object]:
             "masks_rows": rows, "viewport_w": win.viewport.width(), "viewport_h": win.viewport.height()}
 
 
-def delta_e(a, b):
-    import numpy as np
-    import torch
-
-    from engine.edit.colour_space import srgb_to_oklab
-
-    lab = lambda x: srgb_to_oklab(torch.from_numpy(x.astype(np.float32) / 255.0))
-    return (100 * torch.linalg.norm(lab(a) - lab(b), dim=-1)).numpy()
-
-
 def hair_selection(win) -> dict[str, float]:
     """Tick hair in the Masks panel; how much the viewport's pixels change inside and outside the hair."""
     import numpy as np
     import torch
     from PySide6.QtCore import Qt
 
+    from engine.edit.colour_space import image_delta_e as delta_e
     from engine.head.components import LABEL
     from engine.semantics.mask_render import render_weights
 

@@ -12,8 +12,20 @@ import torch
 from PySide6.QtCore import QPoint, QRect, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import (QAbstractButton, QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, QDialog,
-                               QLineEdit, QListWidget, QMessageBox, QScrollArea, QScrollBar, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QDialog,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QScrollArea,
+    QScrollBar,
+    QWidget,
+)
 
 from app.gui_main import install_features
 from app.layout import GEOMETRY_KEY, STATE_KEY
@@ -21,7 +33,7 @@ from app.main_window import HINT_DONE_KEY, MainWindow
 from app.render_thread import IDLE_AFTER_S, RenderController
 from app.session import SessionModel
 from app.shortcuts import ShortcutsDialog
-from engine.edit.colour_space import srgb_to_oklab
+from engine.edit.colour_space import image_delta_e as delta_e
 from engine.head.components import LABEL
 from engine.prompting import RefineSettings
 from engine.semantics.mask_render import render_weights
@@ -71,12 +83,6 @@ def make_window(qtbot, tmp_path, monkeypatch):
     for win, controller in made:
         win.close()
         controller.shutdown()
-
-
-def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[...] Oklab distance × 100 of two uint8 sRGB images [..., 3]."""
-    lab = lambda x: srgb_to_oklab(torch.from_numpy(x.astype(np.float32) / 255.0))
-    return (100 * torch.linalg.norm(lab(a) - lab(b), dim=-1)).numpy()
 
 
 def in_view(widget: QWidget, area: QWidget) -> bool:

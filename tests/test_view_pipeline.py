@@ -14,6 +14,7 @@ import torch
 
 from engine.avatar.demo import load_demo_avatar
 from engine.avatar.posing import Pose
+from engine.edit.colour_space import image_delta_e as delta_e
 from engine.edit.colour_space import srgb_to_oklab
 from engine.edit.layers import EditLayer, compose, composed_origin
 from engine.head.components import COLOURS, LABEL
@@ -101,12 +102,6 @@ def test_overlays_change_only_the_head(avatar, cpu):
 
 
 SEL_SIZE = 256
-
-
-def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[...] Oklab distance × 100 of two uint8 sRGB images [..., 3]."""
-    lab = lambda x: srgb_to_oklab(torch.from_numpy(x.astype(np.float32) / 255.0))
-    return (100 * torch.linalg.norm(lab(a) - lab(b), dim=-1)).numpy()
 
 
 def tilted(avatar, **kw) -> ViewRequest:

@@ -8,6 +8,7 @@ axes a (green–red) and b (blue–yellow) helps: tint, saturation.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -74,6 +75,13 @@ def srgb_to_oklab(c: Tensor) -> Tensor:
 def oklab_to_srgb(lab: Tensor) -> Tensor:
     """sRGB-encoded colours [..., 3] in [0, 1] of Oklab [..., 3] (clipped into the gamut)."""
     return linear_to_srgb(oklab_to_linear(lab))
+
+
+def image_delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[...] ΔE (100 × Euclidean distance in Oklab) between two uint8 sRGB images [..., 3]."""
+    assert a.shape == b.shape and a.shape[-1] == 3, f"images must be [..., 3] of one shape, got {a.shape}, {b.shape}"
+    lab = lambda x: srgb_to_oklab(torch.from_numpy(x.astype(np.float32) / 255.0))
+    return (100 * torch.linalg.norm(lab(a) - lab(b), dim=-1)).numpy()
 
 
 def luma(c: Tensor) -> Tensor:
