@@ -188,7 +188,6 @@ class FromVideoController(QObject):
         if self.gate is not None and self.wizard is not None and self.wizard.run_state == "running":
             self.gate.pause()
             self.wizard.set_run_state("paused")
-            self.wizard.set_status("Paused. Resume goes on; Cancel keeps what is done.")
 
     def resume(self) -> None:
         if self.gate is not None and self.wizard is not None and self.wizard.run_state in ("pausing", "paused"):
@@ -204,19 +203,23 @@ class FromVideoController(QObject):
     def _on_finished(self, outcome: FromVideoOutcome) -> None:
         self.outcome = outcome
         train = outcome.result.train
+        avatar_dir = train.out / AVATAR_DIR
         if train.cancelled:
             self._end("stopped", f"Stopped at training iteration {train.iterations}. The dataset and a checkpoint "
                                  f"are in {train.out}; Resume continues.")
+            self.run_finished.emit(outcome)
+            return
+        scores = ", ".join(f"{k} {m['psnr']:.1f} dB" for k, m in train.metrics.items() if m and "psnr" in m)
+        summary = (f"{train.iterations} iterations{'; held-out PSNR ' + scores if scores else ''}. The avatar is in "
+                   f"{avatar_dir}; the dataset stays in {outcome.result.dataset} for re-training.")
+        if outcome.avatar is not None:
+            self._end("done", f"Done — avatar opened: {outcome.avatar.name}.\n{summary}")
+            self.window.model.set_avatar(outcome.avatar, str(avatar_dir))
         else:
-            scores = ", ".join(f"{k} {m['psnr']:.1f} dB" for k, m in train.metrics.items() if m and "psnr" in m)
-            self._end("done", f"Done: {train.iterations} iterations{'; held-out PSNR ' + scores if scores else ''}. "
-                              f"Avatar in {train.out / AVATAR_DIR}; the dataset stays in {outcome.result.dataset}.")
-            if self.wizard is not None:
-                self.wizard.set_progress(1.0, "")
-        if outcome.avatar is not None and not train.cancelled:
-            self.window.model.set_avatar(outcome.avatar, str(train.out / AVATAR_DIR))
-        elif outcome.error:
-            QMessageBox.critical(self.wizard or self.window, "Could not open the avatar", outcome.error)
+            self._end("done", f"Done, but the avatar could not be opened: {outcome.error}\n{summary}")
+            QMessageBox.critical(self.wizard or self.window, "Could not open the avatar", outcome.error or "")
+        if self.wizard is not None:
+            self.wizard.set_progress(1.0, "")
         self.run_finished.emit(outcome)
 
     def _on_failed(self, message: str) -> None:

@@ -1,6 +1,7 @@
 """File → New avatar from video…, headless, with real workers: choose a short synthetic clip, scrub, see
-landmarks on sample frames, run decode → landmarks → tracking → training with pause and resume, cancel in
-training and resume from the checkpoint, and the avatar opens in the window. Skipped without MediaPipe."""
+landmarks on sample frames, run decode → landmarks → tracking → training with pause (the view says Paused) and
+resume, cancel in training and resume from the checkpoint; the avatar opens in the window named after the video,
+and the wizard ends on Done with a Close button. Skipped without MediaPipe."""
 
 from __future__ import annotations
 
@@ -102,15 +103,28 @@ def test_wizard_takes_a_clip_to_an_opened_avatar(qtbot, window, clip, tmp_path, 
         assert wizard.run_state == "running" and not wizard.back_button.isEnabled()
         click(qtbot, wizard.pause_button)
         assert wizard.run_state == "paused" and wizard.pause_button.text() == "Resume"
+        assert wizard.focusWidget() is wizard.pause_button, "Resume is the next thing to press"
         paused_at = wizard.progress.value()
+        controller.worker.progress.emit(paused_at / 1000, "tracking: the step in flight")  # it lands after Pause
         qtbot.wait(600)
         assert wizard.progress.value() <= paused_at + 50  # at most the step in flight lands
+        assert wizard.status.text().startswith("Paused") and "Resume" in wizard.status.text()
+        assert wizard.progress.text().startswith("Paused")
         click(qtbot, wizard.pause_button)
-        assert wizard.run_state == "running"
+        assert wizard.run_state == "running" and not wizard.progress.text().startswith("Paused")
     outcome = finished.args[0]
     assert not outcome.result.train.cancelled and outcome.result.train.iterations == 12
     assert wizard.run_state == "done" and wizard.progress.value() == 1000
     assert win.model.avatar_path == str(run_dir / "avatar") and win.model.avatar.gaussians.count > 1000
+    # named after the video, in the wizard, the status bar and the title
+    assert win.model.avatar.name == "me" and win.status["avatar"].text() == "me"
+    assert win.windowTitle().startswith("me — ")
+    assert wizard.status.text().startswith("Done — avatar opened: me.")
+    # done: one button left, Close, and it closes the wizard
+    assert wizard.close_button.isVisible() and wizard.close_button.isDefault()
+    assert not any(b.isVisible() for b in (wizard.start_button, wizard.pause_button, wizard.cancel_button))
+    click(qtbot, wizard.close_button)
+    assert not wizard.isVisible() and controller.wizard is None
     ds = read_dataset(run_dir / "dataset")  # the dataset stays for re-training
     assert ds.timesteps("train") == list(range(8)) and ds.timesteps("test") == [8, 9]
     assert not dialogs

@@ -8,6 +8,8 @@ decodes, detects and runs the work on worker threads and calls back.
 - `landmarks_requested(FromVideoSettings)`: find landmarks on sample frames; answer with `show_landmarks(samples)`.
 - `start_requested(FromVideoSettings, bool resume)`, `pause_requested()`, `resume_requested()`,
   `cancel_requested()`: the run buttons; the app answers with `set_run_state`, `set_progress`, `set_status`.
+A paused run says so (status and progress bar) with Resume focused; a finished one says what was opened and
+leaves one button, Close (the summary — held-out PSNR, where the avatar and dataset are — stays readable).
 """
 
 from __future__ import annotations
@@ -208,12 +210,15 @@ class VideoWizard(QDialog):
         self.start_button = QPushButton("Start")
         self.pause_button = QPushButton("Pause")
         self.cancel_button = QPushButton("Cancel")
+        self.close_button = QPushButton("Close")  # once the avatar is made and opened: the one thing left to do
         self.start_button.clicked.connect(self._on_start)
         self.pause_button.clicked.connect(self._on_pause)
         self.cancel_button.clicked.connect(self.cancel_requested.emit)
-        for b in (self.start_button, self.pause_button, self.cancel_button):
+        self.close_button.clicked.connect(self.accept)
+        for b in (self.start_button, self.pause_button, self.cancel_button, self.close_button):
             buttons.addWidget(b)
         layout.addLayout(buttons)
+        self._step = ""  # the run's newest progress text (a pause names where it stopped)
         return page
 
     # ---- navigation and settings ---------------------------------------------------------------
@@ -322,22 +327,41 @@ class VideoWizard(QDialog):
             self.resume_requested.emit()
 
     def set_run_state(self, state: str) -> None:
+        """Show the run's state: its buttons, the progress bar's text, and what a pause or the end means."""
         assert state in RUN_STATES, f"unknown run state {state!r}"
         self.run_state = state
         if state == "stopped":
             self._cancelled_once = True
         busy = state in ("running", "pausing", "paused", "stopping")
+        paused = state in ("pausing", "paused")
+        done = state == "done"
         self.start_button.setEnabled(state in ("ready", "stopped", "failed"))
         self.start_button.setText("Resume" if state == "stopped" else "Start")
         self.pause_button.setEnabled(state in ("running", "pausing", "paused"))
-        self.pause_button.setText("Resume" if state in ("pausing", "paused") else "Pause")
-        self.cancel_button.setEnabled(state in ("running", "pausing", "paused"))
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.pause_button.setDefault(paused)  # drawn as the default: Resume is what comes next
+        self.cancel_button.setEnabled(busy and state != "stopping")
+        for button in (self.start_button, self.pause_button, self.cancel_button):
+            button.setVisible(not done)
+        self.close_button.setVisible(done)
+        self.close_button.setDefault(done)
         self.back_button.setEnabled(not busy and self.stack.currentIndex() > 0)
+        self.progress.setFormat({"paused": "Paused at %p%", "pausing": "Pausing…", "done": "Done",
+                                 "stopped": "Stopped at %p%"}.get(state, "%p%"))
+        if paused:
+            where = f" — {self._step}" if self._step else ""
+            self.status.setText(f"Paused{where}. Resume continues; Cancel keeps what is done.")
+            self.pause_button.setFocus()  # Resume is what comes next
+        elif done:
+            self.close_button.setFocus()
 
     def set_progress(self, fraction: float, text: str) -> None:
+        """How far the run got; while paused the step in flight may still land, and the view still says Paused."""
         self.progress.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
         if text:
-            self.status.setText(text)
+            self._step = text
+            if self.run_state not in ("pausing", "paused"):
+                self.status.setText(text)
 
     def set_status(self, text: str) -> None:
         self.status.setText(text)

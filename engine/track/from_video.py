@@ -41,12 +41,19 @@ def dataset_complete(folder: str | Path) -> bool:
     return (path / "transforms_train.json").is_file() and read_track_record(path) is not None
 
 
+def avatar_name(source: str | Path) -> str:
+    """The made avatar's name: the video's or photo's file stem, or the image folder's name."""
+    path = Path(source)
+    return path.name if path.is_dir() else path.stem
+
+
 def from_video(source: str | Path, run: str | Path, ingest_config: IngestConfig = IngestConfig(),
                train_config: TrainConfig = TrainConfig(), head: HeadModel | str | None = None, resume: bool = False,
                progress: Progress | None = None, cancel: Cancel | None = None,
                report: Callable[[TrainReport], None] | None = None, landmarker: Landmarker | None = None,
                segmenter: Segmenter | None = None) -> FromVideoResult:
-    """Ingest `source` into RUN/dataset (unless resuming with a complete one) and train an avatar in RUN."""
+    """Ingest `source` into RUN/dataset (unless resuming with a complete one) and train an avatar in RUN, named
+    after the source (`avatar_name`)."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     head_model = head if isinstance(head, HeadModel) else load_head(head)
@@ -64,5 +71,6 @@ def from_video(source: str | Path, run: str | Path, ingest_config: IngestConfig 
             report(r)
 
     tell(INGEST_SHARE, "training")
-    result = train(dataset, run, train_config, head_model, resume=resume, report=on_step, cancel=cancel)
+    result = train(dataset, run, train_config, head_model, resume=resume, report=on_step, cancel=cancel,
+                   name=avatar_name(source))
     return FromVideoResult(dataset, made, result)

@@ -70,6 +70,7 @@ def train(
     final_eval_frames: int | None = None,
     stop_at: int | None = None,
     time_holdout: float | None = None,
+    name: str | None = None,
 ) -> TrainResult:
     """Train an avatar on a dataset folder and write it to out/avatar (plus out/checkpoint.pt).
 
@@ -80,16 +81,17 @@ def train(
     reaching iteration `stop_at` (a time-limited job's share of a longer schedule). Under
     torchrun, each process calls this; `cancel` on any of them stops them all at the same step.
     time_holdout: re-split the dataset by time (engine.data.vhap_format.split_by_time), for a monocular clip.
+    name: the avatar's name (default: the dataset folder's).
     """
     with process_group(config.device) as ranks:
         return _train(dataset, Path(out), config, head, resume, report, cancel, final_eval_frames, stop_at, ranks,
-                      time_holdout)
+                      time_holdout, name or Path(dataset).name)
 
 
 def _train(dataset: str | Path, out: Path, config: TrainConfig, head: HeadModel | str | None, resume: bool,
            report: Callable[[TrainReport], None] | None, cancel: Callable[[], bool] | None,
            final_eval_frames: int | None, stop_at: int | None, ranks: Ranks,
-           time_holdout: float | None) -> TrainResult:
+           time_holdout: float | None, name: str) -> TrainResult:
     if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
     config = replace(config, device=rank_device(config.device, ranks))
@@ -127,7 +129,7 @@ def _train(dataset: str | Path, out: Path, config: TrainConfig, head: HeadModel 
     metrics: dict[str, dict[str, float]] = {}
     if ranks.main:
         save_checkpoint(trainer.state_dict(), checkpoint)
-        trained = replace(trainer.avatar(name=Path(dataset).name), dataset=str(Path(dataset).resolve()))
+        trained = replace(trainer.avatar(name=name), dataset=str(Path(dataset).resolve()))
         save_avatar(trained, out / AVATAR_DIR)  # the avatar remembers its dataset (keyframes for edits)
         metrics = {} if cancelled else {s: trainer.evaluate(s, final_eval_frames) for s in ("val", "test")}
         with atomic_write(out / "metrics.json", "w") as fh:
