@@ -4,7 +4,8 @@
                        [--size WxH] [--screenshot PNG] [--project DAP] [--no-recovery]
 
 At start, autosaved work left by a crash is offered back (Open / Discard / Ignore) before anything
-is opened. --screenshot writes a PNG of the whole window once the first full-quality frame is on screen, then
+is opened. Warnings and errors are logged to dynamicavatars.log in the app's data folder (log_to_file).
+--screenshot writes a PNG of the whole window once the first full-quality frame is on screen, then
 quits (used by scripts/screenshot.sh under Xvfb).
 """
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     model = SessionModel()
     controller = RenderController(model, backend=args.backend)
     window = MainWindow(model, controller)
+    log_to_file(window.data_dir / "dynamicavatars.log")
     if args.size or not restore_geometry(window):
         window.resize(*parse_size(args.size or DEFAULT_SIZE))
     app.aboutToQuit.connect(controller.shutdown)
@@ -84,6 +86,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         _screenshot_when_ready(app, window, controller, Path(args.screenshot))
     return app.exec()
+
+
+def log_to_file(path: Path) -> None:
+    """Warnings and errors go to `path` (rotated at 1 MB), a bug's traceback included, and one line each to stderr
+    (a known failure, engine.errors.UserError, is one line in both)."""
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    class OneLine(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            where = f" (traceback in {path})" if record.exc_info else ""
+            return f"{record.levelname.lower()}: {record.name}: {record.getMessage()}{where}"
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=1, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_stderr = logging.StreamHandler()
+    to_stderr.setFormatter(OneLine())
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    root.addHandler(to_file)
+    root.addHandler(to_stderr)
 
 
 def install_features(window: MainWindow, state_folder: str | None = None,  # noqa: F821
@@ -117,6 +141,7 @@ def install_features(window: MainWindow, state_folder: str | None = None,  # noq
 
     install_from_video(window)
     prompt.refined.connect(lambda result: edit.set_plan(result.plan))
+    prompt.panel.prompt_box.lineEdit().textEdited.connect(window.viewport.dismiss_hint)  # typing: the hint is read
     prompt.panel.plan_edited.connect(edit.set_plan)
     edit.set_selection_source(lambda: window.model.selection)
     project = install_project(window, state_folder)

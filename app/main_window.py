@@ -120,6 +120,9 @@ class MainWindow(QMainWindow):
         if not self.settings.value(HINT_DONE_KEY, False, type=bool):
             self.viewport.set_hint(FIRST_RUN_HINT)
         self.viewport.hintDismissed.connect(lambda: self.settings.setValue(HINT_DONE_KEY, True))
+        # anything the user does that can be undone (a slider, a ticked component, a stroke, an edit) is use too
+        model.undo_stack.indexChanged.connect(self._on_undo_index)
+        self._avatars_opened = 0  # the first is the one the app opens at start; opening another is use
         self.docks: dict[str, QDockWidget] = {}
         self.specs: dict[str, PanelSpec] = {}  # how each dock was asked for (app/layout.py places them)
         self.fit_on_show = False  # app/layout.py: size the default columns when the window is first shown
@@ -258,8 +261,15 @@ class MainWindow(QMainWindow):
         if note:
             self.statusBar().showMessage(note, 8000)
 
+    def _on_undo_index(self, index: int) -> None:
+        if index > 0:  # an undo item was pushed (or redone); a new avatar clears the stack to 0
+            self.viewport.dismiss_hint()
+
     def _on_avatar(self) -> None:
         avatar = self.model.avatar
+        self._avatars_opened += 1
+        if self._avatars_opened > 1:
+            self.viewport.dismiss_hint()
         self.status["avatar"].setText(avatar.name)
         self.status["gaussians"].setText(f"{avatar.gaussians.count:,} Gaussians")
         self.setWindowTitle(f"{avatar.name} — DynamicAvatars")

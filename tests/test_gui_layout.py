@@ -1,8 +1,9 @@
 """The whole window at laptop sizes (1280×800, 1440×900), headless: every dock readable without a horizontal
 scrollbar, each panel's main button in view without scrolling, the training plot with real height, one layer
-list; the user's layout remembered and View → Reset layout; a hair selection visible in the viewport's pixels
-(ΔE in Oklab × 100); the fps readout idle when nothing draws; the keys Help → Keyboard shortcuts lists; the
-first-run hint; tooltips on the controls."""
+list whose long layer names are elided; the user's layout remembered and View → Reset layout; a hair selection
+visible in the viewport's pixels (ΔE in Oklab × 100); the fps readout idle when nothing draws; the keys Help →
+Keyboard shortcuts lists; the first-run hint (gone after any meaningful use); tooltips on the controls. The
+viewport renders with backend "auto", as users get it (the CPU path on software OpenGL)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QScrollArea,
     QScrollBar,
+    QSlider,
     QWidget,
 )
 
@@ -34,6 +36,7 @@ from app.render_thread import IDLE_AFTER_S, RenderController
 from app.session import SessionModel
 from app.shortcuts import ShortcutsDialog
 from engine.edit.colour_space import image_delta_e as delta_e
+from engine.edit.layers import EditLayer
 from engine.head.components import LABEL
 from engine.prompting import RefineSettings
 from engine.semantics.mask_render import render_weights
@@ -63,7 +66,7 @@ def make_window(qtbot, tmp_path, monkeypatch):
 
     def make(width: int, height: int, settings_file: str | None = None) -> MainWindow:
         model = SessionModel()
-        controller = RenderController(model, backend="gl", max_side=256, progressive=False)
+        controller = RenderController(model, backend="auto", max_side=256, progressive=False)  # what users get
         path = settings_file or str(tmp_path / f"settings{len(made)}.ini")
         win = MainWindow(model, controller, settings=QSettings(path, QSettings.Format.IniFormat),
                          data_dir=tmp_path / "data")
@@ -95,6 +98,8 @@ def in_view(widget: QWidget, area: QWidget) -> bool:
 def test_every_panel_fits_and_shows_its_main_buttons(make_window, qtbot, size):
     win = make_window(*size)
     win.model.set_expression("brow_raise", 0.25)  # an undo item: its name must not widen the Layers column
+    long_name = "edit: give her bright red lipstick, thicker darker eyebrows and a big smile, then the hair auburn"
+    win.model.set_layers([EditLayer(long_name, "adjust", hidden=torch.arange(5))])  # nor a long layer name
     assert win.size().toTuple() == size
     viewport = win.viewport.size()
     assert viewport.width() >= 0.45 * size[0] and viewport.height() >= 0.8 * size[1], "the avatar keeps the centre"
@@ -116,8 +121,11 @@ def test_every_panel_fits_and_shows_its_main_buttons(make_window, qtbot, size):
         for name in MAIN_WIDGETS.get(key, ()):
             widget = getattr(getattr(win.features.get(key), "panel", panel), name)
             assert in_view(widget, area), f"{key}.{name} is not in view without scrolling at {size}"
-    undo = win.panels["layers"].undo_button
-    assert undo.text() == "Undo" and "brow_raise" in undo.toolTip(), "what Undo undoes is in its tooltip"
+    layers = win.panels["layers"]
+    undo = layers.undo_button
+    assert undo.text() == "Undo" and "Change layers" in undo.toolTip(), "what Undo undoes is in its tooltip"
+    assert not layers.list.horizontalScrollBar().isVisible(), "a long layer name is elided, not scrolled"
+    assert layers.list.item(0).toolTip().startswith(long_name), "the whole name is in the row's tooltip"
     train = win.panels["train"]
     assert train.plots.height() >= 200, "the loss and PSNR plot has real height"
     assert win.dockWidgetArea(win.docks["layers"]) == Qt.DockWidgetArea.LeftDockWidgetArea
@@ -290,6 +298,27 @@ def test_first_run_hint_goes_away_after_use_and_stays_away(make_window, qtbot, t
     assert QSettings(settings, QSettings.Format.IniFormat).value(HINT_DONE_KEY) in (True, "true")
     again = make_window(1280, 800, settings)
     assert again.viewport.hint == ""
+
+
+def test_first_run_hint_goes_when_the_user_does_anything_meaningful(make_window, qtbot):
+    win = make_window(1280, 800)
+    viewport, hint = win.viewport, win.viewport.hint
+    assert hint, "opening the first avatar (the app's doing) leaves the hint"
+    masks, prompt = win.panels["masks"], win.features["prompt"].panel
+    slider = win.panels["expression"].findChild(QSlider, "slider_expr:smile")
+    hair = next(masks.components.item(i) for i in range(masks.components.count())
+                if masks.components.item(i).data(Qt.ItemDataRole.UserRole) == "hair")
+    actions = {
+        "moves a slider": lambda: QTest.keyClick(slider, Qt.Key.Key_PageUp),
+        "ticks a component": lambda: hair.setCheckState(Qt.CheckState.Checked),
+        "types a prompt": lambda: QTest.keyClicks(prompt.prompt_box.lineEdit(), "blue lips"),
+        "opens an avatar": lambda: win.open_avatar(None),
+    }
+    for what, act in actions.items():
+        viewport.set_hint(hint)
+        with qtbot.waitSignal(viewport.hintDismissed, timeout=30_000, raising=False):
+            act()
+        assert viewport.hint == "", f"the hint stays when the user {what}"
 
 
 def test_controls_that_are_not_self_explanatory_have_tooltips(make_window):

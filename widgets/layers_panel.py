@@ -2,7 +2,8 @@
 Revert region (the layer no longer touches the selected Gaussians: `EditLayer.without`), and Undo /
 Redo buttons bound to the model's QUndoStack.
 
-The list is a view of `model.layers` (rebuilt on layersChanged, with its own signals blocked); every
+Long layer names are elided in the middle (the whole name is the row's tooltip). The list is a view of
+`model.layers` (rebuilt on layersChanged, with its own signals blocked); every
 button writes back through `model.set_layers(...)`, so each action is one undo item.
 
 Hook for a split before/after view: `compare_button` (checkable, hidden) emits `compare_toggled(bool)`;
@@ -50,6 +51,10 @@ class LayersPanel(QWidget):
         # stretches with the dock; its preferred height must not be what a scrolling dock gives it
         self.list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         self.list.setMinimumHeight(LIST_MIN_HEIGHT)
+        # a long layer name (a whole prompt) is elided in the middle, keeping its start and its kind, and
+        # shown whole in the row's tooltip; the column never grows a horizontal scrollbar
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.list.itemChanged.connect(self._item_changed)
         self.list.currentRowChanged.connect(lambda _row: self._sync_buttons())
         self.delete_button = QPushButton("Delete")
@@ -110,7 +115,7 @@ class LayersPanel(QWidget):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if layer.enabled else Qt.CheckState.Unchecked)
             item.setData(ID_ROLE, layer.id)
-            item.setToolTip(f"{layer.kind} layer changing {int(layer.touched.numel()):,} Gaussians")
+            item.setToolTip(f"{layer.name}\n{layer.kind} layer changing {int(layer.touched.numel()):,} Gaussians")
             self.list.addItem(item)
         ids = [layer.id for layer in layers]
         row = ids.index(keep_id) if keep_id in ids else len(layers) - 1

@@ -7,7 +7,8 @@ writes it back through model.set_camera / model.reset_camera.
 
 Over the picture it paints the frame-rate readout (View → Show FPS; "idle" when nothing is being drawn),
 a "Before edits" badge while the view shows the avatar without its layers, and a hint for first-time
-users (`set_hint`) that goes away once the camera is moved by hand (`hintDismissed`).
+users (`set_hint`) that goes away once the camera is moved by hand, or when the window calls
+`dismiss_hint` because the user did something else that shows they found their way (`hintDismissed`).
 
 During a before/after comparison (model.comparing) the frame shows a vertical divider (drawn by the frame
 pipeline, engine/view/overlays.py); dragging it moves model.split, and "Before" / "After" are written
@@ -39,7 +40,7 @@ class Viewport(QWidget):
     """Displays frames (objects with .image [H, W, 3] uint8, .latency_ms, .backend) and drives the camera."""
 
     sizeChanged = Signal(int, int)  # new size in device pixels
-    hintDismissed = Signal()  # the first-run hint went away because the camera was moved by hand
+    hintDismissed = Signal()  # the first-run hint went away: the user moved the camera or did something else
 
     def __init__(self, model: SessionView, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -76,12 +77,12 @@ class Viewport(QWidget):
         self.update()
 
     def set_hint(self, text: str) -> None:
-        """Show a hint at the bottom of the view until the camera is moved by hand ("" hides it)."""
+        """Show a hint at the bottom of the view until it is dismissed ("" hides it)."""
         self.hint = text
         self.update()
 
-    def _used(self) -> None:
-        """The camera was moved by hand: the hint has done its work."""
+    def dismiss_hint(self) -> None:
+        """The user did something meaningful (here: moved the camera by hand): the hint has done its work."""
         if self.hint:
             self.set_hint("")
             self.hintDismissed.emit()
@@ -216,7 +217,7 @@ class Viewport(QWidget):
             self.model.set_camera(cam.orbited(-dx * ORBIT_DEG_PER_PX, dy * ORBIT_DEG_PER_PX))
         else:
             self.model.set_camera(cam.panned(dx, dy, max(1, self.height())))
-        self._used()
+        self.dismiss_hint()
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
@@ -228,7 +229,7 @@ class Viewport(QWidget):
         notches = event.angleDelta().y() / 120.0
         if notches and self.model.avatar is not None:
             self.model.set_camera(self.model.camera.zoomed(ZOOM_PER_NOTCH ** notches))
-            self._used()
+            self.dismiss_hint()
         event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
