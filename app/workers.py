@@ -26,6 +26,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from engine.errors import UserError
+
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
@@ -43,7 +45,7 @@ class _Signals(QObject):
     progress = Signal(float, str)  # fraction in [0, 1], text
     preview = Signal(object)  # whatever fn hands to preview()
     finished = Signal(object)  # fn's return value
-    errored = Signal(str)  # a message for the user (the traceback goes to the log)
+    errored = Signal(str)  # a message for the user (a bug's traceback goes to the log; a UserError is one log line)
     cancelled = Signal()
     done = Signal()  # after any of finished / errored / cancelled
 
@@ -68,9 +70,12 @@ class _Runner(_Signals):
             result = w.fn(self._report, w.is_cancelled, *w.args, **kwargs)
         except WorkCancelled:
             self.cancelled.emit()
-        except Exception as exc:  # every failure becomes a message for the user, never a traceback
-            log.exception("worker %s failed", w.name)
+        except Exception as exc:  # every failure becomes a message for the user, never a traceback in the GUI
             w.error = user_message(exc)
+            if isinstance(exc, UserError):  # a known failure the user is told about: one line
+                log.warning("%s: %s", w.name, w.error)
+            else:  # a bug: its traceback goes to the log
+                log.exception("worker %s failed", w.name)
             self.errored.emit(w.error)
         else:
             if w.is_cancelled():

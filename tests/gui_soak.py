@@ -75,7 +75,7 @@ def build_window(folder: Path, state_folder: Path) -> object:
     model = SessionModel()
     params = inspect.signature(RenderController).parameters  # the render thread's options changed over time
     small = {"max_side": 128, "progressive": False} if "max_side" in params else {"interactive_side": 128, "still_side": 0}
-    controller = RenderController(model, backend="gl", **small)
+    controller = RenderController(model, backend="auto", **small)  # the path users get
     settings = QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(model, controller, settings=settings, data_dir=folder / "data")
     install_features(window, state_folder=str(state_folder), refine_settings=RefineSettings(use_embeddings=False))

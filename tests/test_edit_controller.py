@@ -1,8 +1,10 @@
 """EditController (headless): the real Edit panel on a bare SessionModel; edits run on a worker, report
-progress, cancel without touching the layers, and a finished edit is one undoable layer."""
+progress, cancel without touching the layers, and a finished edit is one undoable layer; a known failure
+(EditError) is one log line, an unexpected one keeps its traceback in the log."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import pytest
@@ -111,3 +113,23 @@ def test_session_selection_is_what_gets_edited(qtbot, setup) -> None:
     _run(qtbot, panel, controller, cancel_after_progress=False)
     layer = model.layers[-1]
     assert layer.indices.numel() > 0 and bool((brows[layer.indices] > 0).all())
+
+
+def test_a_known_failure_is_one_log_line_and_a_bug_keeps_its_traceback(qtbot, setup, caplog) -> None:
+    model, panel, controller = setup
+    controller.set_selection_source(lambda: torch.zeros(model.avatar.gaussians.count))  # an empty mask
+    with caplog.at_level(logging.WARNING, logger="app.workers"):
+        _run(qtbot, panel, controller, cancel_after_progress=False)
+    assert panel.status_label.text().startswith("Edit failed: nothing is selected")
+    records = [r for r in caplog.records if r.name == "app.workers"]
+    assert len(records) == 1 and records[0].exc_info is None, "an EditError is one line, no traceback"
+    assert "nothing is selected" in records[0].getMessage() and "\n" not in records[0].getMessage()
+    assert model.layers == ()
+
+    caplog.clear()
+    controller.set_selection_source(lambda: torch.zeros(3))  # a bug: a selection of the wrong size
+    with caplog.at_level(logging.WARNING, logger="app.workers"):
+        _run(qtbot, panel, controller, cancel_after_progress=False)
+    assert panel.status_label.text().startswith("Edit failed: selection must have one value per Gaussian")
+    records = [r for r in caplog.records if r.name == "app.workers"]
+    assert len(records) == 1 and records[0].exc_info is not None, "an unexpected error keeps its traceback"

@@ -32,7 +32,7 @@ def window(qtbot, tmp_path, monkeypatch):
     for kind in ("critical", "warning", "information"):  # any dialog would be an error shown to the user
         monkeypatch.setattr(QMessageBox, kind, staticmethod(lambda *a, k=kind, **kw: shown.append(f"{k}: {a[1:3]}")))
     monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
-    win = new_window(tmp_path, "gl", 160, refine_settings=RefineSettings(use_embeddings=False))
+    win = new_window(tmp_path, "auto", 160, refine_settings=RefineSettings(use_embeddings=False))
     model = win.model
     controller = win.controller
     qtbot.addWidget(win)

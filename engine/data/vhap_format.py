@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from engine.errors import UserError
 from engine.head.params import FlameParams
 from engine.io.images import open_image
 from engine.io.json_file import read_json
@@ -51,7 +52,7 @@ MAX_JSON_BYTES = 256 << 20  # largest transforms json read (VHAP's are ~1 kB per
 RIGID_TOLERANCE = 1e-3  # max |RᵀR − I| entry accepted for a camera rotation
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset file is missing or malformed; names the file and the problem."""
 
     def __init__(self, path: str | Path, problem: str) -> None:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
+from engine.errors import EditError
 from engine.head.params import FlameParams
 from engine.render.camera import Camera, framing, orbit_camera
 
@@ -93,7 +94,7 @@ def dataset_views(avatar: Avatar, dataset: object, size: int, split: str = "trai
 
     records = dataset.frames(split)  # type: ignore[attr-defined]
     if not records:
-        raise ValueError(f"dataset {dataset.root} has no {split!r} frames to edit")  # type: ignore[attr-defined]
+        raise EditError(f"dataset {dataset.root} has no {split!r} frames to edit")  # type: ignore[attr-defined]
     steps = dataset.timesteps(split)  # type: ignore[attr-defined]
     params = avatar.head.fit_params(dataset.flame_params(split), str(dataset.root))  # type: ignore[attr-defined]
     row = {t: i for i, t in enumerate(steps)}
@@ -180,7 +181,7 @@ def farthest_point_keyframes(features: Tensor, visibility: Tensor, k: int, gamma
         assert seen_weights.shape == (seen.shape[1],), f"seen_weights must be [P={seen.shape[1]}]"
     eligible = visibility >= min_visibility
     if not bool(eligible.any()):
-        raise ValueError("the selected region is not visible in any candidate view: nothing to edit")
+        raise EditError("the selected region is not visible in any candidate view: nothing to edit")
     weight = visibility.clamp(0, 1) ** gamma
     chosen = [int(torch.argmax(torch.where(eligible, visibility, torch.full_like(visibility, -1.0))))]
     dist = torch.cdist(features, features[chosen[0]][None])[:, 0]
@@ -223,5 +224,5 @@ def all_visible(visibility: Tensor, features: Tensor, min_visibility: float = 0.
     eligible = visibility >= min_visibility
     chosen = [int(i) for i in torch.nonzero(eligible).squeeze(1)]
     if not chosen:
-        raise ValueError("the selected region is not visible in any candidate view: nothing to edit")
+        raise EditError("the selected region is not visible in any candidate view: nothing to edit")
     return _coverage(features, visibility, eligible, chosen, torch.zeros(features.shape[0]), seen, seen_weights)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from engine.avatar.avatar import Avatar
+from engine.errors import UserError
 from engine.head.components import LABEL, PARTS
 from engine.render.splats import dc_to_rgb
 
@@ -42,7 +43,7 @@ BIN = math.radians(2.0)  # angle bins of the lightness profile
 OPEN_JAW = 0.35  # jaw opening (rad) at which the front of the mouth interior is judged
 
 
-class PartError(ValueError):
+class PartError(UserError, ValueError):
     """A part that this avatar does not have (no eye Gaussians for an iris, no mouth interior for teeth)."""
 
 

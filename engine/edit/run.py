@@ -53,6 +53,7 @@ from engine.edit.parts import narrow_to_part, rest_means
 from engine.edit.regions import spatial_groups
 from engine.edit.views import crop_camera, crop_photo, dilate, render_view
 from engine.edit.visibility import VisibilityReport, measure_visibility
+from engine.errors import EditError
 from engine.prompting.plan import EditKind, EditPlan
 from engine.render.projection import sh_basis
 from engine.render.splats import dc_to_rgb, rgb_to_dc
@@ -252,8 +253,9 @@ def run_edit(avatar: Avatar, selection: Tensor, plan: EditPlan, editor: ImageEdi
 
     dataset: an engine.data.vhap_format.AvatarDataset the avatar was trained on, or None (orbit).
     progress(fraction, message), cancel() -> bool, preview(keyframe index, before [H, W, 3], after [H, W, 3]).
-    Raises ValueError (nothing selected, a part the selection lacks, a region no view shows) and
-    EditorError (the editor cannot do the plan); a discriminator that rejects edits only warns.
+    Raises EditError (nothing selected, a region no view shows), PartError (a part the selection lacks) and
+    EditorError (the editor cannot do the plan), all UserErrors (and ValueError or RuntimeError as before);
+    a discriminator that rejects edits only warns.
     """
     start = time.perf_counter()
     config = config or EditConfig()
@@ -265,7 +267,7 @@ def run_edit(avatar: Avatar, selection: Tensor, plan: EditPlan, editor: ImageEdi
         return EditResult((expr,), None, None, (), (), ("expression offset layer",), time.perf_counter() - start)
     weights = selection_weights(avatar, selection)
     if not bool((weights >= 0.5).any()):
-        raise ValueError("nothing is selected: choose components or paint a mask before editing")
+        raise EditError("nothing is selected: choose components or paint a mask before editing")
     weights = narrow_to_part(avatar, weights, plan.part)
     job = _Job(avatar, weights, plan, editor, config, progress, cancel, preview)
     if plan.part is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import UserError
 from engine.io.npz import read_npz
 
 REQUIRED_KEYS: tuple[str, ...] = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
@@ -47,7 +48,7 @@ MAX_ARRAY_ELEMENTS = 1 << 28
 5023 × 3 × 400 = 6 million)."""
 
 
-class FlameFileError(ValueError):
+class FlameFileError(UserError, ValueError):
     """A FLAME model file is missing, unreadable or malformed."""
 
 

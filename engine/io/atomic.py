@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from engine.errors import UserError
 
-class FileFormatError(ValueError):
+
+class FileFormatError(UserError, ValueError):
     """A file is missing, unreadable or malformed; the message names the file and the problem."""
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
@@ -21,7 +23,7 @@ class FileFormatError(ValueError):
         self.problem = problem
 
 
-class WriteFailed(OSError):
+class WriteFailed(UserError, OSError):
     """Writing a file failed (disk full, permission, ...); the message names the file and says that the
     previous file there, if any, is unchanged. errno and strerror are the underlying error's."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from engine.errors import UserError
 
-class ModelError(RuntimeError):
+
+class ModelError(UserError, RuntimeError):
     """A model cannot be found, fetched or used; the message is meant for a person."""
 
 

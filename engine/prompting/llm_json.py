@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.errors import UserError
 from engine.head.components import COMPONENTS, GROUPS, PARTS
 from engine.prompting.plan import ACTIONS, EXPRESSION_NAMES, RANGES, EditKind, EditPlan, PlanError, sanitize_plan
 
@@ -103,5 +104,5 @@ def plan_from_answer(answer: str, prompt: str) -> tuple[EditPlan, list[str]]:
     return sanitize_plan(data, prompt=prompt)
 
 
-class BackendError(RuntimeError):
+class BackendError(UserError, RuntimeError):
     """A backend could not answer at all (model missing, server unreachable, timeout)."""

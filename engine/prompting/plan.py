@@ -23,6 +23,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.errors import UserError
 from engine.head.components import COMPONENTS, GROUPS, PARTS, expand
 
 SCHEMA_VERSION: int = 2
@@ -97,7 +98,7 @@ MAX_RATIONALE = 300
 """Longest rationale kept (characters)."""
 
 
-class PlanError(ValueError):
+class PlanError(UserError, ValueError):
     """A plan (or text meant to hold one) that cannot be repaired into a valid EditPlan."""
 
 

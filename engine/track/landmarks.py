@@ -16,8 +16,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from engine.errors import UserError
 
-class LandmarkerUnavailable(RuntimeError):
+
+class LandmarkerUnavailable(UserError, RuntimeError):
     """The landmark detector (or its package) cannot be used here; the message says how to get it."""
 
 

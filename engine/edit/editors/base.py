@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from engine.errors import UserError
 from engine.io.images import to_uint8  # noqa: F401 - the editors take it from here
 from engine.prompting.plan import EditPlan
 
@@ -23,7 +24,7 @@ EDITOR_BACKENDS: tuple[str, ...] = ("procedural", "instruct-pix2pix", "inpaint",
 """Backend names `make_editor` accepts."""
 
 
-class EditorError(RuntimeError):
+class EditorError(UserError, RuntimeError):
     """An editor cannot do what was asked (missing model, unsupported edit, unreachable endpoint)."""
 
 
