@@ -148,8 +148,8 @@ def main() -> None:
     print(f"rendered and encoded {frames} frames in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     start = time.perf_counter()
-    landmarker, video_landmarker, segmenter = default_landmarker(), default_landmarker(video=True), default_segmenter()
-    clip = read_clip(str(video), FrameSelection(), 256, landmarker, segmenter, "auto", video_landmarker=video_landmarker)
+    landmarker, segmenter = default_landmarker(), default_segmenter()
+    clip = read_clip(str(video), FrameSelection(), 256, landmarker, segmenter, "auto")
     tracking = track_clip(clip, head, landmarker, track)
     tracked = write_tracked_dataset(work / "tracked", clip, tracking, head, HOLDOUT)
     ingest_seconds = time.perf_counter() - start
@@ -162,7 +162,7 @@ def main() -> None:
     psnr, iters, seconds = train_psnr(tracked, train, minutes, "tracked")
     psnr_true, iters_true, seconds_true = train_psnr(reference, train, minutes, "true params")
     share = photo_share(work, track)
-    for thing in (landmarker, video_landmarker, segmenter):
+    for thing in (landmarker, segmenter):
         thing.close()
     figures = {
         "landmark_px_median": float(np.nanmedian(residual)),

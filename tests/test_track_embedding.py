@@ -3,6 +3,7 @@ files round-trip and fail clearly, the shipped demo embedding agrees with MediaP
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,14 @@ def test_files_round_trip_and_fail_clearly(head, tmp_path: Path) -> None:
     path = save_embedding(emb, tmp_path / "e.npz")
     back = load_embedding(path, head.n_faces)
     assert back.face.tolist() == [5, 9] and back.valid.tolist() == [True, False] and back.landmarker == "m"
+    assert back.view_offset is None  # embeddings without view offsets still load
+    offset = torch.arange(36, dtype=torch.float32).reshape(2, 6, 3) * 1e-4
+    path = save_embedding(replace(emb, view_offset=offset), tmp_path / "e.npz")
+    torch.testing.assert_close(load_embedding(path).view_offset, offset)
+    with np.load(path) as npz:
+        np.savez(tmp_path / "bad.npz", **{**{k: npz[k] for k in npz.files}, "view_offset": np.zeros((3, 6, 3))})
+    with pytest.raises(FileFormatError, match="bad.npz: landmark embedding's view_offset"):
+        load_embedding(tmp_path / "bad.npz")
     with pytest.raises(FileFormatError, match="e.npz: landmark embedding names triangle 9"):
         load_embedding(path, 8)
     np.savez(tmp_path / "old.npz", version=0, landmarker="m", fingerprint="f", face=np.zeros(1), bary=np.zeros((1, 3)),

@@ -12,16 +12,16 @@ import math
 import numpy as np
 import pytest
 import torch
+from track_fixtures import embedding, head  # noqa: F401  (fixtures)
 
-from engine.head.model import load_head
 from engine.track import losses
 from engine.track.config import TrackConfig
-from engine.track.embedding import SHIPPED_DIR, embedding_file_name, head_fingerprint, load_embedding
 from engine.track.fit import LandmarkFitter, PointSet, spread_rows, track_landmarks
 from engine.track.head_points import HeadPoints
 from engine.track.rotations import angle_between, axis_angle_to_matrix, matrix_to_axis_angle
 from engine.track.state import TrackState, default_focal, project, tracking_camera
 from engine.track.synthetic import ClipSpec, talking_head_params
+from engine.track.view_offsets import world_offsets
 
 SIZE = 256
 FOCAL = 560.0
@@ -29,21 +29,14 @@ DISTANCE = 0.75
 RIGHT_EYE, LEFT_EYE = (33, 133), (263, 362)  # MediaPipe's eye corners (the shipped embedding's point set)
 
 
-@pytest.fixture(scope="module")
-def head():
-    return load_head("demo")
-
-
-@pytest.fixture(scope="module")
-def embedding(head):
-    return load_embedding(SHIPPED_DIR / embedding_file_name("mediapipe-facemesh-478", head_fingerprint(head)),
-                          head.n_faces)
-
-
-def _observed(head, embedding, params, noise_px: float, seed: int = 0) -> torch.Tensor:
-    """[T, P, 2] the embedded points' projections in the tracking camera, with Gaussian pixel noise."""
+def _observed(head, embedding, params, noise_px: float, seed: int = 0, offsets: bool = True) -> torch.Tensor:
+    """[T, P, 2] the embedded points' projections in the tracking camera (moved by their view-dependent
+    offsets, as a landmarker moves them, unless offsets=False), with Gaussian pixel noise."""
     with torch.no_grad():
         points = embedding.points(head(params), head.faces)
+        if offsets:
+            rot = axis_angle_to_matrix(params.rotation) @ axis_angle_to_matrix(params.neck_pose)
+            points = points + world_offsets(embedding.view_offset, points, rot, torch.tensor([0.0, 0.0, DISTANCE]))
         uv = project(points, torch.tensor(FOCAL), DISTANCE, SIZE / 2, SIZE / 2)
     gen = torch.Generator().manual_seed(seed)
     return uv + noise_px * torch.randn(uv.shape, generator=gen)
@@ -89,8 +82,8 @@ def test_axis_angle_round_trip() -> None:
 def test_rigid_guess_recovers_a_head_turn(head, embedding) -> None:
     rotation = torch.tensor([[0.1, math.radians(30), 0.05]])
     p = head.neutral_params().with_values(rotation=rotation, translation=torch.tensor([[0.01, -0.02, 0.03]]))
-    fitter = LandmarkFitter(head, embedding, _observed(head, embedding, p, 0.0), _points(embedding.count),
-                            (SIZE, SIZE), TrackConfig())
+    fitter = LandmarkFitter(head, embedding, _observed(head, embedding, p, 0.0, offsets=False),
+                            _points(embedding.count), (SIZE, SIZE), TrackConfig())
     rot, trans = fitter.rigid_guess(0, FOCAL, DISTANCE)
     error = angle_between(axis_angle_to_matrix(rot), axis_angle_to_matrix(rotation[0]))
     assert math.degrees(float(error)) < 8.0  # weak perspective: a start 30° closer than the neutral pose, not exact

@@ -23,6 +23,7 @@ class TrackConfig:
     robust_scale: float = 0.03  # landmark residual scale of the robust (Cauchy) loss, × inter-ocular distance
     contour_weight: float = 0.2  # weight of face-outline landmarks (they slide with the view)
     iris_weight: float = 1.0  # weight of iris landmarks (gaze)
+    view_offsets: bool = True  # move each landmark by its view-dependent offset (when the embedding has them)
     w_shape: float = 1e-3  # prior on identity coefficients (squared)
     w_expr: float = 0.1  # prior on expression coefficients (squared); weaker priors let MediaPipe's pose-dependent
     # errors into the expressions (synthetic clip, moving vertices: 0.002 -> 3.0 mm, 0.02 -> 1.2 mm, 0.1 -> 0.7 mm)

@@ -59,11 +59,14 @@ class LandmarkEmbedding:
     bary: Tensor  # [P, 3] float barycentric weights
     valid: Tensor  # [P] bool: False where no view lifted the point (fitting ignores it)
     spread: Tensor  # [P] float: mean distance (m) of agreeing lifts from the chosen one (how sure it is)
+    view_offset: Tensor | None = None  # [P, K, 3] view-dependent offsets (engine/track/view_offsets.py), or none
 
     def __post_init__(self) -> None:
         p = self.face.shape[0]
         assert self.face.shape == (p,) and self.bary.shape == (p, 3), "face must be [P], bary [P, 3]"
         assert self.valid.shape == (p,) and self.spread.shape == (p,), "valid and spread must be [P]"
+        assert self.view_offset is None or (self.view_offset.ndim == 3 and self.view_offset.shape[0] == p
+                                            and self.view_offset.shape[2] == 3), "view_offset must be [P, K, 3]"
 
     @property
     def count(self) -> int:
@@ -101,10 +104,11 @@ def embedding_file_name(landmarker: str, fingerprint: str) -> str:
 def save_embedding(embedding: LandmarkEmbedding, path: str | Path) -> Path:
     """Write an embedding npz atomically."""
     buf = io.BytesIO()
+    extra = {} if embedding.view_offset is None else {"view_offset": embedding.view_offset.numpy().astype(np.float32)}
     np.savez(buf, version=np.int64(FORMAT_VERSION), landmarker=np.str_(embedding.landmarker),
              fingerprint=np.str_(embedding.fingerprint), face=embedding.face.numpy().astype(np.int64),
              bary=embedding.bary.numpy().astype(np.float32), valid=embedding.valid.numpy(),
-             spread=embedding.spread.numpy().astype(np.float32))
+             spread=embedding.spread.numpy().astype(np.float32), **extra)
     with atomic_write(path) as fh:
         fh.write(buf.getvalue())
     return Path(path)
@@ -128,9 +132,13 @@ def load_embedding(path: str | Path, n_faces: int | None = None) -> LandmarkEmbe
         raise FileFormatError(path, "landmark embedding arrays disagree in length")
     if n_faces is not None and p and int(face.max()) >= n_faces:
         raise FileFormatError(path, f"landmark embedding names triangle {int(face.max())}, the head has {n_faces}")
+    offset = data.get("view_offset")  # optional: embeddings made before view offsets lack it
+    if offset is not None and (offset.ndim != 3 or offset.shape[0] != p or offset.shape[2] != 3):
+        raise FileFormatError(path, f"landmark embedding's view_offset is {offset.shape}, expected ({p}, K, 3)")
     return LandmarkEmbedding(str(data["landmarker"]), str(data["fingerprint"]), face,
                              torch.from_numpy(data["bary"].astype(np.float32)),
-                             torch.from_numpy(data["valid"].astype(bool)), torch.from_numpy(data["spread"]))
+                             torch.from_numpy(data["valid"].astype(bool)), torch.from_numpy(data["spread"]),
+                             None if offset is None else torch.from_numpy(offset.astype(np.float32)))
 
 
 def embedding_pose(head: HeadModel) -> FlameParams:

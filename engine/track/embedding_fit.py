@@ -6,7 +6,8 @@ spots that agree with it there and nowhere else, and tracking then bends pose an
 make up the difference. So the head is also rendered at `count` known random poses and expressions
 (head turns to ±40°, nods, jaw, the head's expressions), the landmarker runs on each render, and
 every point moves to the surface spot (among spots on triangles within SEARCH_RADIUS of its first
-lift) whose projections best match what the landmarker reported over all renders, by a robust sum.
+lift) whose projections best match what the landmarker reported over all renders, by a robust sum;
+the same renders then fit each point's view-dependent offset (engine/track/view_offsets.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from engine.render.camera import framing, orbit_camera
 from engine.track.embedding import HeadLook, LandmarkEmbedding, embedding_pose
 from engine.track.landmarks import Landmarker
 from engine.track.raycast import surface_points
+from engine.track.rotations import axis_angle_to_matrix
+from engine.track.view_offsets import fit_offsets
 
 SEARCH_RADIUS = 0.012  # metres around a point's first lift searched for a better spot
 SAMPLES = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [2 / 3, 1 / 6, 1 / 6], [1 / 6, 2 / 3, 1 / 6], [1 / 6, 1 / 6, 2 / 3],
@@ -62,11 +65,12 @@ def refine_embedding(head: HeadModel, landmarker: Landmarker, look: HeadLook, in
         rest = head(head.neutral_params())[0]
         target, distance = framing(rest, FOV_DEG, fill=1.2)
         camera = orbit_camera(0.0, 0.0, distance, target, FOV_DEG, RENDER_SIZE, RENDER_SIZE)
-        posed, observed = [], []
+        posed, observed, kept = [], [], []
         for i in range(count):
             found = landmarker.detect(look(poses.frame(i), camera))
             progress(0.9 * (i + 1) / count, f"landmarks on calibration render {i + 1}/{count}")
             if found is not None:
+                kept.append(i)
                 posed.append(head(poses.frame(i))[0])
                 observed.append(torch.from_numpy(found.points).float())
         if len(observed) < 4:
@@ -74,9 +78,16 @@ def refine_embedding(head: HeadModel, landmarker: Landmarker, look: HeadLook, in
         verts = torch.stack(posed)  # [N, V, 3]
         seen = torch.stack(observed)  # [N, P, 2]
         face, bary = _best_spots(head, initial, verts, seen, camera)
+        rows = torch.tensor(kept)
+        offset = fit_offsets(surface_points(verts, head.faces, face, bary), head_rotations(poses)[rows], seen, camera)
         progress(1.0, "landmark embedding refined")
     valid = initial.valid.clone()
-    return LandmarkEmbedding(initial.landmarker, initial.fingerprint, face, bary, valid, initial.spread)
+    return LandmarkEmbedding(initial.landmarker, initial.fingerprint, face, bary, valid, initial.spread, offset)
+
+
+def head_rotations(params: FlameParams) -> Tensor:
+    """[T, 3, 3] the head's world rotation (global rotation, then the neck) of every frame."""
+    return axis_angle_to_matrix(params.rotation) @ axis_angle_to_matrix(params.neck_pose)
 
 
 def _best_spots(head: HeadModel, initial: LandmarkEmbedding, verts: Tensor, seen: Tensor, camera) -> tuple[Tensor, Tensor]:

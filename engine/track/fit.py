@@ -9,6 +9,7 @@ eyes and expression by Levenberg–Marquardt with the identity held, each chunk 
 frame before it (expression, jaw, eyes, neck) and from each frame's own closed-form alignment (head
 pose), tied to the frame before by the smoothness term.
 Losses: robust (Cauchy) landmark reprojection (engine/track/losses.py), priors, temporal smoothness.
+The posed landmarks carry the embedding's view-dependent offsets (engine/track/view_offsets.py).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from torch import Tensor
 
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
-from engine.track import losses
+from engine.track import losses, view_offsets
 from engine.track.config import TrackConfig
 from engine.track.embedding import LandmarkEmbedding
 from engine.track.gauss_newton import TRANSLATION_UNIT, pack, solve_frames, unpack
 from engine.track.head_points import HeadPoints
-from engine.track.rotations import matrix_to_axis_angle
+from engine.track.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from engine.track.sources import IngestCancelled
 from engine.track.state import PER_FRAME, TrackState, params_of, project
 
@@ -78,12 +79,20 @@ class LandmarkFitter:
         self.iod_m = float((r3 - l3).norm())
         self.neutral = neutral  # [P, 3]
         self.edges, self.degree = losses.mesh_edges(head.faces, head.n_verts)
+        self.view_offset = embedding.view_offset if config.view_offsets else None  # [P, K, 3] or None
 
-    def landmarks3d(self, params, bary: Tensor | None = None) -> Tensor:
-        """[T, P, 3] landmark positions for FlameParams."""
-        verts = self.points(params)  # [T, K, 3]
+    def landmarks3d(self, params, bary: Tensor | None = None, distance: float | None = None,
+                    points: HeadPoints | None = None) -> Tensor:
+        """[T, P, 3] landmark positions for FlameParams; with the camera `distance`, each moved by its
+        view-dependent offset (when the embedding has them and the config uses them)."""
+        verts = (self.points if points is None else points)(params)  # [T, K, 3]
         b = self.bary if bary is None else bary
-        return (verts[:, self.corners] * b[None, :, :, None]).sum(-2)
+        marks = (verts[:, self.corners] * b[None, :, :, None]).sum(-2)
+        if distance is None or self.view_offset is None:
+            return marks
+        rot = axis_angle_to_matrix(params.rotation) @ axis_angle_to_matrix(params.neck_pose)  # [T, 3, 3]
+        eye = torch.tensor([0.0, 0.0, distance], dtype=marks.dtype)
+        return marks + view_offsets.world_offsets(self.view_offset, marks, rot, eye)
 
     # ---- initialisation ---------------------------------------------------------------------------
     def rigid_guess(self, row: int, focal: float, distance: float) -> tuple[Tensor, Tensor]:
@@ -142,7 +151,8 @@ class LandmarkFitter:
                 raise IngestCancelled("tracking cancelled")
             values = {k: v / scale_of.get(k, 1.0) for k, v in frame.items()}
             params = params_of(self.head, shape, offset * OFFSET_UNIT, values)
-            proj = project(self.landmarks3d(params), log_focal.exp(), state.distance, self.width / 2, self.height / 2)
+            proj = project(self.landmarks3d(params, distance=state.distance), log_focal.exp(), state.distance,
+                           self.width / 2, self.height / 2)
             loss = landmark_weight * losses.robust_landmark_loss(proj, obs, self.weights, scale)
             loss = loss + self._priors(frame, shape, offset, log_focal, log_focal0, shared)
             if extra is not None:
@@ -183,7 +193,7 @@ class LandmarkFitter:
         def residuals(x: Tensor) -> Tensor:  # [N, T, D] -> [N, T, 2P]
             n = x.shape[0]
             params = params_of(self.head, shape, offset, unpack(x.reshape(n * t, -1), n_expr))
-            marks = (points(params)[:, self.corners] * self.bary64[None, :, :, None]).sum(-2)
+            marks = self.landmarks3d(params, self.bary64, state.distance, points)
             proj = project(marks, focal, state.distance, self.width / 2, self.height / 2)
             return coef * (proj.reshape(n, t, -1) - target)
 
@@ -220,7 +230,7 @@ class LandmarkFitter:
     @torch.no_grad()
     def project_all(self, state: TrackState) -> Tensor:
         """[T, P, 2] the fitted head's landmarks in every frame, pixels (NaN for points the embedding lacks)."""
-        uv = project(self.landmarks3d(state.params(self.head)), state.log_focal.exp(), state.distance,
+        uv = project(self.landmarks3d(state.params(self.head), distance=state.distance), state.log_focal.exp(), state.distance,
                      self.width / 2, self.height / 2)
         return torch.where(self.embedding.valid[None, :, None], uv, torch.full_like(uv, float("nan")))
 
