@@ -3,7 +3,8 @@
 Two passes over the input. The first finds the face on up to CROP_SAMPLES frames spread over the
 selection and picks one square crop (the union of the face boxes, grown to take in hair and neck)
 that every frame shares, so the clip keeps one fixed camera. The second decodes again, crops,
-resizes to the requested size and runs the landmarker (tracking mode for a video) and the
+resizes to the requested size and runs the landmarker (a video's own one when the caller gives
+it, such as MediaPipe's tracking mode; ingest does not: see engine/track/ingest.py) and the
 segmenter on every frame.
 """
 
