@@ -10,8 +10,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("render", "synth", "ingest", "train", "from-video", "refine", "edit", "adjust", "masks",
-                              "export", "models")
+COMMANDS: tuple[str, ...] = ("render", "synth", "ingest", "train", "from-video", "fit-poses", "refine", "edit", "adjust",
+                              "masks", "export", "models")
 """Subcommands, in the order `--help` lists them."""
 
 from app.errors import CommandError

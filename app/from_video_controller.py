@@ -24,7 +24,7 @@ from app.train_controller import PauseGate
 from app.workers import WorkCancelled, Worker, start_worker, user_message
 from engine.avatar.files import load_avatar
 from engine.track.config import TrackConfig
-from engine.track.from_video import FromVideoResult, from_video
+from engine.track.from_video import MONOCULAR, FromVideoResult, from_video
 from engine.track.ingest import IngestConfig
 from engine.track.sources import FrameSelection, IngestCancelled, probe, read_frame
 from engine.train.config import TrainConfig
@@ -89,7 +89,7 @@ class FromVideoController(QObject):
     failed = Signal(str)  # message of a job that failed
 
     def __init__(self, window: MainWindow, track_config: TrackConfig = TrackConfig(),
-                 train_config: TrainConfig = TrainConfig(), parent: QObject | None = None) -> None:
+                 train_config: TrainConfig = MONOCULAR, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.window = window
         self.track_config = track_config  # how tracking runs (the wizard does not show these)
@@ -241,7 +241,7 @@ class FromVideoController(QObject):
 
 
 def install_from_video(window: MainWindow, track_config: TrackConfig = TrackConfig(),
-                       train_config: TrainConfig = TrainConfig()) -> FromVideoController:
+                       train_config: TrainConfig = MONOCULAR) -> FromVideoController:
     """Add File → New avatar from video… (after the other Open entries) and return its controller."""
     controller = FromVideoController(window, track_config, train_config, parent=window)
     action = QAction("New avatar from &video…", window)

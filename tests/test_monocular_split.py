@@ -46,3 +46,16 @@ def test_monocular_extent_comes_from_the_head_turning(tmp_path: Path) -> None:
     # one camera 0.8 m away while the head turns ±40°: the camera sweeps an arc of chord 2·0.8·sin 40° in
     # the head's frame; its largest distance from the mean position is about half that, plus the sagitta
     assert 0.8 * math.sin(math.radians(40)) * 1.1 * 0.9 < trainer.extent < 0.8 * 1.1
+
+
+def test_training_a_time_split_clip_finetunes_its_tracked_flame_parameters_unless_told_not_to() -> None:
+    from app.cli import build_parser
+    from app.commands.train import config_from
+
+    parse = lambda *extra: config_from(build_parser().parse_args(["train", "ds", "--out", "run", *extra]))  # noqa: E731
+    assert not parse().finetune_flame
+    monocular = parse("--holdout-time", "0.2")
+    assert monocular.finetune_flame and monocular.lambda_flame_prior > 0
+    assert monocular.lr_flame_pose > TrainConfig().lr_flame_pose  # a few thousand steps, not GaussianAvatars' 600k
+    assert not parse("--holdout-time", "0.2", "--no-finetune-flame").finetune_flame
+    assert parse("--finetune-flame").finetune_flame

@@ -19,7 +19,7 @@ from app.errors import CommandError
 from app.progress import progress_bar
 from app.train_launch import torchrun_command, torchrun_env
 from engine.io.images import save_png
-from engine.train.config import TrainConfig, read_config
+from engine.train.config import TrainConfig, monocular, read_config
 from engine.train.distributed import from_env
 from engine.train.run import TrainReport, TrainResult, train
 
@@ -37,7 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"longer image side used for training (default {d.resolution})")
     add_head_arguments(p, device=True)
     p.set_defaults(device=None)
-    p.add_argument("--finetune-flame", action="store_true", default=None, help="also refine per-frame FLAME parameters")
+    p.add_argument("--finetune-flame", action=argparse.BooleanOptionalAction, default=None,
+                   help="also refine the training frames' FLAME parameters (default: on with --holdout-time, a tracked "
+                        "monocular clip; else the settings file's, off)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--label-weight", type=float, default=None,
                    help="weight of the label loss that draws part outlines where the dataset's label maps put them "
@@ -70,6 +72,8 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
     given = {"iters": args.iters, "resolution": args.resolution, "device": args.device, "seed": args.seed,
              "finetune_flame": args.finetune_flame, "lambda_label": args.label_weight,
              "frames_per_step": args.frames_per_step}
+    if args.holdout_time is not None and args.finetune_flame is None:
+        config = monocular(config)
     config = replace(config, **{k: v for k, v in given.items() if v is not None})
     for name, value in (("--iters", config.iters), ("--resolution", config.resolution)):
         if value < 1:
@@ -93,7 +97,9 @@ def forwarded(args: argparse.Namespace) -> list[str]:
                         ("--holdout-time", args.holdout_time)):
         if value is not None:
             out += [flag, str(value)]
-    out += [flag for flag, on in (("--finetune-flame", args.finetune_flame), ("--resume", args.resume)) if on]
+    out += [flag for flag, on in (("--resume", args.resume),) if on]
+    if args.finetune_flame is not None:
+        out.append("--finetune-flame" if args.finetune_flame else "--no-finetune-flame")
     if args.parse_labels is not None:
         out.append("--parse-labels" if args.parse_labels else "--no-parse-labels")
     return out + ["--progress", args.progress]

@@ -47,7 +47,7 @@ def _open(path: Path) -> Image.Image:
     return open_image(path, lambda problem: DatasetError(path, f"cannot decode image: {problem}"))
 
 
-def _resize_float(x: Tensor, size: tuple[int, int]) -> Tensor:
+def resize_float(x: Tensor, size: tuple[int, int]) -> Tensor:
     """Resize x [H, W, C] float to (width, height): area average when shrinking, bilinear otherwise."""
     w, h = size
     if x.shape[1] == w and x.shape[0] == h:
@@ -95,7 +95,7 @@ def load_image(path: Path, size: tuple[int, int] | None = None) -> Tensor:
     x = torch.from_numpy(a)
     if x.shape[-1] == 4:
         x = x[..., :3] * x[..., 3:] + WHITE * (1.0 - x[..., 3:])
-    return _resize_float(x, size or (x.shape[1], x.shape[0]))
+    return resize_float(x, size or (x.shape[1], x.shape[0]))
 
 
 def load_mask(path: Path, size: tuple[int, int] | None = None) -> Tensor:
@@ -103,7 +103,7 @@ def load_mask(path: Path, size: tuple[int, int] | None = None) -> Tensor:
     im = _open(path)
     band = im.getchannel("A") if im.mode in ("RGBA", "LA") else im.convert("L")
     x = torch.from_numpy(np.asarray(band, dtype=np.float32) / 255.0)[..., None]
-    return _resize_float(x, size or (x.shape[1], x.shape[0]))[..., 0]
+    return resize_float(x, size or (x.shape[1], x.shape[0]))[..., 0]
 
 
 def load_labels(path: Path, size: tuple[int, int] | None = None) -> Tensor:

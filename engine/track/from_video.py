@@ -1,7 +1,10 @@
 """A video in, an avatar out: ingest (decode → landmarks → tracking → dataset), then training.
 
 RUN/dataset holds the tracked dataset (kept for re-training), RUN/avatar, RUN/checkpoint.pt and
-RUN/metrics.json what training writes. `resume=True` keeps a complete RUN/dataset and continues
+RUN/metrics.json what training writes. Training fine-tunes the training frames' FLAME parameters
+(engine.train.config.monocular); after it, the held-out frames' parameters are refined against the
+trained avatar (engine.train.pose_refine), so every frame of RUN/avatar's sequence is the avatar's
+own best fit of that frame. `resume=True` keeps a complete RUN/dataset and continues
 training from RUN/checkpoint.pt. The CLI (`dynamicavatars from-video`) and the GUI's "New avatar
 from video…" wizard both call `from_video`.
 """
@@ -9,18 +12,23 @@ from video…" wizard both call `from_video`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.head.model import HeadModel, load_head
 from engine.track.dataset_out import read_track_record
 from engine.track.ingest import IngestConfig, IngestResult, ingest
 from engine.track.landmarks import Landmarker, Segmenter
-from engine.train.config import TrainConfig
-from engine.train.run import TrainReport, TrainResult, train
+from engine.data.vhap_format import read_dataset
+from engine.train.config import TrainConfig, monocular
+from engine.train.pose_refine import PoseRefineConfig, RefineResult, refine_avatar_folder
+from engine.train.run import AVATAR_DIR, TrainReport, TrainResult, train
 
 DATASET_DIR = "dataset"
-INGEST_SHARE = 0.3  # of the whole progress bar (training takes the rest)
+INGEST_SHARE = 0.3  # of the whole progress bar
+REFINE_SHARE = 0.05  # of the whole progress bar (training takes the rest)
+
+MONOCULAR = monocular(TrainConfig())  # training settings for a tracked clip (FLAME fine-tuning on)
 
 Progress = Callable[[float, str], None]
 Cancel = Callable[[], bool]
@@ -33,6 +41,8 @@ class FromVideoResult:
     dataset: Path  # RUN/dataset
     ingest: IngestResult | None  # None when an existing dataset was kept (resume)
     train: TrainResult  # training's result (cancelled=True when it was stopped; its checkpoint is saved)
+    refine: RefineResult | None = None  # the held-out frames' pose refinement (None: cancelled before it, or no
+    # held-out frames)
 
 
 def dataset_complete(folder: str | Path) -> bool:
@@ -48,12 +58,14 @@ def avatar_name(source: str | Path) -> str:
 
 
 def from_video(source: str | Path, run: str | Path, ingest_config: IngestConfig = IngestConfig(),
-               train_config: TrainConfig = TrainConfig(), head: HeadModel | str | None = None, resume: bool = False,
+               train_config: TrainConfig = MONOCULAR, head: HeadModel | str | None = None, resume: bool = False,
                progress: Progress | None = None, cancel: Cancel | None = None,
                report: Callable[[TrainReport], None] | None = None, landmarker: Landmarker | None = None,
-               segmenter: Segmenter | None = None) -> FromVideoResult:
-    """Ingest `source` into RUN/dataset (unless resuming with a complete one) and train an avatar in RUN, named
-    after the source (`avatar_name`)."""
+               segmenter: Segmenter | None = None,
+               refine_config: PoseRefineConfig | None = PoseRefineConfig()) -> FromVideoResult:
+    """Ingest `source` into RUN/dataset (unless resuming with a complete one), train an avatar in RUN named after
+    the source (`avatar_name`), then refine its held-out frames' parameters against it at the training resolution
+    (refine_config None: not)."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     head_model = head if isinstance(head, HeadModel) else load_head(head)
@@ -65,7 +77,7 @@ def from_video(source: str | Path, run: str | Path, ingest_config: IngestConfig 
                       landmarker, segmenter)
 
     def on_step(r: TrainReport) -> None:
-        tell(INGEST_SHARE + (1 - INGEST_SHARE) * r.step.iteration / r.total,
+        tell(INGEST_SHARE + (1 - INGEST_SHARE - REFINE_SHARE) * r.step.iteration / r.total,
              f"training: iteration {r.step.iteration}/{r.total}, PSNR {r.step.psnr:.1f} dB")
         if report is not None:
             report(r)
@@ -73,4 +85,10 @@ def from_video(source: str | Path, run: str | Path, ingest_config: IngestConfig 
     tell(INGEST_SHARE, "training")
     result = train(dataset, run, train_config, head_model, resume=resume, report=on_step, cancel=cancel,
                    name=avatar_name(source))
-    return FromVideoResult(dataset, made, result)
+    refined = None
+    data = read_dataset(dataset)
+    if refine_config is not None and not result.cancelled and data.frames("test"):
+        config = replace(refine_config, resolution=train_config.resolution, backend=train_config.backend)
+        refined = refine_avatar_folder(run / AVATAR_DIR, data, "test", config, result.head,
+                                       lambda f, m: tell(1 - REFINE_SHARE * (1 - f), m), cancel)
+    return FromVideoResult(dataset, made, result, refined)

@@ -60,3 +60,12 @@ def label_loss(rendered: Tensor, labels: Tensor) -> Tensor:
     0 where they agree, 1 where a pixel is drawn wholly as another part."""
     target = one_hot_labels(labels, rendered.shape[-1]).to(rendered.dtype)
     return 0.5 * (rendered - target).abs().sum(dim=-1).mean()
+
+
+def flame_prior(deltas: dict[str, Tensor]) -> Tensor:
+    """Sum over FLAME keys of the mean over rows of ‖Δ‖² (deltas: key -> [T, D] refined − tracked values:
+    radians for rotations, scene units for translation, coefficients for expression)."""
+    total = torch.zeros(())
+    for value in deltas.values():
+        total = total.to(value) + value.pow(2).sum(dim=-1).mean()
+    return total

@@ -77,12 +77,14 @@ class Trainer:
         self.timesteps = dataset.timesteps(None)
         self.row = {t: i for i, t in enumerate(self.timesteps)}
         self.flame = head.fit_params(dataset.flame_params(None), str(self.train_frames[0].flame_param_path))
+        self._train_rows = torch.tensor(sorted({self.row[f.timestep] for f in self.train_frames}))
         self.extent = _camera_extent(self.train_frames,
                                      self.flame.rotation[[self.row[f.timestep] for f in self.train_frames]])
         g = gaussians if gaussians is not None else self._initial_gaussians()
         if self.device.type != "cpu":  # heads are cached and shared: the trainer moves its own copy
             self.head = copy.deepcopy(head).to(self.device)
             self.flame = self.flame.to(self.device)
+            self._train_rows = self._train_rows.to(self.device)
         g = g.to(self.device)
         self.params = {
             "xyz": g.xyz, "rotation": g.rotation, "log_scale": g.log_scale, "opacity_logit": g.opacity_logit,
@@ -275,6 +277,10 @@ class Trainer:
             total = total + c.lambda_xyz * losses.position_regulariser(self.params["xyz"], c.threshold_xyz)
         if c.lambda_scale:
             total = total + c.lambda_scale * losses.scale_regulariser(self.params["log_scale"], c.threshold_scale)
+        if c.lambda_flame_prior and self.flame_params:
+            rows = self._train_rows
+            total = total + c.lambda_flame_prior * losses.flame_prior(
+                {k: p[rows] - getattr(self.flame, k)[rows] for k, p in self.flame_params.items()})
         return total
 
     def _densify_due(self, it: int) -> bool:
