@@ -47,6 +47,7 @@ class PoseRefineConfig:
     lambda_mask: float = 0.0  # weight of |alpha − mask| beside the colour L1 (0 = colour alone)
     lambda_prior: float = 1e-2  # weight of the squared distance from the tracked values (engine.train.losses.flame_prior)
     warm_start: bool = True  # start each frame from the previous frame's correction
+    keys: tuple[str, ...] = FRAME_KEYS  # which FLAME fields are refined (engine.head.params.FRAME_KEYS; the rest stay)
     backend: str = "auto"  # rasterizer backend (engine.render.rasterize.BACKENDS)
 
 
@@ -112,10 +113,12 @@ def refine_frame(avatar: Avatar, tracked: FlameParams, frame: LoadedFrame, confi
     assert tracked.frames == 1, f"tracked must be one frame, got {tracked.frames}"
     frozen = replace(avatar, gaussians=avatar.gaussians.detach_clone())
     lrs = _lrs(config)
+    unknown = set(config.keys) - set(FRAME_KEYS)
+    assert not unknown, f"keys must be FLAME per-frame fields {FRAME_KEYS}, got {sorted(unknown)}"
     delta = {k: torch.nn.Parameter(start[k].clone() if start and k in start else torch.zeros_like(getattr(tracked, k)))
-             for k in FRAME_KEYS}
-    optimizer = torch.optim.Adam([{"params": [delta[k]], "lr": lrs[k]} for k in FRAME_KEYS])
-    posed = lambda: tracked.with_values(**{k: getattr(tracked, k) + delta[k] for k in FRAME_KEYS})  # noqa: E731
+             for k in config.keys}
+    optimizer = torch.optim.Adam([{"params": [delta[k]], "lr": lrs[k]} for k in config.keys])
+    posed = lambda: tracked.with_values(**{k: getattr(tracked, k) + delta[k] for k in config.keys})  # noqa: E731
     with torch.no_grad():
         before = float(frame_loss(frozen, tracked, frame, config.lambda_mask, config.backend))
     coarse = _half(frame)
