@@ -116,6 +116,11 @@ def test_refinement_fits_a_heldout_frame_and_leaves_the_gaussians_alone(clip) ->
         torch.testing.assert_close(getattr(result.params, key)[:t], getattr(tracked.params, key)[:t], atol=0, rtol=0)
     refined = replace(tracked, params=result.params)
     assert mean_psnr(refined, dataset, "test", SIZE) > mean_psnr(tracked, dataset, "test", SIZE) + 3.0
+    rigid = refine_timesteps(tracked, dataset, held, PoseRefineConfig(iters=8, resolution=SIZE,
+                                                                      keys=("rotation", "neck_pose", "translation")))
+    assert rigid.loss_after[0] < rigid.loss_before[0]
+    for key in ("jaw_pose", "eyes_pose", "expr"):  # fields left out stay as tracked
+        torch.testing.assert_close(getattr(rigid.params, key), getattr(tracked.params, key), atol=0, rtol=0)
 
 
 def test_fit_poses_command_rewrites_the_avatars_heldout_parameters(clip, tmp_path: Path) -> None:
