@@ -15,9 +15,12 @@ os.environ["DYNAMICAVATARS_CONFIG_DIR"] = os.path.join(_PRIVATE, "config")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as engine/__init__.py; before anything loads torch
 
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+from engine.data.synth import SynthConfig, generate  # noqa: E402
 
 from models_env import private_hub, tiny_repos  # noqa: E402,F401  (fixtures of the model-registry tests)
 
@@ -33,3 +36,12 @@ def _fixed_threads() -> None:
         import numba
 
         numba.set_num_threads(min(THREADS, numba.config.NUMBA_NUM_THREADS))
+
+
+@pytest.fixture(scope="session")
+def synth_128(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic dataset of the demo head at 128 px (6 training timesteps of 5 cameras, 2 test timesteps, one
+    held-out camera), built once for the modules that read it (FCI votes, the masks CLI). Read-only: a test that
+    writes into a dataset makes its own."""
+    return generate(tmp_path_factory.mktemp("synth_128") / "ds", SynthConfig(size=128, train_frames=6, test_frames=2,
+                                                                          train_cameras=5, heldout_cameras=1))

@@ -28,6 +28,7 @@ def test_tint_lips_writes_an_avatar_with_only_the_lips_changed(tmp_path: Path) -
     assert bool(((after[:, 2] - after[:, 0]) > (before[:, 2] - before[:, 0]) + 0.1).all())
 
 
+@pytest.mark.slow
 def test_hide_and_brightness(tmp_path: Path) -> None:
     out = tmp_path / "no_ears"
     assert main(["adjust", "demo", "--components", "ears,brows", "--hide", "--out", str(out)]) == 0

@@ -51,6 +51,7 @@ def _region_target(avatar: Avatar, names: list[str]) -> tuple[float, float, floa
     return tuple(float(v) for v in avatar.splats().means[sel].mean(0))
 
 
+@pytest.mark.slow
 def test_lip_tint_leaves_every_pixel_outside_the_lips_alone(avatar: Avatar) -> None:
     base = avatar.gaussians
     lips = selection_from_components(base, ["lips"])

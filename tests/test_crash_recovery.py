@@ -4,9 +4,12 @@ marked as unsaved. tests/crash_session.py drives both processes with real mouse 
 
 from __future__ import annotations
 
+import pytest
+
 from tests.crash_session import kill_and_relaunch
 
 
+@pytest.mark.slow
 def test_killed_mid_edit_then_relaunch_offers_the_work_with_nothing_lost(tmp_path):
     result = kill_and_relaunch(tmp_path)
     assert result.editing, "the edit had ended before the kill"

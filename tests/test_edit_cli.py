@@ -17,6 +17,7 @@ from engine.project.project_file import load_project
 FAST = ["--size", "64", "--keyframes", "2", "--steps", "6"]
 
 
+@pytest.mark.slow
 def test_green_eyes_and_a_smile_save_both_layers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "green_smile"
     code = main(["edit", "demo", "--prompt", "make her eyes green and give her a big smile", "--part", "iris",

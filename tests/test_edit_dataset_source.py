@@ -56,6 +56,7 @@ def test_the_avatar_keeps_its_dataset_through_files_and_projects(dataset: Path, 
         load_avatar(folder)
 
 
+@pytest.mark.slow
 def test_the_cli_edits_on_the_recorded_dataset_and_falls_back_when_it_is_gone(
         dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     avatar = replace(load_demo_avatar(count=4000), dataset=str(dataset))

@@ -99,6 +99,7 @@ def test_green_eyes_turn_the_irises_green_and_keep_the_sclera_light(avatar) -> N
     (["nose"], None, (210, 25, 35)), (["ears"], None, (40, 160, 60)), (["mouth_interior"], "teeth", (245, 220, 40)),
     (["neck"], None, (60, 90, 200)), (["skin"], None, (140, 90, 60)),
 ])
+@pytest.mark.slow
 def test_every_component_is_editable_and_nothing_outside_changes(avatar, components, part, colour) -> None:
     plan = colour_plan(f"make the {components[0]} another colour", components, colour, part=part)
     sel = _selection(avatar, components)
@@ -148,6 +149,7 @@ class _BreaksFirstTries(ImageEditor):
         return EditedImage(raw, raw, {"backend": self.name, "broken": True})
 
 
+@pytest.mark.slow
 def test_a_rejected_keyframe_is_retried_not_fatal(avatar) -> None:
     plan = colour_plan("make the lips blue", ["lips"], (35, 80, 210))
     config = EditConfig(size=80, keyframes=2, orbit_cameras=4, max_timesteps=1, min_steps=4, max_steps=6,

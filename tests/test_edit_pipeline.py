@@ -62,6 +62,7 @@ def _crops(avatar, count: int, offset: float) -> list[tuple[torch.Tensor, torch.
     return out
 
 
+@pytest.mark.slow
 def test_discriminator_separates_clean_edits_from_corruptions_and_gates(avatar) -> None:
     train = _crops(avatar, 8, 0.0)
     held = _crops(avatar, 6, 0.5)

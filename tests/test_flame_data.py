@@ -55,6 +55,7 @@ def _quick(iters: int = 4) -> TrainConfig:
                        checkpoint_interval=0, device="cpu")
 
 
+@pytest.mark.slow
 def test_vhap_dataset_with_teeth_offsets_trains_on_the_flame_file(vhap_dataset, model_file, tmp_path):
     result = train(vhap_dataset, tmp_path / "run", _quick(), head=str(model_file))
     assert result.iterations == 4 and np.isfinite(result.metrics["val"]["psnr"])
@@ -127,6 +128,7 @@ def _render(args: list[str], out: Path) -> np.ndarray:
     return np.asarray(Image.open(out).convert("RGB"), dtype=np.float32) / 255.0
 
 
+@pytest.mark.slow
 def test_gaussianavatars_ply_bound_to_all_10144_triangles_renders_and_plays(ga_run, model_file, tmp_path):
     base = ["--avatar", str(ga_run), "--flame", str(model_file)]
     first = _render(base + ["--frame", "0"], tmp_path / "a.png")

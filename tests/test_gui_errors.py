@@ -41,6 +41,7 @@ def _wait_dialog(qtbot, dialogs: list, count: int) -> tuple[str, str]:
     return dialogs[count - 1]
 
 
+@pytest.mark.slow
 def test_bad_sequence_and_missing_flame_model_show_dialogs_and_keep_the_avatar(window, qtbot, dialogs, monkeypatch,
                                                                                tmp_path):
     m = window.model

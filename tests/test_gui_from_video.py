@@ -59,6 +59,7 @@ def click(qtbot, button) -> None:
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
+@pytest.mark.slow
 def test_wizard_takes_a_clip_to_an_opened_avatar(qtbot, window, clip, tmp_path, dialogs) -> None:
     win, controller = window
     entry = [a for a in win.file_menu.actions() if a.text() == "New avatar from &video…"]
@@ -130,6 +131,7 @@ def test_wizard_takes_a_clip_to_an_opened_avatar(qtbot, window, clip, tmp_path, 
     assert not dialogs
 
 
+@pytest.mark.slow
 def test_cancel_in_training_then_resume_from_the_checkpoint(qtbot, window, clip, tmp_path, dialogs) -> None:
     win, controller = window
     wizard = controller.open_wizard()

@@ -69,6 +69,7 @@ def assert_same(a: dict, b: dict) -> None:
         assert torch.equal(getattr(a["gaussians"], f), getattr(b["gaussians"], f)), f
 
 
+@pytest.mark.slow
 def test_save_modify_open_restores_exactly(window, qtbot, monkeypatch, tmp_path):
     model, pc = window.model, window.features["project"]
     edit_session(window, qtbot)
@@ -113,6 +114,7 @@ def test_corrupt_project_shows_error_and_keeps_state(window, qtbot, monkeypatch,
     assert pc.modified and pc.path is None
 
 
+@pytest.mark.slow
 def test_recovery_copy_is_offered_and_restored(window, qtbot, monkeypatch, tmp_path):
     model, pc = window.model, window.features["project"]
     edit_session(window, qtbot)

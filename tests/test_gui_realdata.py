@@ -46,6 +46,7 @@ def _drop(win: MainWindow, path) -> None:
     QApplication.sendEvent(win, drop)
 
 
+@pytest.mark.slow
 def test_dropped_gaussianavatars_folder_asks_for_flame_once_then_opens(window, qtbot, files, monkeypatch):
     model_file, run = files
     asked: list[str] = []

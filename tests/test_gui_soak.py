@@ -25,6 +25,7 @@ def soak_window(qtbot, tmp_path, monkeypatch):
     close_window(window)
 
 
+@pytest.mark.slow
 def test_short_soak_runs_every_action_without_errors(soak_window, tmp_path):
     soak = GuiSoak(soak_window, tmp_path, seed=7, heavy_every=60)
     report = soak.run(ACTIONS, warmup=36)

@@ -14,7 +14,6 @@ from app.cli import main
 from engine.avatar.demo import load_demo_avatar
 from engine.avatar.files import load_avatar
 from engine.data.frames import load_labels
-from engine.data.synth import SynthConfig, generate
 from engine.data.vhap_format import read_dataset
 from engine.head.components import labels_of
 from engine.semantics.fci import triangle_labels
@@ -26,9 +25,8 @@ IOU_FLOOR = 0.55  # measured 0.655 (0.633 without the fit; demo avatar, 128 px, 
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate(tmp_path_factory.mktemp("masks") / "ds", SynthConfig(size=128, train_frames=6, test_frames=2,
-                                                                         train_cameras=5, heldout_cameras=1))
+def dataset(synth_128: Path) -> Path:
+    return synth_128  # shared with test_semantics_fci (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +44,7 @@ def _number(pattern: str, text: str) -> float:
     return float(found.group(1).replace(",", ""))
 
 
+@pytest.mark.slow
 def test_label_writes_fused_labels_that_mostly_agree_with_the_triangles(dataset: Path, tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "labelled"
@@ -64,6 +63,7 @@ def test_label_writes_fused_labels_that_mostly_agree_with_the_triangles(dataset:
     assert _number(r"voted (\d+) frames", text) == 30
 
 
+@pytest.mark.slow
 def test_lift_lips_then_render_val_masks(dataset: Path, lips_lifted: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture) -> None:
     capsys.readouterr()
@@ -92,6 +92,7 @@ def test_lift_lips_then_render_val_masks(dataset: Path, lips_lifted: Path, tmp_p
     assert printed > IOU_FLOOR
 
 
+@pytest.mark.slow
 def test_lift_a_painted_png_equals_lifting_the_components(dataset: Path, lips_lifted: Path, tmp_path: Path) -> None:
     record = next(r for r in read_dataset(dataset).frames("train") if (r.timestep, r.camera_index) == (0, 2))
     lips = torch.isin(load_labels(record.label_path), torch.tensor(labels_of(["lips"])))

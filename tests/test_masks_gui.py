@@ -94,6 +94,7 @@ def test_stroke_undo_redo(qtbot, rig):
     np.testing.assert_array_equal(ctrl.selected_indices(), after)
 
 
+@pytest.mark.slow
 def test_components_threshold_and_ops(qtbot, rig):
     model, view, panel, painter, ctrl = rig
     labels = model.avatar.gaussians.labels
@@ -143,6 +144,7 @@ def _drawn_iou(model, ctrl) -> float:
     return iou(drawn, stroke.mask >= 0.5)
 
 
+@pytest.mark.slow
 def test_fit_last_stroke_runs_on_a_worker_and_undoes(qtbot, rig):
     """The fit runs off the GUI thread with progress, lands as one undo step, and makes the selection drawn
     at the painted view follow the stroke more closely than the votes alone."""
@@ -172,6 +174,7 @@ def test_fit_last_stroke_runs_on_a_worker_and_undoes(qtbot, rig):
     assert panel.refine_button.isEnabled()
 
 
+@pytest.mark.slow
 def test_fit_cancelled_or_overtaken_leaves_the_selection(qtbot, rig):
     model, view, panel, painter, ctrl = rig
     qtbot.mouseClick(panel.tool_buttons["brush"], Qt.MouseButton.LeftButton)
@@ -240,6 +243,7 @@ def test_fit_components_to_a_dataset(qtbot, rig, label_dataset, monkeypatch):
     assert torch.equal(ctrl.selection.weights, ticked)
 
 
+@pytest.mark.slow
 def test_fit_to_a_dataset_bad_folder_or_cancel_leaves_the_selection(qtbot, rig, label_dataset, tmp_path):
     model, view, panel, painter, ctrl = rig
     messages: list[str] = []

@@ -50,6 +50,7 @@ def test_models_cli_list_get_use_remove(private_hub: Path, tiny_repos: dict[str,
     assert main(["models", "remove", "tiny/chat-lm"]) == 2
 
 
+@pytest.mark.slow
 def test_models_use_pins_a_project(private_hub: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from app.model_choices import current_settings
     from engine.avatar.demo import load_demo_avatar

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from hub_stub import StubHub
 from PySide6.QtCore import Qt
 
@@ -26,6 +27,7 @@ def _wait_done(qtbot, controller: ModelsController) -> None:
     qtbot.waitUntil(lambda: controller.dialog.cancel_button.isEnabled() is False, timeout=5_000)
 
 
+@pytest.mark.slow
 def test_models_dialog_get_cancel_use_remove_and_keys(qtbot, private_hub: Path, tiny_repos: dict[str, Path]) -> None:
     controller = ModelsController()
     dialog = controller.open()

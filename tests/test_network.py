@@ -72,6 +72,7 @@ def test_an_answer_declaring_a_terabyte_is_refused_at_once(server, kind):
     assert outcome.kind == "refused" and "more than the" in outcome.detail and outcome.seconds < 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(RUNS))
 def test_a_trickling_answer_is_cut_at_the_deadline(server, kind):
     """One byte every 0.1 s: every socket read succeeds, the answer would take 50 s; timeout is 2 s a try."""

@@ -32,6 +32,7 @@ def _render_fn(backend: str, width: int, height: int, dtype: torch.dtype):
     return fn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "cpu"])
 def test_gradcheck_every_field(backend: str) -> None:
     leaves = _leaves(0, 7, torch.float64)

@@ -68,6 +68,7 @@ class BrokenViews(ImageEditor):
         return replace(out, image=composite(image, noise, mask), raw=noise)
 
 
+@pytest.mark.slow
 def test_discriminator_drops_a_broken_view_and_keeps_the_good_one(avatar) -> None:
     from engine.edit.run import run_edit
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from engine.avatar.demo import load_demo_avatar
-from engine.data.synth import SynthConfig, generate
 from engine.data.vhap_format import read_dataset
 from engine.head.components import LABEL
 from engine.head.flame_file import FlameFileError
@@ -20,12 +19,11 @@ from engine.semantics.selection import Selection, knn_neighbours, load_selection
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    root = generate(tmp_path_factory.mktemp("synth") / "d", SynthConfig(size=128, train_frames=6, test_frames=2,
-                                                                       train_cameras=5, heldout_cameras=1))
-    return read_dataset(root)
+def synth(synth_128):
+    return read_dataset(synth_128)  # shared with test_masks_cli (tests/conftest.py)
 
 
+@pytest.mark.slow
 def test_votes_agree_with_triangle_labels(synth):
     avatar = load_demo_avatar()
     votes = vote_labels(avatar, dataset_label_views(avatar, synth, "train"))

@@ -95,6 +95,7 @@ def _visible_front_faces(head, count: int) -> torch.Tensor:
     return visible[torch.linspace(0, len(visible) - 1, count).long()]
 
 
+@pytest.mark.slow
 def test_lifting_and_refinement_find_known_spots(head) -> None:
     face = _visible_front_faces(head, 24)
     bary = torch.tensor([[0.2, 0.3, 0.5]]).expand(len(face), 3).contiguous()

@@ -90,6 +90,7 @@ def test_rigid_guess_recovers_a_head_turn(head, embedding) -> None:
     assert float((trans - p.translation[0]).norm()) < 0.02
 
 
+@pytest.mark.slow
 def test_fit_recovers_known_parameters(head, embedding) -> None:
     """A 40-frame talking head (turns to ±40°, jaw, smiles, blinks, brows) seen through exact landmarks with
     0.5 px noise: the fit finds the head's turn, the jaw, the expressions and the focal length."""

@@ -53,6 +53,7 @@ def dataset(clip, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_the_dataset_is_split_by_time_and_trains(dataset: Path) -> None:
     ds = read_dataset(dataset)
     assert ds.timesteps("train") == list(range(12)) and ds.timesteps("test") == [12, 13, 14, 15]
@@ -69,6 +70,7 @@ def test_the_dataset_is_split_by_time_and_trains(dataset: Path) -> None:
     assert math.isfinite(stats.loss) and trainer.evaluate("test")["frames"] == 4
 
 
+@pytest.mark.slow
 def test_tracking_follows_the_head(dataset: Path, clip) -> None:
     _, truth = clip
     record = read_track_record(dataset)
@@ -85,6 +87,7 @@ def test_tracking_follows_the_head(dataset: Path, clip) -> None:
     assert marks["detected"].shape == marks["fitted"].shape == (16, 478, 2)
 
 
+@pytest.mark.slow
 def test_the_astronaut_photo_goes_through(tmp_path: Path) -> None:
     from skimage import data
 
@@ -114,6 +117,7 @@ def test_unreadable_video_and_cancel_leave_nothing(tmp_path: Path, clip) -> None
     assert not any(p.name.startswith("cancelled") for p in tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_cli_ingest_with_time_range_and_stride(tmp_path: Path, clip, capsys) -> None:
     video, _ = clip
     out = tmp_path / "cli"

@@ -97,6 +97,7 @@ def test_label_loss_draws_part_outlines_where_the_label_maps_put_them(dataset, p
     assert psnr_labelled > psnr_plain - 0.5, (psnr_plain, psnr_labelled)
 
 
+@pytest.mark.slow
 def test_training_raises_heldout_psnr_and_keeps_bindings_valid(plain_run):
     trainer, head, densified = plain_run.trainer, plain_run.trainer.head, plain_run.densified
     before, start_count = plain_run.psnr_before, plain_run.start_count

@@ -128,6 +128,7 @@ def test_a_stopped_run_resumes_on_two_ranks_and_continues_the_same_curve(two_ran
     _assert_same_state(load_checkpoint(out / "checkpoint.pt"), reference[ITERS])
 
 
+@pytest.mark.slow
 def test_a_run_stopped_on_two_ranks_resumes_on_one_and_continues_the_same_curve(two_rank_stop, dataset, reference,
                                                                                tmp_path):
     out = tmp_path / "resumed_on_one"
