@@ -84,8 +84,9 @@ def edit_estimate(editor: Any, plan: EditPlan, config: EditConfig, settings: Mod
     if per_step is None:
         if not measure:
             return None, "time unknown until the model has run once"
-        per_step = editor.seconds_per_step(plan)
-        save_settings(load_settings().with_timing(key, per_step))
+        remembered = load_settings().with_timing(key, editor.seconds_per_step(plan))
+        save_settings(remembered)
+        per_step = remembered.timings[key]  # as remembered (rounded): the same estimate now and next time
     steps, edits = editor.denoising_steps(plan), edits_expected(plan, config)
     total = estimate_seconds(per_step, steps, edits)
     device = editor.device.type.upper() if editor.device.type == "cuda" else "CPU"
