@@ -78,6 +78,7 @@ def clip(tmp_path_factory):
     return root, avatar, truth
 
 
+@pytest.mark.slow
 def test_training_finetunes_a_wrongly_tracked_pose_back_toward_the_truth(clip) -> None:
     root, avatar, truth = clip
     config = TrainConfig(iters=60, resolution=SIZE, eval_interval=0, preview_interval=0, checkpoint_interval=0,
@@ -123,6 +124,7 @@ def test_refinement_fits_a_heldout_frame_and_leaves_the_gaussians_alone(clip) ->
         torch.testing.assert_close(getattr(rigid.params, key), getattr(tracked.params, key), atol=0, rtol=0)
 
 
+@pytest.mark.slow
 def test_fit_poses_command_rewrites_the_avatars_heldout_parameters(clip, tmp_path: Path) -> None:
     root, avatar, truth = clip
     dataset = read_dataset(root)
