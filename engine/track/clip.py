@@ -3,9 +3,8 @@
 Two passes over the input. The first finds the face on up to CROP_SAMPLES frames spread over the
 selection and picks one square crop (the union of the face boxes, grown to take in hair and neck)
 that every frame shares, so the clip keeps one fixed camera. The second decodes again, crops,
-resizes to the requested size and runs the landmarker (a video's own one when the caller gives
-it, such as MediaPipe's tracking mode; ingest does not: see engine/track/ingest.py) and the
-segmenter on every frame.
+resizes to the requested size and runs the landmarker (afresh on every frame: see
+engine/track/ingest.py) and the segmenter on every frame.
 """
 
 from __future__ import annotations
@@ -111,14 +110,13 @@ def _sample_boxes(path: str, info: SourceInfo, selection: FrameSelection, landma
 
 def read_clip(path: str, selection: FrameSelection, size: int, landmarker: Landmarker, segmenter: Segmenter | None,
               crop: Literal["auto", "none"] = "auto", progress: Progress | None = None,
-              cancel: Cancel | None = None, video_landmarker: Landmarker | None = None) -> Clip:
+              cancel: Cancel | None = None) -> Clip:
     """Decode the selected frames of an input, crop and resize them (longer side `size`), find landmarks
-    (with video_landmarker, a tracking-mode one, for a video when given) and the foreground."""
+    and the foreground."""
     info = probe(path)
     expected = _expected_frames(info, selection)
     boxes = _sample_boxes(path, info, selection, landmarker, cancel) if crop == "auto" else []
     box = face_crop(boxes, info.width, info.height, crop)
-    detector = video_landmarker if info.kind == "video" and video_landmarker is not None else landmarker
     images, masks, marks, times, indices = [], [], [], [], []
     for frame in iter_frames(path, selection):
         if cancel is not None and cancel():
@@ -127,7 +125,7 @@ def read_clip(path: str, selection: FrameSelection, size: int, landmarker: Landm
         if images and image.shape != images[0].shape:
             raise IngestError(path, f"frame {frame.index} is {frame.image.shape[1]}x{frame.image.shape[0]}, unlike the "
                                     "first; a folder's images must all have one size")
-        found = detector.detect(image)
+        found = landmarker.detect(image)
         marks.append(found.points if found is not None else np.full((landmarker.count, 2), np.nan, np.float32))
         if segmenter is not None:
             masks.append(segmenter.segment(image))

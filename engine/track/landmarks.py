@@ -72,14 +72,14 @@ class Segmenter(Protocol):
         ...
 
 
-def default_landmarker(video: bool = False) -> Landmarker:
-    """MediaPipe's face mesh (478 points with irises). video=True tracks between consecutive frames.
+def default_landmarker() -> Landmarker:
+    """MediaPipe's face mesh (478 points with irises).
 
     Raises LandmarkerUnavailable when the optional package is missing.
     """
     from engine.track.mediapipe_face import MediaPipeFaceMesh
 
-    return MediaPipeFaceMesh(video=video)
+    return MediaPipeFaceMesh()
 
 
 def default_segmenter() -> Segmenter:

@@ -68,23 +68,20 @@ def _contour_mask() -> np.ndarray:
 
 
 class MediaPipeFaceMesh:
-    """MediaPipe face mesh: 478 points (irises included) of the largest face.
-
-    video=True runs MediaPipe's tracking mode (each frame's search starts from the previous
-    frame's face; feed frames in order); False detects the face anew in every image.
-    """
+    """MediaPipe face mesh: 478 points (irises included) of the largest face, found anew in every image
+    (not MediaPipe's tracking mode: the heads' landmark embeddings are calibrated on per-image detections)."""
 
     name = "mediapipe-facemesh-478"
     count = POINTS
     eye_corners = (RIGHT_EYE, LEFT_EYE)
     iris_centres = IRIS_CENTRES
 
-    def __init__(self, video: bool = False, min_confidence: float = 0.5) -> None:
+    def __init__(self, min_confidence: float = 0.5) -> None:
         mp = load_mediapipe()
         self.contour = _contour_mask()
         with quiet_native_stderr():
             self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=not video, max_num_faces=1, refine_landmarks=True,
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
                 min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence,
             )
             self._mesh.process(np.zeros((64, 64, 3), np.uint8))  # the graph's first run prints its set-up lines
