@@ -48,14 +48,23 @@ def test_monocular_extent_comes_from_the_head_turning(tmp_path: Path) -> None:
     assert 0.8 * math.sin(math.radians(40)) * 1.1 * 0.9 < trainer.extent < 0.8 * 1.1
 
 
-def test_training_a_time_split_clip_finetunes_its_tracked_flame_parameters_unless_told_not_to() -> None:
+def _train_config(*extra: str) -> TrainConfig:
     from app.cli import build_parser
     from app.commands.train import config_from
 
-    parse = lambda *extra: config_from(build_parser().parse_args(["train", "ds", "--out", "run", *extra]))  # noqa: E731
-    assert not parse().finetune_flame
-    monocular = parse("--holdout-time", "0.2")
+    return config_from(build_parser().parse_args(["train", "ds", "--out", "run", *extra]))
+
+
+def test_training_a_time_split_clip_finetunes_its_tracked_flame_parameters_unless_told_not_to() -> None:
+    assert not _train_config().finetune_flame
+    monocular = _train_config("--holdout-time", "0.2")
     assert monocular.finetune_flame and monocular.lambda_flame_prior > 0
     assert monocular.lr_flame_pose > TrainConfig().lr_flame_pose  # a few thousand steps, not GaussianAvatars' 600k
-    assert not parse("--holdout-time", "0.2", "--no-finetune-flame").finetune_flame
-    assert parse("--finetune-flame").finetune_flame
+    assert not _train_config("--holdout-time", "0.2", "--no-finetune-flame").finetune_flame
+    assert _train_config("--finetune-flame").finetune_flame
+
+
+def test_asking_for_finetuning_on_a_time_split_clip_keeps_the_monocular_learning_rates() -> None:
+    asked = _train_config("--holdout-time", "0.2", "--finetune-flame")
+    assert asked == _train_config("--holdout-time", "0.2")  # was the 600k-step rates: pose lr 1e-5, no prior
+    assert asked.lr_flame_pose == 5e-4 and asked.lambda_flame_prior > 0

@@ -72,7 +72,7 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
     given = {"iters": args.iters, "resolution": args.resolution, "device": args.device, "seed": args.seed,
              "finetune_flame": args.finetune_flame, "lambda_label": args.label_weight,
              "frames_per_step": args.frames_per_step}
-    if args.holdout_time is not None and args.finetune_flame is None:
+    if args.holdout_time is not None and args.finetune_flame is not False:
         config = monocular(config)
     config = replace(config, **{k: v for k, v in given.items() if v is not None})
     for name, value in (("--iters", config.iters), ("--resolution", config.resolution)):
