@@ -48,3 +48,14 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["edit", "demo", *argv, *FAST, "--out", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_missing_diffusion_model_fails_before_any_rendering(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    missing = tmp_path / "no-such-model"
+    assert main(["edit", "demo", "--prompt", "make the lips blue", "--backend", "instruct-pix2pix",
+                 "--model", str(missing), *FAST, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (f"dynamicavatars edit: error: cannot load the instruct-pix2pix model "
+                                    f"'{missing}' without downloading: {missing}: model folder not found")
+    assert "keyframe" not in err and "visible" not in err and "Traceback" not in err  # was: after rendering them
+    assert not (tmp_path / "x").exists()

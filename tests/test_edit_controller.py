@@ -133,3 +133,18 @@ def test_a_known_failure_is_one_log_line_and_a_bug_keeps_its_traceback(qtbot, se
     assert panel.status_label.text().startswith("Edit failed: selection must have one value per Gaussian")
     records = [r for r in caplog.records if r.name == "app.workers"]
     assert len(records) == 1 and records[0].exc_info is not None, "an unexpected error keeps its traceback"
+
+
+def test_a_missing_diffusion_model_fails_at_once_with_its_path(qtbot, setup, tmp_path) -> None:
+    model, panel, controller = setup
+    panel.backend_box.setCurrentIndex(panel.backend_box.findData("instruct-pix2pix"))
+    panel.model_edit.setText(str(tmp_path / "no-such-model"))
+    messages: list[str] = []
+    qtbot.mouseClick(panel.edit_button, Qt.MouseButton.LeftButton)
+    controller.job.worker.progress.connect(lambda f, m: messages.append(m))
+    qtbot.waitUntil(lambda: panel.edit_button.isEnabled(), timeout=60_000)
+    assert panel.status_label.text() == (f"Edit failed: cannot load the instruct-pix2pix model "
+                                         f"'{tmp_path / 'no-such-model'}' without downloading: "
+                                         f"{tmp_path / 'no-such-model'}: model folder not found")
+    assert not any("keyframe" in m or "visible" in m for m in messages)  # was: rendered the keyframes first
+    assert model.layers == ()

@@ -254,8 +254,8 @@ def run_edit(avatar: Avatar, selection: Tensor, plan: EditPlan, editor: ImageEdi
     dataset: an engine.data.vhap_format.AvatarDataset the avatar was trained on, or None (orbit).
     progress(fraction, message), cancel() -> bool, preview(keyframe index, before [H, W, 3], after [H, W, 3]).
     Raises EditError (nothing selected, a region no view shows), PartError (a part the selection lacks) and
-    EditorError (the editor cannot do the plan), all UserErrors (and ValueError or RuntimeError as before);
-    a discriminator that rejects edits only warns.
+    EditorError (the editor cannot do the plan; a model that does not load, before any rendering), all UserErrors
+    (and ValueError or RuntimeError as before); a discriminator that rejects edits only warns.
     """
     start = time.perf_counter()
     config = config or EditConfig()
@@ -269,6 +269,8 @@ def run_edit(avatar: Avatar, selection: Tensor, plan: EditPlan, editor: ImageEdi
     if not bool((weights >= 0.5).any()):
         raise EditError("nothing is selected: choose components or paint a mask before editing")
     weights = narrow_to_part(avatar, weights, plan.part)
+    progress(0.0, f"loading the {editor.name} editor")
+    editor.load()  # a missing model fails now, not after the keyframes are rendered
     job = _Job(avatar, weights, plan, editor, config, progress, cancel, preview)
     if plan.part is not None:
         job.note(f"the {plan.part}: {int(job.selected.sum())} of the selected Gaussians")

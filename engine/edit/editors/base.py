@@ -65,6 +65,10 @@ class ImageEditor(abc.ABC):
     def edit(self, image: Tensor, mask: Tensor, plan: EditPlan, seed: int = 0) -> EditedImage:
         """image [H, W, 3] in [0, 1], mask [H, W] in [0, 1] (1 = edit here) -> EditedImage."""
 
+    def load(self) -> None:
+        """Load what editing needs (a diffusion model), so a missing or unreadable one raises EditorError before
+        any other work; editors with nothing to load do nothing."""
+
     def calibrated(self, images: list[Tensor], masks: list[Tensor]) -> "ImageEditor":
         """This editor tuned to the region as seen in several views (images [H, W, 3], masks [H, W]).
 

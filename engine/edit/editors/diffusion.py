@@ -81,13 +81,16 @@ class DiffusionEditor(ImageEditor):
         self.run: DiffusionRun | None = None  # how the loaded pipeline runs (set on load)
         self._lock = threading.Lock()
 
-    @property
-    def pipeline(self) -> Any:
-        """The loaded pipeline (loads on first access)."""
+    def load(self) -> None:
         with self._lock:
             if self._pipe is None:
                 self._pipe, self.run = load_pipeline(self.model, self.mode, self.device, self.cpu_max_steps)
-            return self._pipe
+
+    @property
+    def pipeline(self) -> Any:
+        """The loaded pipeline (loads on first access)."""
+        self.load()
+        return self._pipe
 
     def run_plan(self) -> DiffusionRun:
         """How the model runs here (reads the model folder; loads nothing)."""
