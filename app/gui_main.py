@@ -18,6 +18,7 @@ from pathlib import Path
 
 
 DEFAULT_SIZE = "1440x900"
+LOG_HANDLER = "dynamicavatars-gui"  # the name of the logging handlers log_to_file adds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def log_to_file(path: Path) -> None:
     """Warnings and errors go to `path` (rotated at 1 MB), a bug's traceback included, and one line each to stderr
-    (a known failure, engine.errors.UserError, is one line in both)."""
+    (a known failure, engine.errors.UserError, is one line in both). Called again (main() again in one process),
+    it replaces the handlers it added before, so each record is written once."""
     import logging
     from logging.handlers import RotatingFileHandler
 
@@ -106,8 +108,12 @@ def log_to_file(path: Path) -> None:
     to_stderr.setFormatter(OneLine())
     root = logging.getLogger()
     root.setLevel(logging.WARNING)
-    root.addHandler(to_file)
-    root.addHandler(to_stderr)
+    for earlier in [h for h in root.handlers if h.get_name() == LOG_HANDLER]:
+        root.removeHandler(earlier)
+        earlier.close()
+    for handler in (to_file, to_stderr):
+        handler.set_name(LOG_HANDLER)
+        root.addHandler(handler)
 
 
 def install_features(window: MainWindow, state_folder: str | None = None,  # noqa: F821

@@ -1,8 +1,10 @@
 """Start-up through the real entry point: `python main.py` (what dynamicavatars-gui runs) in its own process,
-headless, opens the demo avatar posed from the command line, and its --screenshot shows the head rendered."""
+headless, opens the demo avatar posed from the command line, and its --screenshot shows the head rendered; its
+log set up again in one process writes each record once."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -44,3 +46,21 @@ def test_main_py_starts_the_window_on_the_demo_avatar(tmp_path: Path) -> None:
     height = rows.max() + 1 - rows.min()
     assert 0.001 < changed.mean() < 0.2 and changed_rows.mean() > 0.4 * height, \
         f"--pose changed {changed.mean():.4f} of the head, rows at {changed_rows.mean() / height:.2f} of its height"
+
+
+def test_logging_set_up_twice_writes_each_record_once(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from app.gui_main import log_to_file
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        for _ in range(3):  # main() again in one process (tests open several windows)
+            log_to_file(tmp_path / "dynamicavatars.log")
+        logging.getLogger("app.workers").warning("the model folder is gone")
+    finally:
+        for handler in set(root.handlers) - set(handlers):
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+    assert (tmp_path / "dynamicavatars.log").read_text(encoding="utf-8").count("the model folder is gone") == 1
+    assert capsys.readouterr().err == "warning: app.workers: the model folder is gone\n"
