@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +104,23 @@ def test_the_astronaut_photo_goes_through(tmp_path: Path) -> None:
     iod = np.linalg.norm((detected[33] + detected[133]) / 2 - (detected[263] + detected[362]) / 2)
     distance = np.linalg.norm(detected - fitted, axis=1)
     assert np.nanmean(distance) / iod < 0.05
+
+
+@pytest.mark.slow
+def test_from_video_records_the_heldout_psnr_after_pose_refinement(dataset: Path, clip, tmp_path: Path) -> None:
+    from engine.avatar.files import load_avatar
+    from engine.track.from_video import MONOCULAR, from_video
+    from engine.train.pose_refine import PoseRefineConfig, mean_psnr
+
+    run = tmp_path / "run"
+    shutil.copytree(dataset, run / "dataset")  # a complete dataset: resume keeps it and trains
+    result = from_video(clip[0], run, train_config=replace(MONOCULAR, iters=6, resolution=64), resume=True,
+                        refine_config=PoseRefineConfig(iters=4))
+    assert result.refine is not None and result.refine.timesteps == [12, 13, 14, 15]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["iterations"] == 6 and metrics["metrics"]["test"]["frames"] == 4  # training's are kept
+    refined = mean_psnr(load_avatar(run / "avatar"), read_dataset(run / "dataset"), "test", 64)
+    assert metrics["psnr_heldout_after_pose_refine"] == pytest.approx(refined) == result.psnr_after_refine
 
 
 def test_unreadable_video_and_cancel_leave_nothing(tmp_path: Path, clip) -> None:

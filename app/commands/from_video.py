@@ -54,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
     if result.refine is not None and result.refine.timesteps:
         n = len(result.refine.timesteps)
         print(f"held-out poses refined on {n} frame(s): photometric loss {sum(result.refine.loss_before) / n:.4f} -> "
-              f"{sum(result.refine.loss_after) / n:.4f}")
+              f"{sum(result.refine.loss_after) / n:.4f}, PSNR {result.psnr_after_refine:.2f} dB")
     print(f"wrote {result.train.out / 'avatar'} ({result.train.iterations} iterations)")
     return 0

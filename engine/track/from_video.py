@@ -4,24 +4,28 @@ RUN/dataset holds the tracked dataset (kept for re-training), RUN/avatar, RUN/ch
 RUN/metrics.json what training writes. Training fine-tunes the training frames' FLAME parameters
 (engine.train.config.monocular); after it, the held-out frames' parameters are refined against the
 trained avatar (engine.train.pose_refine), so every frame of RUN/avatar's sequence is the avatar's
-own best fit of that frame. `resume=True` keeps a complete RUN/dataset and continues
+own best fit of that frame; RUN/metrics.json then also holds the held-out PSNR with the refined
+parameters (psnr_heldout_after_pose_refine; metrics.test.psnr is training's, with the tracked ones). `resume=True` keeps a complete RUN/dataset and continues
 training from RUN/checkpoint.pt. The CLI (`dynamicavatars from-video`) and the GUI's "New avatar
 from video…" wizard both call `from_video`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from engine.avatar.files import load_avatar
 from engine.head.model import HeadModel, load_head
+from engine.io.atomic import atomic_write
 from engine.track.dataset_out import read_track_record
 from engine.track.ingest import IngestConfig, IngestResult, ingest
 from engine.track.landmarks import Landmarker, Segmenter
-from engine.data.vhap_format import read_dataset
+from engine.data.vhap_format import AvatarDataset, read_dataset
 from engine.train.config import TrainConfig, monocular
-from engine.train.pose_refine import PoseRefineConfig, RefineResult, refine_avatar_folder
+from engine.train.pose_refine import PoseRefineConfig, RefineResult, mean_psnr, refine_avatar_folder
 from engine.train.run import AVATAR_DIR, TrainReport, TrainResult, train
 
 DATASET_DIR = "dataset"
@@ -43,6 +47,7 @@ class FromVideoResult:
     train: TrainResult  # training's result (cancelled=True when it was stopped; its checkpoint is saved)
     refine: RefineResult | None = None  # the held-out frames' pose refinement (None: cancelled before it, or no
     # held-out frames)
+    psnr_after_refine: float | None = None  # mean held-out PSNR (dB) with the refined parameters (None: not refined)
 
 
 def dataset_complete(folder: str | Path) -> bool:
@@ -91,4 +96,17 @@ def from_video(source: str | Path, run: str | Path, ingest_config: IngestConfig 
         config = replace(refine_config, resolution=train_config.resolution, backend=train_config.backend)
         refined = refine_avatar_folder(run / AVATAR_DIR, data, "test", config, result.head,
                                        lambda f, m: tell(1 - REFINE_SHARE * (1 - f), m), cancel)
-    return FromVideoResult(dataset, made, result, refined)
+    after = _record_refined_psnr(run, data, train_config, result.head) if refined and refined.timesteps else None
+    return FromVideoResult(dataset, made, result, refined, after)
+
+
+def _record_refined_psnr(run: Path, data: AvatarDataset, config: TrainConfig, head: HeadModel) -> float:
+    """The held-out PSNR of RUN/avatar with its refined parameters at the training resolution, added to
+    RUN/metrics.json (atomically) as psnr_heldout_after_pose_refine."""
+    value = mean_psnr(load_avatar(run / AVATAR_DIR, head), data, "test", config.resolution, config.backend)
+    path = run / "metrics.json"
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    metrics["psnr_heldout_after_pose_refine"] = value
+    with atomic_write(path, "w") as fh:
+        json.dump(metrics, fh, indent=2)
+    return value
