@@ -131,7 +131,7 @@ def install_features(window: MainWindow, state_folder: str | None = None,  # noq
     from widgets.layers_panel import LayersPanel
 
     prompt = install_prompt(window, refine_settings)
-    install_adjust(window)
+    adjust = install_adjust(window)
     layers = LayersPanel(window.model)
     window.add_feature("layers", layers, PanelSpec("layers", "Layers", lambda w: layers, Qt.DockWidgetArea.LeftDockWidgetArea))
     from app.edit_controller import install_edit_panel
@@ -148,6 +148,7 @@ def install_features(window: MainWindow, state_folder: str | None = None,  # noq
     install_from_video(window)
     prompt.refined.connect(lambda result: edit.set_plan(result.plan))
     prompt.panel.prompt_box.lineEdit().textEdited.connect(window.viewport.dismiss_hint)  # typing: the hint is read
+    adjust.panel.preview_requested.connect(window.viewport.dismiss_hint)  # an Adjust drag, undoable only when done
     prompt.panel.plan_edited.connect(edit.set_plan)
     edit.set_selection_source(lambda: window.model.selection)
     project = install_project(window, state_folder)

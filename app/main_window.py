@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
         self.close_hooks: list[Callable[[], bool]] = []  # each may refuse the close (unsaved changes)
         for spec in PANELS:
             self.add_panel(spec)
+        self.panels["timeline"].play.clicked.connect(self.viewport.dismiss_hint)  # pressing play is use too
         layout.apply_default_layout(self)
         self._build_menus()
         self._build_status()

@@ -41,6 +41,7 @@ from engine.head.components import LABEL
 from engine.prompting import RefineSettings
 from engine.semantics.mask_render import render_weights
 from engine.view.posing import concat_params
+from tests.test_gui_adjust import handle_centre, move
 from tests.test_gui_window import wait_current_frame as current_frame
 
 SIZES = [(1280, 800), (1440, 900)]
@@ -308,9 +309,13 @@ def test_first_run_hint_goes_when_the_user_does_anything_meaningful(make_window,
     slider = win.panels["expression"].findChild(QSlider, "slider_expr:smile")
     hair = next(masks.components.item(i) for i in range(masks.components.count())
                 if masks.components.item(i).data(Qt.ItemDataRole.UserRole) == "hair")
+    brightness = win.features["adjust"].panel.sliders["brightness"]
+    win.docks["adjust"].raise_()
     actions = {
         "moves a slider": lambda: QTest.keyClick(slider, Qt.Key.Key_PageUp),
         "ticks a component": lambda: hair.setCheckState(Qt.CheckState.Checked),
+        "drags an Adjust slider": lambda: drag_there_and_back(brightness, win.model),  # on the hair just ticked
+        "presses play": lambda: qtbot.mouseClick(win.panels["timeline"].play, Qt.MouseButton.LeftButton),
         "types a prompt": lambda: QTest.keyClicks(prompt.prompt_box.lineEdit(), "blue lips"),
         "opens an avatar": lambda: win.open_avatar(None),
     }
@@ -319,6 +324,17 @@ def test_first_run_hint_goes_when_the_user_does_anything_meaningful(make_window,
         with qtbot.waitSignal(viewport.hintDismissed, timeout=30_000, raising=False):
             act()
         assert viewport.hint == "", f"the hint stays when the user {what}"
+
+
+def drag_there_and_back(slider: QSlider, model: SessionModel) -> None:
+    """A real mouse drag of the slider's handle 40 px and back: nothing changes, so nothing is undoable."""
+    assert slider.isEnabled() and slider.isVisible()
+    steps, start = model.undo_stack.count(), handle_centre(slider)
+    QTest.mousePress(slider, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for dx in (20, 40, 20, 0):
+        move(slider, start + QPoint(dx, 0))
+    QTest.mouseRelease(slider, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    assert model.undo_stack.count() == steps
 
 
 def test_controls_that_are_not_self_explanatory_have_tooltips(make_window):
