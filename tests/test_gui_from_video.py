@@ -122,7 +122,7 @@ def test_wizard_takes_a_clip_to_an_opened_avatar(qtbot, window, clip, tmp_path, 
     assert win.windowTitle().startswith("me — ")
     assert wizard.status.text().startswith("Done — avatar opened: me.")
     # done: one button left, Close, and it closes the wizard
-    assert wizard.close_button.isVisible() and wizard.close_button.isDefault()
+    assert wizard.close_button.isVisible() and wizard.close_button.isDefault() and not wizard.back_button.isEnabled()
     assert not any(b.isVisible() for b in (wizard.start_button, wizard.pause_button, wizard.cancel_button))
     click(qtbot, wizard.close_button)
     assert not wizard.isVisible() and controller.wizard is None

@@ -345,7 +345,7 @@ class VideoWizard(QDialog):
             button.setVisible(not done)
         self.close_button.setVisible(done)
         self.close_button.setDefault(done)
-        self.back_button.setEnabled(not busy and self.stack.currentIndex() > 0)
+        self.back_button.setEnabled(not (busy or done) and self.stack.currentIndex() > 0)  # done: the avatar is open
         self.progress.setFormat({"paused": "Paused at %p%", "pausing": "Pausing…", "done": "Done",
                                  "stopped": "Stopped at %p%"}.get(state, "%p%"))
         if paused:
