@@ -210,6 +210,8 @@ class FromVideoController(QObject):
             self.run_finished.emit(outcome)
             return
         scores = ", ".join(f"{k} {m['psnr']:.1f} dB" for k, m in train.metrics.items() if m and "psnr" in m)
+        if outcome.result.psnr_after_refine is not None:
+            scores += f" ({outcome.result.psnr_after_refine:.1f} dB with the held-out poses refined)"
         summary = (f"{train.iterations} iterations{'; held-out PSNR ' + scores if scores else ''}. The avatar is in "
                    f"{avatar_dir}; the dataset stays in {outcome.result.dataset} for re-training.")
         if outcome.avatar is not None:

@@ -5,6 +5,7 @@ and the wizard ends on Done with a Close button. Skipped without MediaPipe."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -121,6 +122,8 @@ def test_wizard_takes_a_clip_to_an_opened_avatar(qtbot, window, clip, tmp_path, 
     assert win.model.avatar.name == "me" and win.status["avatar"].text() == "me"
     assert win.windowTitle().startswith("me — ")
     assert wizard.status.text().startswith("Done — avatar opened: me.")
+    refined = json.loads((run_dir / "metrics.json").read_text())["psnr_heldout_after_pose_refine"]
+    assert f"({refined:.1f} dB with the held-out poses refined)" in wizard.status.text()
     # done: one button left, Close, and it closes the wizard
     assert wizard.close_button.isVisible() and wizard.close_button.isDefault() and not wizard.back_button.isEnabled()
     assert not any(b.isVisible() for b in (wizard.start_button, wizard.pause_button, wizard.cancel_button))
