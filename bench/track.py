@@ -30,6 +30,10 @@ Figures
   no refinement; the gap is the tracker's cost). pose_refine_seconds: the refinement's wall time (not in
   the training budget). heldout_head_deg_mae_tracked / _refined (and jaw): the held-out frames' head and jaw
   angle errors against the truth before and after that refinement (it never sees the truth).
+  train_head_deg_mae_tracked / _finetuned (and jaw): the training frames' errors as tracked and after the
+  FLAME fine-tuning during training. head_deg_mae_after_photometric / jaw_deg_mae_after_photometric: every
+  frame's error with the parameters the pipeline ends with (`from-video`: training frames fine-tuned, held-out
+  frames refined) -- the tracker's landmark fit followed by its photometric passes through our renderer.
 - photo_landmark_iod_share: mean distance between the fitted and detected landmarks on the astronaut
   photo, as a share of the inter-ocular distance.
 Timings are wall times on whatever the machine is doing at the time (a shared 2-core machine here).
@@ -137,6 +141,30 @@ def heldout_head_errors(trainer: Trainer, refined: FlameParams, truth: FlamePara
     return out
 
 
+def pipeline_errors(trainer: Trainer, refined: FlameParams, truth: FlameParams) -> dict[str, float]:
+    """Head and jaw angle errors (degrees) of the parameters the pipeline ends with: the training timesteps'
+    as fine-tuned photometrically during training, the held-out ones' as refined against the frozen avatar;
+    and the training timesteps' alone, tracked and fine-tuned."""
+    train = trainer.dataset.timesteps("train")
+    rows = torch.tensor([trainer.row[t] for t in train])
+    finetuned = trainer.current_flame()
+    out = {}
+    for name, params in (("tracked", trainer.flame.to("cpu")), ("finetuned", finetuned)):
+        errors = tracking_errors(trainer.head, params.frame(rows), truth.frame(torch.tensor(train)))
+        out[f"train_head_deg_mae_{name}"] = errors["head_deg_mae"]
+        out[f"train_jaw_deg_mae_{name}"] = errors["jaw_deg_mae"]
+    test = trainer.dataset.timesteps("test")
+    final = finetuned.with_values(**{k: getattr(finetuned, k).clone() for k in ("rotation", "neck_pose", "jaw_pose")})
+    test_rows = torch.tensor([trainer.row[t] for t in test])
+    for k in ("rotation", "neck_pose", "jaw_pose"):
+        getattr(final, k)[test_rows] = getattr(refined.to("cpu"), k)[test_rows]
+    all_rows = torch.tensor([trainer.row[t] for t in trainer.timesteps])
+    errors = tracking_errors(trainer.head, final.frame(all_rows), truth.frame(torch.tensor(trainer.timesteps)))
+    out["head_deg_mae_after_photometric"] = errors["head_deg_mae"]
+    out["jaw_deg_mae_after_photometric"] = errors["jaw_deg_mae"]
+    return out
+
+
 def photo_share(work: Path, track: TrackConfig) -> float:
     """Mean fitted-to-detected landmark distance on the astronaut photo, × 1 / inter-ocular distance."""
     from PIL import Image
@@ -202,6 +230,7 @@ def main() -> None:
     psnr_tracked_only = tracked_trainer.evaluate("test")["psnr"]
     psnr, refine_seconds, refined = refined_psnr(tracked_trainer, refine)
     heldout_errors = heldout_head_errors(tracked_trainer, refined, truth)
+    heldout_errors.update(pipeline_errors(tracked_trainer, refined, truth))
     true_trainer, seconds_true = train_avatar(reference, train, minutes, "true params")
     psnr_true = true_trainer.evaluate("test")["psnr"]
     share = photo_share(work, track)
