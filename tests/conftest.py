@@ -15,7 +15,9 @@ os.environ["DYNAMICAVATARS_CONFIG_DIR"] = os.path.join(_PRIVATE, "config")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as engine/__init__.py; before anything loads torch
 
 import sys  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -45,3 +47,17 @@ def synth_128(tmp_path_factory: pytest.TempPathFactory) -> Path:
     writes into a dataset makes its own."""
     return generate(tmp_path_factory.mktemp("synth_128") / "ds", SynthConfig(size=128, train_frames=6, test_frames=2,
                                                                           train_cameras=5, heldout_cameras=1))
+
+
+@pytest.fixture
+def mesh_renderer() -> Iterator[Any]:
+    """An open engine.data.mesh_render.MeshRenderer (the labelled-mesh reference); the test is skipped where no
+    OpenGL context can be made."""
+    from engine.data.mesh_render import MeshRenderer
+
+    try:
+        renderer = MeshRenderer()
+    except Exception as exc:  # noqa: BLE001 - no EGL on this machine
+        pytest.skip(f"no OpenGL context for the mesh reference: {exc}")
+    with renderer:
+        yield renderer
