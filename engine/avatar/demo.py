@@ -53,7 +53,7 @@ MOUTH = torch.tensor(sdf.ANATOMY["mouth"], dtype=torch.float32)  # centre of the
 JAW_JOINT = 2  # FLAME joints: 0 global, 1 neck, 2 jaw, 3-4 eyes
 LIP_RECEDE = 0.010  # how far the lips' front lies behind their centre at the corners (as lip_fields)
 OPEN_JAW = 0.6  # jaw opening (radians, about the app's widest) the lip-bridging Gaussians are sized for
-WEB_OPACITY = 0.3  # opacity of the Gaussians on the web of faces that bridge the lips inside the mouth
+WEB_OPACITY = 0.6  # opacity of the Gaussians on the web of faces that bridge the lips inside the mouth
 
 
 def _hash_noise(p: Tensor, freq: float) -> Tensor:
