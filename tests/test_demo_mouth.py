@@ -4,7 +4,7 @@ The figure is engine/data/mouth_corners.py's: the share of dark pixels (below ha
 around) in a window at each mouth corner, the corners found on the head mesh's own label map; the worst of both
 corners over three views (yaw -30, 0, 30). The builder before the fix measured 0.075 (smile) and 0.547 (smile,
 jaw 0.3 rad): dark wedges of mouth-interior colour on the skin at the corners, and the Gaussians bridging the lips
-blown up into a blur over the open mouth and its corners. Now 0.000 and 0.066.
+blown up into a blur over the open mouth and its corners. Now 0.000 and 0.062.
 """
 
 from __future__ import annotations
