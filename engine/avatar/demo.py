@@ -5,9 +5,7 @@ the component labels plus the head's own smooth lip and brow outlines (engine/he
 colour edges follow smooth curves instead of triangle edges; eyes get an iris and pupil where the
 eyeball faces; a little baked light and cavity shading (from the mesh's concavity) give depth.
 At the mouth, the few mouth-interior faces that lie on the outer skin at the corners are painted as
-skin (commissure_faces), and the faces that bridge the two lips inside the mouth, a web that stretches
-across the mouth as the jaw opens, carry small, faint, dark Gaussians (_jaw_stretch): a smile's
-corners stay skin and the open mouth shows its dark cavity and teeth instead of a blur of lip colour.
+skin (commissure_faces), so a smile's corners stay skin.
 """
 
 from __future__ import annotations
@@ -50,10 +48,7 @@ TEETH_COLOUR = (0.90, 0.87, 0.80)  # front teeth band inside the mouth
 IRIS_ANGLE = math.radians(31.0)  # iris edge, as an angle from the eye's forward axis
 PUPIL_ANGLE = math.radians(12.5)  # pupil edge
 MOUTH = torch.tensor(sdf.ANATOMY["mouth"], dtype=torch.float32)  # centre of the lip seam at rest
-JAW_JOINT = 2  # FLAME joints: 0 global, 1 neck, 2 jaw, 3-4 eyes
 LIP_RECEDE = 0.010  # how far the lips' front lies behind their centre at the corners (as lip_fields)
-OPEN_JAW = 0.6  # jaw opening (radians, about the app's widest) the lip-bridging Gaussians are sized for
-WEB_OPACITY = 0.6  # opacity of the Gaussians on the web of faces that bridge the lips inside the mouth
 
 
 def _hash_noise(p: Tensor, freq: float) -> Tensor:
@@ -122,29 +117,24 @@ def _eyes(points: Tensor, labels: Tensor, colour: Tensor, eye_centres: Tensor, f
     return colour
 
 
-def _interior(points: Tensor, labels: Tensor, colour: Tensor, mouth: Tensor, bridging: Tensor) -> Tensor:
+def _interior(points: Tensor, labels: Tensor, colour: Tensor, mouth: Tensor) -> Tensor:
     """Mouth cavity: dark red, deeper toward the back, with a band of front teeth above and below.
 
-    bridging [N] marks the Gaussians on faces that span the two jaws: between the corners they are the
-    web the open mouth is seen through, as dark as the cavity. Depth is taken behind the lips' front,
-    which recedes toward the corners (LIP_RECEDE), so the inner lips at the corners are not painted as
-    the back of the mouth."""
+    Depth is taken behind the lips' front, which recedes toward the corners (LIP_RECEDE), so the inner
+    lips at the corners are not painted as the back of the mouth."""
     on = labels == LABEL["mouth_interior"]
     q = points[on] - mouth
     depth = (-q[:, 2]).clamp(min=0.0)
     s = (q[:, 0].abs() / sdf.MOUTH_HALF_WIDTH).clamp(max=1.0)
     behind_lips = (depth - LIP_RECEDE * s**2).clamp(min=0.0)  # the lips' front recedes toward the corners
-    web = bridging[on].float() * ((0.80 - s) / 0.15).clamp(0.0, 1.0)
-    c = _mix(colour[on], (0.16, 0.04, 0.05), torch.maximum(((behind_lips - 0.004) / 0.016).clamp(0.0, 1.0), web))
+    c = _mix(colour[on], (0.16, 0.04, 0.05), ((behind_lips - 0.004) / 0.016).clamp(0.0, 1.0))
     teeth = ((depth > 0.008) & (depth < 0.020) & (q[:, 0].abs() < 0.016) & (q[:, 1].abs() > 0.002)).float()
     colour[on] = _mix(c, TEETH_COLOUR, teeth * 0.9)
     return colour
 
 
-def _albedo(points: Tensor, normals: Tensor, labels: Tensor, eye_centres: Tensor, cavity: Tensor,
-            bridging: Tensor) -> Tensor:
-    """Colour [N, 3] for surface points [N, 3] with normals [N, 3], labels [N], cavity shade [N] and the
-    jaw-bridging mask [N] (_interior)."""
+def _albedo(points: Tensor, normals: Tensor, labels: Tensor, eye_centres: Tensor, cavity: Tensor) -> Tensor:
+    """Colour [N, 3] for surface points [N, 3] with normals [N, 3], labels [N] and cavity shade [N]."""
     base = torch.tensor([ALBEDO[name] for name in LABEL])[labels]
     fine = _hash_noise(points, 900.0)
     coarse = _hash_noise(points, 60.0)[:, None]
@@ -154,7 +144,7 @@ def _albedo(points: Tensor, normals: Tensor, labels: Tensor, eye_centres: Tensor
     strands = torch.sin(points[:, 0] * 2200 + 40 * torch.sin(points[:, 1] * 90))[:, None]
     colour = torch.where(hair[:, None], colour * (1 + 0.16 * strands), colour)
     colour = _eyes(points, labels, colour, eye_centres, fine)
-    colour = _interior(points, labels, colour, MOUTH, bridging)
+    colour = _interior(points, labels, colour, MOUTH)
     light = torch.nn.functional.normalize(torch.tensor([0.3, 0.6, 1.0]), dim=0)
     shade = 0.80 + 0.20 * (normals @ light).clamp(min=0)[:, None]
     return (colour * shade * cavity[:, None]).clamp(0.0, 1.0)
@@ -211,21 +201,6 @@ def commissure_faces(verts: Tensor, faces: Tensor, labels: Tensor) -> Tensor:
             & (c[:, 0].abs() > sdf.MOUTH_HALF_WIDTH - 0.004))
 
 
-def _jaw_stretch(head: HeadModel, faces: Tensor) -> Tensor:
-    """[F] how much the mouth-interior faces that bridge the two jaws grow (triangle scale) as the jaw
-    opens to OPEN_JAW (1 elsewhere). Their Gaussians, sized at rest, would grow as much and blur a
-    curtain of mouth colour over the open mouth and its corners; divided by it, they stay as small as at rest."""
-    rest = head.neutral_params()
-    verts = head(rest)[0].detach()
-    jaw = rest.jaw_pose.clone()
-    jaw[:, 0] += OPEN_JAW
-    opened = head(rest.with_values(jaw_pose=jaw))[0].detach()
-    stretch = (triangle_frames(opened, faces)[2] / triangle_frames(verts, faces)[2]).clamp(min=1.0)
-    jaw_weight = head.lbs_weights[faces][:, :, JAW_JOINT]  # [F, 3]
-    bridging = (jaw_weight.max(dim=1).values - jaw_weight.min(dim=1).values > 0.5) & (head.face_labels == LABEL["mouth_interior"])
-    return torch.where(bridging, stretch, torch.ones_like(stretch))
-
-
 def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) -> BoundGaussians:
     """About `count` Gaussians over the head's neutral mesh, at least one per triangle."""
     gen = torch.Generator().manual_seed(seed)
@@ -240,18 +215,14 @@ def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) ->
     xyz = world_to_local(binding, points, rot, centroid, tri_scale)
     spacing = torch.sqrt(area[binding] / per_face[binding])  # world distance between neighbours
     commissure = commissure_faces(verts, faces, head.face_labels)
-    stretch = _jaw_stretch(head, faces)
-    sigma = 0.85 * spacing / (tri_scale * stretch)[binding]
+    sigma = 0.85 * spacing / tri_scale[binding]
     log_scale = torch.log(torch.stack([sigma, 0.25 * sigma, sigma], dim=1))  # local axis 1 is the normal
     labels = head.face_labels[binding]
     cav = vertex_cavity(verts, faces)[faces[binding]]  # [N, 3] at the triangle corners
     cavity = (1 - u - v) * cav[:, 0] + u * cav[:, 1] + v * cav[:, 2]
     normals = rot[binding][:, :, 1]
-    bridging = (stretch > 1.0)[binding]
     paint = torch.where(commissure[binding], LABEL["skin"], labels)  # commissure faces: skin, whatever their label
-    colour = _albedo(points, normals, paint, _eye_centres(verts, faces, head.face_labels), cavity, bridging)
-    opacity = torch.full((n,), math.log(0.97 / 0.03))
-    opacity[bridging & ~commissure[binding]] = math.log(WEB_OPACITY / (1 - WEB_OPACITY))  # the open mouth shows through
+    colour = _albedo(points, normals, paint, _eye_centres(verts, faces, head.face_labels), cavity)
     sh = torch.zeros(n, 16, 3)
     sh[:, 0] = rgb_to_dc(colour)
     rotation = torch.zeros(n, 4)
@@ -261,7 +232,7 @@ def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) ->
         xyz=xyz,
         rotation=rotation,
         log_scale=log_scale,
-        opacity_logit=opacity,
+        opacity_logit=torch.full((n,), math.log(0.97 / 0.03)),
         sh=sh,
         labels=labels,
     )
