@@ -13,8 +13,8 @@ from track_fixtures import embedding, head  # noqa: F401  (fixtures)
 
 from engine.render.camera import framing, orbit_camera
 from engine.track import view_offsets
-from engine.track.embedding_fit import FOV_DEG, RENDER_SIZE, calibration_poses, head_rotations
-from engine.track.rotations import axis_angle_to_matrix
+from engine.track.embedding_fit import FOV_DEG, RENDER_SIZE, calibration_poses
+from engine.track.rotations import axis_angle_to_matrix, head_rotations
 from engine.track.view_offsets import basis, fit_offsets, terms, world_offsets
 
 
@@ -122,7 +122,7 @@ def test_tracking_with_offsets_recovers_a_turn_a_fixed_embedding_gets_wrong(head
         state = TrackState.initial(head, 12, config.expr_count, focal, distance)
         track_landmarks(fitter, state)
         est = state.params(head)
-        err = angle_between(axis_angle_to_matrix(est.rotation) @ axis_angle_to_matrix(est.neck_pose), rot)
+        err = angle_between(head_rotations(est), rot)
         errors[on] = math.degrees(float(err.mean()))
     assert errors[True] < 0.5, errors
     assert errors[False] > 2.0 * errors[True], errors

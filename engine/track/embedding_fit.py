@@ -24,7 +24,7 @@ from engine.render.camera import framing, orbit_camera
 from engine.track.embedding import HeadLook, LandmarkEmbedding, embedding_pose
 from engine.track.landmarks import Landmarker
 from engine.track.raycast import surface_points
-from engine.track.rotations import axis_angle_to_matrix
+from engine.track.rotations import head_rotations
 from engine.track.view_offsets import fit_offsets
 
 SEARCH_RADIUS = 0.012  # metres around a point's first lift searched for a better spot
@@ -83,11 +83,6 @@ def refine_embedding(head: HeadModel, landmarker: Landmarker, look: HeadLook, in
         progress(1.0, "landmark embedding refined")
     valid = initial.valid.clone()
     return LandmarkEmbedding(initial.landmarker, initial.fingerprint, face, bary, valid, initial.spread, offset)
-
-
-def head_rotations(params: FlameParams) -> Tensor:
-    """[T, 3, 3] the head's world rotation (global rotation, then the neck) of every frame."""
-    return axis_angle_to_matrix(params.rotation) @ axis_angle_to_matrix(params.neck_pose)
 
 
 def _best_spots(head: HeadModel, initial: LandmarkEmbedding, verts: Tensor, seen: Tensor, camera) -> tuple[Tensor, Tensor]:

@@ -29,7 +29,7 @@ from engine.track.config import TrackConfig
 from engine.track.embedding import LandmarkEmbedding
 from engine.track.gauss_newton import TRANSLATION_UNIT, pack, solve_frames, unpack
 from engine.track.head_points import HeadPoints
-from engine.track.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from engine.track.rotations import head_rotations, matrix_to_axis_angle
 from engine.track.sources import IngestCancelled
 from engine.track.state import PER_FRAME, TrackState, params_of, project
 
@@ -90,7 +90,7 @@ class LandmarkFitter:
         marks = (verts[:, self.corners] * b[None, :, :, None]).sum(-2)
         if distance is None or self.view_offset is None:
             return marks
-        rot = axis_angle_to_matrix(params.rotation) @ axis_angle_to_matrix(params.neck_pose)  # [T, 3, 3]
+        rot = head_rotations(params)  # [T, 3, 3]
         eye = torch.tensor([0.0, 0.0, distance], dtype=marks.dtype)
         return marks + view_offsets.world_offsets(self.view_offset, marks, rot, eye)
 

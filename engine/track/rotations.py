@@ -7,11 +7,17 @@ from smplx.lbs import batch_rodrigues
 from torch import Tensor
 
 from engine.avatar.binding import quat_from_matrix
+from engine.head.params import FlameParams
 
 
 def axis_angle_to_matrix(aa: Tensor) -> Tensor:
     """[..., 3, 3] rotation matrices of axis-angle vectors aa [..., 3]."""
     return batch_rodrigues(aa.reshape(-1, 3)).reshape(*aa.shape[:-1], 3, 3)
+
+
+def head_rotations(params: FlameParams) -> Tensor:
+    """[T, 3, 3] the head's world rotation (global rotation, then the neck) of every frame."""
+    return axis_angle_to_matrix(params.rotation) @ axis_angle_to_matrix(params.neck_pose)
 
 
 def matrix_to_axis_angle(m: Tensor) -> Tensor:
