@@ -67,7 +67,7 @@ from engine.track.config import TrackConfig  # noqa: E402
 from engine.track.dataset_out import write_tracked_dataset  # noqa: E402
 from engine.track.ingest import IngestConfig, ingest  # noqa: E402
 from engine.track.landmarks import default_landmarker, default_segmenter  # noqa: E402
-from engine.track.rotations import angle_between, axis_angle_to_matrix  # noqa: E402
+from engine.track.rotations import angle_between, axis_angle_to_matrix, head_rotations  # noqa: E402
 from engine.track.sources import FrameSelection  # noqa: E402
 from engine.track.synthetic import ClipSpec, clip_camera, render_clip, talking_head_params, write_mp4  # noqa: E402
 from engine.track.tracker import Tracking, track_clip  # noqa: E402
@@ -86,8 +86,7 @@ def degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def tracking_errors(head: HeadModel, est: FlameParams, truth: FlameParams) -> dict[str, float]:
     """Head and jaw angle errors and expression mesh errors of tracked vs true parameters."""
-    rot = lambda p: axis_angle_to_matrix(p.rotation) @ axis_angle_to_matrix(p.neck_pose)  # noqa: E731
-    head_err = degrees(rot(est), rot(truth))
+    head_err = degrees(head_rotations(est), head_rotations(truth))
     jaw_err = degrees(axis_angle_to_matrix(est.jaw_pose), axis_angle_to_matrix(truth.jaw_pose))
     dirs = head.exprdirs  # [V, 3, E]
     expressive = dirs.norm(dim=1).max(dim=1).values >= 1e-3  # moved ≥ 1 mm by a unit of some expression
@@ -153,13 +152,8 @@ def pipeline_errors(trainer: Trainer, refined: FlameParams, truth: FlameParams) 
         errors = tracking_errors(trainer.head, params.frame(rows), truth.frame(torch.tensor(train)))
         out[f"train_head_deg_mae_{name}"] = errors["head_deg_mae"]
         out[f"train_jaw_deg_mae_{name}"] = errors["jaw_deg_mae"]
-    test = trainer.dataset.timesteps("test")
-    final = finetuned.with_values(**{k: getattr(finetuned, k).clone() for k in ("rotation", "neck_pose", "jaw_pose")})
-    test_rows = torch.tensor([trainer.row[t] for t in test])
-    for k in ("rotation", "neck_pose", "jaw_pose"):
-        getattr(final, k)[test_rows] = getattr(refined.to("cpu"), k)[test_rows]
-    all_rows = torch.tensor([trainer.row[t] for t in trainer.timesteps])
-    errors = tracking_errors(trainer.head, final.frame(all_rows), truth.frame(torch.tensor(trainer.timesteps)))
+    # refined holds every row (trainer.timesteps order): the trained avatar's, fine-tuned, with the held-out rows refined
+    errors = tracking_errors(trainer.head, refined.to("cpu"), truth.frame(torch.tensor(trainer.timesteps)))
     out["head_deg_mae_after_photometric"] = errors["head_deg_mae"]
     out["jaw_deg_mae_after_photometric"] = errors["jaw_deg_mae"]
     return out
