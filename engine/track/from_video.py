@@ -19,7 +19,8 @@ from pathlib import Path
 
 from engine.avatar.files import load_avatar
 from engine.head.model import HeadModel, load_head
-from engine.io.atomic import atomic_write
+from engine.io.atomic import FileFormatError, atomic_write
+from engine.io.json_file import read_json
 from engine.track.dataset_out import read_track_record
 from engine.track.ingest import IngestConfig, IngestResult, ingest
 from engine.track.landmarks import Landmarker, Segmenter
@@ -105,7 +106,7 @@ def _record_refined_psnr(run: Path, data: AvatarDataset, config: TrainConfig, he
     RUN/metrics.json (atomically) as psnr_heldout_after_pose_refine."""
     value = mean_psnr(load_avatar(run / AVATAR_DIR, head), data, "test", config.resolution, config.backend)
     path = run / "metrics.json"
-    metrics = json.loads(path.read_text(encoding="utf-8"))
+    metrics = read_json(path, lambda problem: FileFormatError(path, problem))
     metrics["psnr_heldout_after_pose_refine"] = value
     with atomic_write(path, "w") as fh:
         json.dump(metrics, fh, indent=2)
