@@ -184,21 +184,19 @@ def _eye_centres(verts: Tensor, faces: Tensor, labels: Tensor) -> Tensor:
     return torch.stack(out)
 
 
-def commissure_faces(verts: Tensor, faces: Tensor, labels: Tensor) -> Tensor:
+def commissure_faces(normals: Tensor, centroids: Tensor, labels: Tensor) -> Tensor:
     """[F] bool: the mouth-interior faces that lie on the outer skin at the mouth corners.
 
-    verts [V, 3] at rest, faces [F, 3], labels [F]. The demo head labels the faces that bridge the
+    normals [F, 3] and centroids [F, 3] of the faces at rest (engine.avatar.binding.triangle_frames), labels [F].
+    The demo head labels the faces that bridge the
     upper and lower lip (their jaw weights differ) as mouth interior, and at the corners a few of
     them lie on the face's outer surface, set back ~14 mm from the lip front as the face curves: they
     face forward (normal z > 0.3), sit in the front 2 cm of the mouth and beyond its inner 21 mm.
     Painted as cavity they showed as dark wedges at the corners of every smile; they are painted as
     skin (their labels stay the head's).
     """
-    tri = verts[faces]  # [F, 3, 3]
-    normal = torch.nn.functional.normalize(torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1), dim=1)
-    c = tri.mean(dim=1)
-    return ((labels == LABEL["mouth_interior"]) & (normal[:, 2] > 0.3) & (c[:, 2] > MOUTH[2] - 0.020)
-            & (c[:, 0].abs() > sdf.MOUTH_HALF_WIDTH - 0.004))
+    return ((labels == LABEL["mouth_interior"]) & (normals[:, 2] > 0.3) & (centroids[:, 2] > MOUTH[2] - 0.020)
+            & (centroids[:, 0].abs() > sdf.MOUTH_HALF_WIDTH - 0.004))
 
 
 def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) -> BoundGaussians:
@@ -214,7 +212,7 @@ def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) ->
     points, u, v = sample_on_triangles(verts, faces, binding, gen)
     xyz = world_to_local(binding, points, rot, centroid, tri_scale)
     spacing = torch.sqrt(area[binding] / per_face[binding])  # world distance between neighbours
-    commissure = commissure_faces(verts, faces, head.face_labels)
+    commissure = commissure_faces(rot[:, :, 1], centroid, head.face_labels)  # local axis 1 is the normal
     sigma = 0.85 * spacing / tri_scale[binding]
     log_scale = torch.log(torch.stack([sigma, 0.25 * sigma, sigma], dim=1))  # local axis 1 is the normal
     labels = head.face_labels[binding]
