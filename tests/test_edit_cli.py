@@ -59,3 +59,18 @@ def test_a_missing_diffusion_model_fails_before_any_rendering(tmp_path: Path, ca
                                     f"'{missing}' without downloading: {missing}: model folder not found")
     assert "keyframe" not in err and "visible" not in err and "Traceback" not in err  # was: after rendering them
     assert not (tmp_path / "x").exists()
+
+
+def test_an_unreachable_edit_endpoint_fails_before_any_rendering(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    assert main(["edit", "demo", "--prompt", "make the lips blue", "--components", "lips", "--backend", "http",
+                 "--url", url, *FAST, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(f"dynamicavatars edit: error: {url}/images/edits: the image-edit "
+                                           "endpoint cannot be reached (")
+    assert "keyframe" not in err and "visible" not in err and "Traceback" not in err  # was: after rendering them
+    assert not (tmp_path / "x").exists()

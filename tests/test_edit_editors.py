@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -128,3 +129,28 @@ def test_http_editor_reports_unreachable_endpoint() -> None:
     editor = HttpImageEditor("http://127.0.0.1:9/v1", size=32, timeout=1, retries=1, backoff=0.01)
     with pytest.raises(EditorError, match="failed after 2 attempt"):
         editor.edit(image, mask, refine("make the lips blue").plan)
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_http_editor_load_probes_the_endpoint_without_editing(server: str) -> None:
+    from engine.edit.editors.http_image import HttpImageEditor
+
+    HttpImageEditor(server, api_key="k", size=32, timeout=5).load()  # the stand-in answers (501 to a HEAD)
+    assert _Handler.requests == []  # nothing was posted: the probe edits nothing
+
+
+def test_http_editor_load_fails_at_once_on_a_closed_port() -> None:
+    from engine.edit.editors.http_image import HttpImageEditor
+
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    editor = HttpImageEditor(url, size=32, timeout=1, retries=0)
+    with pytest.raises(EditorError) as caught:
+        editor.load()
+    assert str(caught.value).startswith(f"{url}/images/edits: the image-edit endpoint cannot be reached (")
+    assert "refused" in str(caught.value)

@@ -40,6 +40,7 @@ from engine.prompting.plan import EditPlan
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_ANSWER_BYTES = 64 << 20  # largest answer read (a 1024² PNG in base64 is about 4 MB)
 MAX_IMAGE_PIXELS = 4096 * 4096  # largest edited image decoded
+PROBE_TIMEOUT_S = 5.0  # longest load() waits for the endpoint to answer its probe
 
 
 def edits_url(url: str) -> str:
@@ -102,10 +103,31 @@ class HttpImageEditor(ImageEditor):
         """The endpoint as messages show it (no password written into the URL)."""
         return display_url(self.url)
 
-    def _request(self, body: bytes, content_type: str) -> Any:
-        """The endpoint's JSON answer; EditorError (never holding the key) when it cannot be had."""
+    def _check_scheme(self) -> None:
         if not self.url.lower().startswith(("http://", "https://")):
             raise EditorError(f"{self.shown_url}: the image-edit URL must start with http:// or https://")
+
+    def load(self) -> None:
+        """Probe the endpoint (a HEAD request without the key, at most PROBE_TIMEOUT_S): any HTTP answer, an
+        error status included, shows a server is there; no answer raises EditorError naming the URL."""
+        self._check_scheme()
+        request = urllib.request.Request(self.url, method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=min(self.timeout, PROBE_TIMEOUT_S)):
+                return
+        except urllib.error.HTTPError as exc:  # a server answered (405, 404, 501…): reachable
+            exc.close()
+            return
+        except urllib.error.URLError as exc:
+            problem = f"{exc.reason}"
+        except (TimeoutError, ConnectionError, http.client.HTTPException, OSError, ValueError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        raise EditorError(f"{self.shown_url}: the image-edit endpoint cannot be reached ({problem}); check the URL "
+                          "and that the server is running")
+
+    def _request(self, body: bytes, content_type: str) -> Any:
+        """The endpoint's JSON answer; EditorError (never holding the key) when it cannot be had."""
+        self._check_scheme()
         last, wait = "", 0.0
         for attempt in range(self.retries + 1):
             if attempt:
