@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import socket
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -63,6 +66,29 @@ def test_diffusion_editor_end_to_end_from_a_saved_tiny_pipeline(tmp_path: Path, 
     assert not torch.allclose(result.image[mask > 0], image[mask > 0], atol=1e-3)
     again = editor.edit(image, mask, plan, seed=3)
     assert torch.equal(again.image, result.image)  # seeded
+
+
+def test_loading_diffusion_models_prints_no_torchvision_fallback_warning(tmp_path: Path,
+                                                                        capfd: pytest.CaptureFixture) -> None:
+    from engine.edit.editors.diffusion import MODES, TORCHVISION_FALLBACK, pipeline_class
+
+    # fresh interpreters: transformers warns once per process, so an earlier test may have used the warning up
+    bare = subprocess.run([sys.executable, "-c", "import diffusers; diffusers.AutoPipelineForImage2Image"],
+                          capture_output=True, text=True, check=True)
+    if TORCHVISION_FALLBACK not in bare.stderr:
+        pytest.skip("transformers does not warn about torchvision here (is torchvision installed?)")
+    folders = {mode: str(tiny_diffusers(tmp_path / mode, mode)) for mode in MODES}
+    capfd.readouterr()  # what building the models printed
+    code = ("import torch\nfrom engine.edit.editors.diffusion import load_pipeline\n"
+            f"for mode, folder in {folders!r}.items():\n"
+            "    load_pipeline(folder, mode, torch.device('cpu'))\n"
+            "print('loaded')\n")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], check=True)
+    out, err = capfd.readouterr()
+    assert "loaded" in out
+    assert "torchvision" not in err, err
+    assert pipeline_class("inpaint").__name__ == "StableDiffusionInpaintPipeline"
+    assert logging.getLogger("transformers.utils.import_utils").filters == []  # the filter lives only around the import
 
 
 def test_diffusion_editor_never_downloads(tmp_path: Path) -> None:

@@ -11,8 +11,11 @@ the plan's prompt, negative prompt, steps and guidance values, resized back and 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -26,6 +29,37 @@ from engine.models.runtime import DiffusionRun, pick_device, plan_diffusion
 from engine.prompting.plan import EditPlan
 
 MODES: tuple[str, ...] = ("instruct-pix2pix", "inpaint", "img2img")
+PIPELINES: dict[str, str] = {"instruct-pix2pix": "StableDiffusionInstructPix2PixPipeline",
+                             "inpaint": "StableDiffusionInpaintPipeline", "img2img": "AutoPipelineForImage2Image"}
+"""The diffusers class of each mode."""
+TORCHVISION_FALLBACK = "requires torchvision (not installed); falling back to"
+"""What transformers logs, once per image processor, when diffusers' imports reach one without torchvision: the
+PIL fallback it takes is all we use (no feature extractor is loaded), so the warning only alarms people."""
+
+
+class _DropTorchvisionFallback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return TORCHVISION_FALLBACK not in record.getMessage()
+
+
+@contextmanager
+def _no_torchvision_fallback_warning() -> Iterator[None]:
+    """Inside: transformers' import logger drops its torchvision-fallback warning (and nothing else)."""
+    log = logging.getLogger("transformers.utils.import_utils")
+    drop = _DropTorchvisionFallback()
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
+
+def pipeline_class(mode: str) -> Any:
+    """The diffusers pipeline class of mode, imported without transformers' torchvision-fallback warnings."""
+    with _no_torchvision_fallback_warning():
+        import diffusers
+
+        return getattr(diffusers, PIPELINES[mode])
 
 
 def plan_run(model: str, mode: str, device: torch.device, cpu_max_steps: int = 20) -> tuple[Any, DiffusionRun]:
@@ -41,12 +75,8 @@ def plan_run(model: str, mode: str, device: torch.device, cpu_max_steps: int = 2
 
 def load_pipeline(model: str, mode: str, device: torch.device, cpu_max_steps: int = 20) -> tuple[Any, DiffusionRun]:
     """A diffusers pipeline for mode from a local folder or cached hub id (never downloads), and how it runs."""
-    import diffusers
-
     folder, run = plan_run(model, mode, device, cpu_max_steps)
-    cls = {"instruct-pix2pix": diffusers.StableDiffusionInstructPix2PixPipeline,
-           "inpaint": diffusers.StableDiffusionInpaintPipeline,
-           "img2img": diffusers.AutoPipelineForImage2Image}[mode]
+    cls = pipeline_class(mode)
     extra = {} if mode == "img2img" else {"requires_safety_checker": False}
     try:
         pipe = cls.from_pretrained(str(folder), local_files_only=True, dtype=run.dtype, variant=run.variant,
