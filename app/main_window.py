@@ -131,7 +131,9 @@ class MainWindow(QMainWindow):
         self.close_hooks: list[Callable[[], bool]] = []  # each may refuse the close (unsaved changes)
         for spec in PANELS:
             self.add_panel(spec)
-        self.panels["timeline"].play.clicked.connect(self.viewport.dismiss_hint)  # pressing play is use too
+        timeline = self.panels["timeline"]
+        for used in (timeline.play.clicked, timeline.record.clicked, timeline.scrubbed):  # play, record, scrub: use too
+            used.connect(self.viewport.dismiss_hint)
         layout.apply_default_layout(self)
         self._build_menus()
         self._build_status()

@@ -311,11 +311,21 @@ def test_first_run_hint_goes_when_the_user_does_anything_meaningful(make_window,
                 if masks.components.item(i).data(Qt.ItemDataRole.UserRole) == "hair")
     brightness = win.features["adjust"].panel.sliders["brightness"]
     win.docks["adjust"].raise_()
+    timeline = win.panels["timeline"]
+    win.model.set_sequence(concat_params([win.model.avatar.params] * 3), "three frames")  # something to scrub
+
+    def scrub() -> None:
+        win.model.set_playing(False)  # pressing play has started it
+        win.model.set_frame(0)
+        drag_handle(timeline.slider, QPoint(timeline.slider.width(), 0))
+
     actions = {
         "moves a slider": lambda: QTest.keyClick(slider, Qt.Key.Key_PageUp),
         "ticks a component": lambda: hair.setCheckState(Qt.CheckState.Checked),
         "drags an Adjust slider": lambda: drag_there_and_back(brightness, win.model),  # on the hair just ticked
         "presses play": lambda: qtbot.mouseClick(win.panels["timeline"].play, Qt.MouseButton.LeftButton),
+        "scrubs the timeline": scrub,
+        "presses record": lambda: qtbot.mouseClick(timeline.record, Qt.MouseButton.LeftButton),
         "types a prompt": lambda: QTest.keyClicks(prompt.prompt_box.lineEdit(), "blue lips"),
         "opens an avatar": lambda: win.open_avatar(None),
     }
@@ -324,6 +334,20 @@ def test_first_run_hint_goes_when_the_user_does_anything_meaningful(make_window,
         with qtbot.waitSignal(viewport.hintDismissed, timeout=30_000, raising=False):
             act()
         assert viewport.hint == "", f"the hint stays when the user {what}"
+        if what == "scrubs the timeline":
+            assert win.model.frame == 2, "the drag reached the last frame"
+        if what == "presses record":
+            assert win.model.recording
+            win.model.stop_recording()
+
+
+def drag_handle(slider: QSlider, by: QPoint) -> None:
+    """A real mouse drag of the slider's handle by `by`."""
+    start = handle_centre(slider)
+    QTest.mousePress(slider, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    move(slider, start + QPoint(by.x() // 2, by.y() // 2))
+    move(slider, start + by)
+    QTest.mouseRelease(slider, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start + by)
 
 
 def drag_there_and_back(slider: QSlider, model: SessionModel) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox, QSlider, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
@@ -26,6 +26,8 @@ SINGLE_FRAME_HINT = "A single frame: open a FLAME sequence (File → Open FLAME 
 
 class Timeline(QWidget):
     """Transport controls and a curve plot for the model's FLAME sequence (app.session.SessionModel)."""
+
+    scrubbed = Signal()  # the user moved to a frame by hand (the slider, the frame box or the plot's line)
 
     def __init__(self, model: SessionView, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,9 +67,9 @@ class Timeline(QWidget):
         self.play.toggled.connect(self._on_play)
         self.loop.toggled.connect(model.set_loop)
         self.record.toggled.connect(self._on_record)
-        self.slider.valueChanged.connect(model.set_frame)
-        self.spin.valueChanged.connect(model.set_frame)
-        self.cursor.sigPositionChanged.connect(lambda line: model.set_frame(int(round(line.value()))))
+        self.slider.valueChanged.connect(self._scrub)
+        self.spin.valueChanged.connect(self._scrub)
+        self.cursor.sigPositionChanged.connect(lambda line: self._scrub(int(round(line.value()))))
         model.sequenceChanged.connect(self._on_sequence)
         model.frameChanged.connect(self._on_frame)
         model.playbackChanged.connect(self._on_playback)
@@ -137,6 +139,11 @@ class Timeline(QWidget):
             self.timer.stop()
 
     # ---- widgets -> model --------------------------------------------------------------------
+    def _scrub(self, frame: int) -> None:
+        """A frame chosen by hand (the widgets' own signals are blocked while they follow the model)."""
+        self.model.set_frame(frame)
+        self.scrubbed.emit()
+
     def toggle_play(self) -> None:
         """Play, or pause (what the Play button does; View → Play / pause, Space)."""
         self.play.click()
