@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from engine.data.vhap_format import read_dataset
 from engine.data.vhap_writer import FrameSample, write_dataset
 from engine.head.model import load_head
 from engine.render.camera import orbit_camera
-from engine.train.config import TrainConfig
+from engine.train.config import DensifyConfig, TrainConfig, monocular
 from engine.train.trainer import Trainer
 
 
@@ -68,3 +70,21 @@ def test_asking_for_finetuning_on_a_time_split_clip_keeps_the_monocular_learning
     asked = _train_config("--holdout-time", "0.2", "--finetune-flame")
     assert asked == _train_config("--holdout-time", "0.2")  # was the 600k-step rates: pose lr 1e-5, no prior
     assert asked.lr_flame_pose == 5e-4 and asked.lambda_flame_prior > 0
+
+
+def test_a_settings_file_wins_over_the_monocular_preset_which_fills_only_what_it_leaves_out(tmp_path: Path) -> None:
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps({"iters": 40, "lr_flame_pose": 2e-5, "lambda_flame_prior": 0.5,
+                                "densify": {"interval": 50}}), encoding="utf-8")
+    config = _train_config("--config", str(path), "--holdout-time", "0.2")
+    preset = monocular(TrainConfig())
+    assert config.lr_flame_pose == 2e-5 and config.lambda_flame_prior == 0.5  # the file's (was the preset's)
+    assert config.finetune_flame and config.lr_flame_trans == preset.lr_flame_trans  # the preset's: the file is silent
+    assert config.iters == 40 and config.densify.interval == 50
+    assert config.densify.start == DensifyConfig().start
+    assert config == replace(preset, iters=40, lr_flame_pose=2e-5, lambda_flame_prior=0.5,
+                             densify=replace(preset.densify, interval=50))
+    path.write_text(json.dumps({"finetune_flame": False}), encoding="utf-8")
+    assert not _train_config("--config", str(path), "--holdout-time", "0.2").finetune_flame
+    assert _train_config("--config", str(path), "--holdout-time", "0.2", "--finetune-flame").finetune_flame
+    assert _train_config("--config", str(path)) == TrainConfig(finetune_flame=False)

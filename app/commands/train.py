@@ -38,8 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_head_arguments(p, device=True)
     p.set_defaults(device=None)
     p.add_argument("--finetune-flame", action=argparse.BooleanOptionalAction, default=None,
-                   help="also refine the training frames' FLAME parameters (default: on with --holdout-time, a tracked "
-                        "monocular clip; else the settings file's, off)")
+                   help="also refine the training frames' FLAME parameters (default: the settings file's; else on with "
+                        "--holdout-time, a tracked monocular clip, with its learning rates where the file sets none; "
+                        "else off)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--label-weight", type=float, default=None,
                    help="weight of the label loss that draws part outlines where the dataset's label maps put them "
@@ -67,13 +68,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig the arguments ask for: --config's file (or the defaults), then the options given."""
-    config = read_config(args.config) if args.config else TrainConfig()
+    """The TrainConfig the arguments ask for: the defaults (with --holdout-time the monocular preset's), then what
+    --config's file sets, then the options given."""
+    preset = args.holdout_time is not None and args.finetune_flame is not False  # a tracked monocular clip
+    base = monocular(TrainConfig()) if preset else TrainConfig()  # what the file leaves out
+    config = read_config(args.config, base) if args.config else base
     given = {"iters": args.iters, "resolution": args.resolution, "device": args.device, "seed": args.seed,
              "finetune_flame": args.finetune_flame, "lambda_label": args.label_weight,
              "frames_per_step": args.frames_per_step}
-    if args.holdout_time is not None and args.finetune_flame is not False:
-        config = monocular(config)
     config = replace(config, **{k: v for k, v in given.items() if v is not None})
     for name, value in (("--iters", config.iters), ("--resolution", config.resolution)):
         if value < 1:

@@ -106,9 +106,11 @@ def _checked(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
     return values
 
 
-def read_config(path: str | os.PathLike) -> TrainConfig:
-    """A TrainConfig from a JSON file of its fields (missing ones keep their defaults; densify a nested
-    object); raises FileFormatError naming the file and the problem."""
+def read_config(path: str | os.PathLike, defaults: TrainConfig | None = None) -> TrainConfig:
+    """A TrainConfig from a JSON file of its fields (densify a nested object); the fields it leaves out keep
+    their values in defaults (TrainConfig() when None; e.g. monocular(TrainConfig()), so the file's own values
+    win over a preset). Raises FileFormatError naming the file and the problem."""
+    defaults = defaults or TrainConfig()
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -119,10 +121,11 @@ def read_config(path: str | os.PathLike) -> TrainConfig:
         raise FileFormatError(path, "training settings must be a JSON object (densify an object inside it)")
     try:
         values = _checked(TrainConfig, dict(data), "")
-        values["densify"] = DensifyConfig(**_checked(DensifyConfig, dict(data.get("densify", {})), " in densify"))
+        values["densify"] = replace(defaults.densify,
+                                    **_checked(DensifyConfig, dict(data.get("densify", {})), " in densify"))
     except ValueError as exc:
         raise FileFormatError(path, str(exc)) from None
-    return TrainConfig(**values)
+    return replace(defaults, **values)
 
 
 def write_config(config: TrainConfig, path: str | os.PathLike) -> Path:
