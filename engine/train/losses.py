@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.data.frames import one_hot_labels
+from engine.data.frames import LoadedFrame, one_hot_labels
+from engine.data.vhap_format import FrameRecord
+from engine.io.images import psnr
 
 
 @functools.lru_cache(maxsize=4)
@@ -69,3 +72,22 @@ def flame_prior(deltas: dict[str, Tensor]) -> Tensor:
     for value in deltas.values():
         total = total.to(value) + value.pow(2).sum(dim=-1).mean()
     return total
+
+
+def mean_scores(frames: Sequence[FrameRecord], load: Callable[[FrameRecord], LoadedFrame],
+                render_rgb: Callable[[LoadedFrame], Tensor], with_ssim: bool = True) -> dict[str, float]:
+    """{"psnr", "ssim" (with_ssim), "frames"}: the mean PSNR (dB) and SSIM of render_rgb(frame) [H, W, 3], clamped
+    to [0, 1], against each loaded frame's image [H, W, 3], and how many frames; {} for none."""
+    psnrs, ssims = [], []
+    for record in frames:
+        frame = load(record)
+        rgb = render_rgb(frame).clamp(0, 1)
+        psnrs.append(psnr(rgb, frame.image))
+        if with_ssim:
+            ssims.append(float(ssim(rgb, frame.image)))
+    if not psnrs:
+        return {}
+    scores = {"psnr": sum(psnrs) / len(psnrs)}
+    if with_ssim:
+        scores["ssim"] = sum(ssims) / len(ssims)
+    return scores | {"frames": float(len(psnrs))}

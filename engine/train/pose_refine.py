@@ -27,9 +27,8 @@ from engine.data.frames import FrameLoader, LoadedFrame, fit_size, resize_float
 from engine.data.vhap_format import AvatarDataset
 from engine.head.model import HeadModel
 from engine.head.params import FRAME_KEYS, FlameParams
-from engine.io.images import psnr
 from engine.render.rasterize import render
-from engine.train.losses import flame_prior
+from engine.train.losses import flame_prior, mean_scores
 
 Progress = Callable[[float, str], None]
 Cancel = Callable[[], bool]
@@ -90,12 +89,6 @@ def frame_loss(avatar: Avatar, params: FlameParams, frame: LoadedFrame, lambda_m
 
 
 @torch.no_grad()
-def frame_psnr(avatar: Avatar, params: FlameParams, frame: LoadedFrame, backend: str = "auto") -> float:
-    """PSNR (dB) of the avatar posed by params [1] against the frame's image."""
-    result = render(avatar.splats(params), frame.camera, (1.0, 1.0, 1.0), backend=backend)
-    return psnr(result.rgb.clamp(0, 1), frame.image)
-
-
 def _half(frame: LoadedFrame) -> LoadedFrame:
     """The frame at half size (area-averaged pixels, camera to match)."""
     h, w = frame.image.shape[:2]
@@ -175,14 +168,14 @@ def refine_timesteps(avatar: Avatar, dataset: AvatarDataset, timesteps: list[int
 
 
 def mean_psnr(avatar: Avatar, dataset: AvatarDataset, split: str, resolution: int, backend: str = "auto") -> float:
-    """Mean PSNR (dB) of the avatar with its own per-timestep parameters over a split's frames."""
+    """Mean PSNR (dB) of the avatar with its own per-timestep parameters over a split's frames (what Trainer.evaluate
+    measures of a trainer: engine.train.losses.mean_scores); NaN for none."""
     every = dataset.timesteps(None)
     loader = FrameLoader(capacity=0)
-    values = []
-    for record in dataset.frames(split):
-        frame = loader.load(record, fit_size(record.camera.width, record.camera.height, resolution))
-        values.append(frame_psnr(avatar, avatar.params.frame(every.index(record.timestep)), frame, backend))
-    return sum(values) / len(values) if values else math.nan
+    load = lambda record: loader.load(record, fit_size(record.camera.width, record.camera.height, resolution))
+    posed = lambda frame: avatar.splats(avatar.params.frame(every.index(frame.record.timestep)))
+    rgb = lambda frame: render(posed(frame), frame.camera, (1.0, 1.0, 1.0), backend=backend).rgb
+    return mean_scores(dataset.frames(split), load, rgb, with_ssim=False).get("psnr", math.nan)
 
 
 def refine_avatar_folder(folder: str | Path, dataset: AvatarDataset, split: str = "test",

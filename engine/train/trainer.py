@@ -312,20 +312,12 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: str, max_frames: int | None = None) -> dict[str, float]:
-        """Mean PSNR and SSIM over (up to max_frames evenly spaced) frames of a split."""
+        """Mean PSNR and SSIM over (up to max_frames evenly spaced) frames of a split ({} when it has none)."""
         frames = self.dataset.frames(split)
-        if not frames:
-            return {}
         if max_frames and len(frames) > max_frames:
             step = len(frames) / max_frames
             frames = tuple(frames[int(i * step)] for i in range(max_frames))
-        psnrs, ssims = [], []
-        for record in frames:
-            frame = self._load(record)
-            result, *_ = self.render_frame(frame)
-            psnrs.append(psnr(result.rgb.clamp(0, 1), frame.image))
-            ssims.append(float(losses.ssim(result.rgb.clamp(0, 1), frame.image)))
-        return {"psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims), "frames": float(len(frames))}
+        return losses.mean_scores(frames, self._load, lambda frame: self.render_frame(frame)[0].rgb)
 
     def preview(self, split: str = "val") -> Tensor:
         """[H, W, 3] render of the first frame of a split (train when the split is empty), on the CPU."""
