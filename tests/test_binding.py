@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from engine.avatar.binding import (
@@ -11,12 +12,14 @@ from engine.avatar.binding import (
     quat_from_matrix,
     quat_multiply,
     quat_to_matrix,
+    triangle_areas,
     triangle_frames,
     world_to_local,
 )
 from engine.avatar.gaussians import BoundGaussians
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
+from engine.head.triangles import face_normals
 from tests.helpers_head import tiny_flame_arrays
 
 
@@ -106,3 +109,13 @@ def test_local_to_world_matches_formula():
         torch.testing.assert_close(means[i], k[b] * rot[b] @ xyz[i] + cen[b])
         torch.testing.assert_close(quat_to_matrix(wq[i]), rot[b])
         torch.testing.assert_close(ws[i], k[b] * s[i])
+
+
+def test_face_normals_of_tensors_and_arrays_are_the_cross_product_of_the_edges() -> None:
+    tri = torch.tensor([[[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 3.0, 0.0]],  # anticlockwise seen from +z, area 3
+                        [[1.0, 1.0, 1.0], [1.0, 1.0, 2.0], [1.0, 2.0, 1.0]]])  # in the plane x = 1, area 0.5
+    expected = torch.tensor([[0.0, 0.0, 6.0], [-1.0, 0.0, 0.0]])
+    assert torch.equal(face_normals(tri), expected)
+    assert torch.equal(face_normals(tri[None].expand(4, -1, -1, -1)), expected.expand(4, -1, -1))  # [T, F, 3, 3]
+    assert np.array_equal(face_normals(tri.double().numpy()), expected.double().numpy())
+    assert torch.equal(triangle_areas(tri.reshape(-1, 3), torch.arange(6).reshape(2, 3)), torch.tensor([3.0, 0.5]))

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.head.triangles import face_normals
+
 
 def triangle_frames(verts: Tensor, faces: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Per-triangle rotation [..., F, 3, 3], centroid [..., F, 3] and scale [..., F].
@@ -112,8 +114,7 @@ def world_to_local(
 
 def triangle_areas(verts: Tensor, faces: Tensor) -> Tensor:
     """[F] areas of the triangles faces [F, 3] of verts [V, 3]."""
-    tri = verts[faces]
-    return 0.5 * torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
+    return 0.5 * face_normals(verts[faces]).norm(dim=-1)
 
 
 def sample_on_triangles(

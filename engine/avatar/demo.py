@@ -22,6 +22,7 @@ from engine.head.components import LABEL
 from engine.head.model import HeadModel, load_head
 from engine.head.sculpt import sdf
 from engine.head.sculpt.labels import brow_field, lip_fields
+from engine.head.triangles import face_normals
 from engine.render.splats import rgb_to_dc
 
 ALBEDO: dict[str, tuple[float, float, float]] = {
@@ -163,8 +164,7 @@ def vertex_cavity(verts: Tensor, faces: Tensor, rounds: int = 6, strength: float
     s = v.clone()
     for _ in range(rounds):
         s = 0.5 * s + 0.5 * torch.zeros_like(s).index_add_(0, e[:, 0], s[e[:, 1]]) / deg.clamp(min=1)[:, None]
-    tri = v[faces]
-    fn = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
+    fn = face_normals(v[faces])
     n = torch.zeros_like(v)
     for k in range(3):
         n.index_add_(0, faces[:, k].long(), fn)

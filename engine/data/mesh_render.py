@@ -33,6 +33,7 @@ from torch import Tensor
 
 from engine.data.frames import resize_labels
 from engine.head.components import LABEL
+from engine.head.triangles import face_normals
 from engine.render.camera import Camera
 
 VERTEX_SHADER = """
@@ -213,8 +214,7 @@ def opencv_projection(camera: Camera) -> np.ndarray:
 
 def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """[V, 3] area-weighted unit vertex normals of verts [V, 3] and faces [F, 3]."""
-    tri = verts[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    fn = face_normals(verts[faces])
     vn = np.zeros_like(verts)
     for k in range(3):
         np.add.at(vn, faces[:, k], fn)

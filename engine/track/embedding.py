@@ -32,6 +32,7 @@ from torch import Tensor
 
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
+from engine.head.triangles import face_normals
 from engine.io.atomic import FileFormatError, atomic_write
 from engine.render.camera import Camera, framing, orbit_camera
 from engine.track.landmarks import Landmarker
@@ -235,9 +236,7 @@ def lift_views(head: HeadModel, landmarker: Landmarker, look: HeadLook,
         hits = cast_rays(origins, dirs, rest, faces)
         ok = hits.face >= 0
         point = surface_points(rest, faces, hits.face.clamp(min=0), hits.bary)
-        tri = rest[faces[hits.face.clamp(min=0)]]
-        normal = torch.nn.functional.normalize(torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0],
-                                                                  dim=-1), dim=-1)
+        normal = torch.nn.functional.normalize(face_normals(rest[faces[hits.face.clamp(min=0)]]), dim=-1)
         facing = (normal * -dirs).sum(-1).abs()
         lifts.append((hits.face, hits.bary, point, torch.where(ok, facing, torch.zeros_like(facing))))
     if not lifts:

@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.avatar.binding import quat_from_matrix, triangle_frames
+from engine.avatar.binding import quat_from_matrix, triangle_areas, triangle_frames
 from engine.data.frames import fit_size
 from engine.head.model import HeadModel
 from engine.head.params import FlameParams
+from engine.head.triangles import face_normals
 from engine.render.rasterize import render
 from engine.render.splats import Splats, rgb_to_dc
 from engine.track import losses
@@ -78,8 +79,7 @@ class PhotometricTerm:
         self.corners = inverse.reshape(-1, 3)  # [G, 3] into the posed subset
         with torch.no_grad():
             rest = head(head.neutral_params())[0]
-            tri = rest[head.faces[region]]
-            area = 0.5 * torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
+            area = triangle_areas(rest, head.faces[region])
         self.scale = SCALE_FACTOR * area.sqrt()  # [G]
         self.colour = torch.full((len(region), 3), 0.5)
         self._pixels: dict[int, tuple[Tensor, Tensor | None]] = {}
@@ -105,7 +105,7 @@ class PhotometricTerm:
     def normals(self, params: FlameParams) -> Tensor:
         """[T, G, 3] unit normals of the face-region triangles."""
         tri = self.points(params)[:, self.corners]  # [T, G, 3, 3]
-        return F.normalize(torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1), dim=-1)
+        return F.normalize(face_normals(tri), dim=-1)
 
     def splats(self, params: FlameParams, row: int) -> Splats:
         """The face drawn as flat discs, one per triangle (in its plane, radius ∝ √area), at one frame."""

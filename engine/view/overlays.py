@@ -16,6 +16,7 @@ import torch
 
 from engine.edit.colour_space import srgb_to_oklab
 from engine.head.components import label_colours
+from engine.head.triangles import face_normals
 from engine.render.camera import Camera
 
 COMPONENT_TINT = 0.7  # weight of the component colour over the splat colour in the component overlay
@@ -69,7 +70,7 @@ def draw_wireframe(image: np.ndarray, verts: torch.Tensor, faces: torch.Tensor, 
     v = verts.to(torch.float32)
     uv, depth = camera.project_points(v)  # [V, 2], [V]
     tri = v[faces]
-    normal = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
+    normal = face_normals(tri)
     facing = ((camera.position.to(torch.float32) - tri.mean(1)) * normal).sum(-1) > 0
     front = faces[facing & (depth[faces] > camera.near).all(1)]
     edges = torch.cat([front[:, [0, 1]], front[:, [1, 2]], front[:, [2, 0]]]).sort(dim=1).values

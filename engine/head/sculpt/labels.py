@@ -15,6 +15,7 @@ from numpy import ndarray
 
 from engine.head.sculpt import sdf
 from engine.head.components import LABEL
+from engine.head.triangles import face_normals
 
 A = sdf.ANATOMY
 LIP_CLOSE = 0.0024  # half-height of the band around the lip split that is pressed onto the seam
@@ -152,8 +153,7 @@ def face_labels(open_verts: ndarray, closed_verts: ndarray, faces: ndarray, part
     lip = np.isin(labels, [LABEL["upper_lip"], LABEL["lower_lip"]])
     labels[lip] = np.where(jw[lip].mean(axis=1) < 0.5, LABEL["upper_lip"], LABEL["lower_lip"])
     labels[lip & (np.ptp(jw, axis=1) > 0.5)] = LABEL["mouth_interior"]
-    tri = closed_verts[faces]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n = face_normals(closed_verts[faces])
     n_z = n[:, 2] / np.maximum(np.linalg.norm(n, axis=1), 1e-20)
     hidden = lip & (n_z < 0.15) & (np.abs(cc[:, 1] - m[1]) < 0.0012)  # inner lip walls, pressed shut at rest
     labels[hidden] = LABEL["mouth_interior"]

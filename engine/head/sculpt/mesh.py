@@ -16,6 +16,7 @@ from numpy import ndarray
 from skimage.measure import marching_cubes
 
 from engine.head.sculpt.sdf import gradient
+from engine.head.triangles import face_normals
 
 Sdf = Callable[[ndarray], ndarray]
 
@@ -71,7 +72,7 @@ def adjacency(faces: ndarray, n_verts: int) -> sp.csr_matrix:
 
 def vertex_normals(verts: ndarray, faces: ndarray) -> ndarray:
     """Area-weighted unit vertex normals [V, 3]."""
-    fn = np.cross(verts[faces[:, 1]] - verts[faces[:, 0]], verts[faces[:, 2]] - verts[faces[:, 0]])
+    fn = face_normals(verts[faces])
     n = np.zeros_like(verts)
     for k in range(3):
         np.add.at(n, faces[:, k], fn)
