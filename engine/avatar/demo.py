@@ -1,17 +1,28 @@
 """The demo avatar: Gaussians sampled over the embedded demo head, coloured like a plain human head.
 
-Built deterministically in memory (about a second) instead of shipping a file. Colours come from
+Built deterministically in memory (about a second); only the Gaussians' fitted geometry is shipped
+(OUTLINES_FILE, below). Colours come from
 the component labels plus the head's own smooth lip and brow outlines (engine/head/sculpt/labels.py), so
 colour edges follow smooth curves instead of triangle edges; eyes get an iris and pupil where the
 eyeball faces; a little baked light and cavity shading (from the mesh's concavity) give depth.
 At the mouth, the few mouth-interior faces that lie on the outer skin at the corners are painted as
 skin (commissure_faces), so a smile's corners stay skin.
+
+Sampled Gaussians blur every part's outline by their own size (a lid's Gaussians cover the edge of the
+eye, a lip's spill over the mouth opening): the avatar then draws its parts where its head does not.
+So the Gaussians' geometry (position in the triangle, scale, rotation, opacity; never colour or label)
+is fitted once to the head's own label renders (engine/train/demo_outlines.py, run by
+scripts/build_demo_outlines.py) and shipped as OUTLINES_FILE, which load_demo_avatar applies to the
+freshly built Gaussians.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,10 +30,12 @@ from engine.avatar.avatar import Avatar
 from engine.avatar.binding import sample_on_triangles, triangle_areas, triangle_frames, world_to_local
 from engine.avatar.gaussians import BoundGaussians
 from engine.head.components import LABEL
-from engine.head.model import HeadModel, load_head
+from engine.head.model import DEMO_HEAD_DIR, HeadModel, load_head
 from engine.head.sculpt import sdf
 from engine.head.sculpt.labels import brow_field, lip_fields
 from engine.head.triangles import face_normals
+from engine.io.atomic import FileFormatError, atomic_write
+from engine.io.npz import read_npz
 from engine.render.splats import rgb_to_dc
 
 ALBEDO: dict[str, tuple[float, float, float]] = {
@@ -236,12 +249,51 @@ def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) ->
     )
 
 
-_DEMO: dict[int, BoundGaussians] = {}
+OUTLINES_FILE = DEMO_HEAD_DIR.parent / "demo_avatar" / "outlines.npz"
+OUTLINE_FIELDS = ("xyz", "rotation", "log_scale", "opacity_logit")  # what the outline fit changes
+_KEYS = ("binding", "labels")  # written beside them: the Gaussians they belong to
 
 
-def load_demo_avatar(count: int = 40_000) -> Avatar:
-    """The demo avatar (a fresh Avatar each call; the Gaussians are built once per process)."""
+def save_outlines(gaussians: BoundGaussians, path: str | os.PathLike) -> Path:
+    """Write the fitted geometry of the demo Gaussians (OUTLINE_FIELDS, with binding and labels to check
+    them against) to an .npz, atomically."""
+    arrays = {k: getattr(gaussians, k).detach().cpu().numpy() for k in OUTLINE_FIELDS + _KEYS}
+    with atomic_write(path) as fh:
+        np.savez_compressed(fh, **arrays)
+    return Path(path)
+
+
+def apply_outlines(gaussians: BoundGaussians, path: str | os.PathLike) -> BoundGaussians:
+    """gaussians with their geometry replaced by the fitted one at path. FileFormatError naming the file when
+    it cannot be read or was fitted to other Gaussians (the builder changed: run scripts/build_demo_outlines.py)."""
+    data = read_npz(path, lambda problem: FileFormatError(path, f"cannot read the demo avatar's outlines: {problem}"))
+    for k in OUTLINE_FIELDS + _KEYS:
+        want = tuple(getattr(gaussians, k).shape)
+        if k not in data or data[k].shape != want:
+            got = "missing" if k not in data else f"shaped {list(data[k].shape)}"
+            raise FileFormatError(path, f"{k!r} is {got}, the demo Gaussians need {list(want)}: "
+                                  "rebuild it with scripts/build_demo_outlines.py")
+    for k in _KEYS:
+        if not np.array_equal(data[k], getattr(gaussians, k).numpy()):
+            raise FileFormatError(path, f"fitted to other demo Gaussians ({k} differ): rebuild it with "
+                                  "scripts/build_demo_outlines.py")
+    fitted = {k: torch.from_numpy(np.array(data[k], dtype=np.float32)) for k in OUTLINE_FIELDS}
+    if not all(bool(torch.isfinite(v).all()) for v in fitted.values()):
+        raise FileFormatError(path, "holds values that are not finite")
+    return gaussians.replace(**fitted)
+
+
+_DEMO: dict[tuple[int, bool], BoundGaussians] = {}
+
+
+def load_demo_avatar(count: int = 40_000, outlines: bool = True) -> Avatar:
+    """The demo avatar (a fresh Avatar each call; the Gaussians are built once per process): with the shipped
+    fitted outlines (OUTLINES_FILE, for the default count) unless outlines is False (the procedural Gaussians,
+    which the outline fit starts from)."""
     head = load_head("demo")
-    if count not in _DEMO:
-        _DEMO[count] = build_demo_gaussians(head, count)
-    return Avatar(head, _DEMO[count].detach_clone(), head.neutral_params(), "demo avatar")
+    fitted = outlines and count == 40_000 and OUTLINES_FILE.is_file()
+    key = (count, fitted)
+    if key not in _DEMO:
+        built = build_demo_gaussians(head, count)
+        _DEMO[key] = apply_outlines(built, OUTLINES_FILE) if fitted else built
+    return Avatar(head, _DEMO[key].detach_clone(), head.neutral_params(), "demo avatar")
