@@ -37,8 +37,12 @@ class _Frame:
 
 @pytest.fixture
 def rig(qtbot):
+    return _rig(qtbot, load_demo_avatar())
+
+
+def _rig(qtbot, avatar):
     model = SessionModel()
-    model.set_avatar(load_demo_avatar())
+    model.set_avatar(avatar)
     view = Viewport(model)
     view.resize(320, 240)
     qtbot.addWidget(view)
@@ -214,10 +218,14 @@ def _val_iou(avatar, folder: Path, weights: torch.Tensor, wanted: list[int]) -> 
 
 
 @pytest.mark.slow
-def test_fit_components_to_a_dataset(qtbot, rig, label_dataset, monkeypatch):
+def test_fit_components_to_a_dataset(qtbot, label_dataset, monkeypatch):
     """Ticked lips, fitted to the dataset's label maps at six training frames on a worker (the panel's button
-    picks the folder), are drawn closer to the lips' label region at the held-out camera; one undo step."""
-    model, view, panel, painter, ctrl = rig
+    picks the folder), are drawn closer to the lips' label region at the held-out camera; one undo step.
+
+    On the demo avatar's procedural Gaussians, whose lips spill over their outline as an avatar trained without
+    the label loss does: the shipped demo already draws its lips where the head does (its outlines were fitted,
+    engine/train/demo_outlines.py), and there this fit at 128 px gains nothing at the held-out camera."""
+    model, view, panel, painter, ctrl = _rig(qtbot, load_demo_avatar(outlines=False))
     assert not panel.fit_dataset_button.isEnabled()  # nothing ticked: nothing to fit
     ctrl.set_components(["upper_lip", "lower_lip"])
     assert panel.fit_dataset_button.isEnabled()
