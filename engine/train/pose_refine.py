@@ -88,7 +88,6 @@ def frame_loss(avatar: Avatar, params: FlameParams, frame: LoadedFrame, lambda_m
     return loss
 
 
-@torch.no_grad()
 def _half(frame: LoadedFrame) -> LoadedFrame:
     """The frame at half size (area-averaged pixels, camera to match)."""
     h, w = frame.image.shape[:2]
@@ -167,6 +166,7 @@ def refine_timesteps(avatar: Avatar, dataset: AvatarDataset, timesteps: list[int
     return RefineResult(avatar.params.with_values(**rows), done, before, after, len(done) < len(timesteps))
 
 
+@torch.no_grad()
 def mean_psnr(avatar: Avatar, dataset: AvatarDataset, split: str, resolution: int, backend: str = "auto") -> float:
     """Mean PSNR (dB) of the avatar with its own per-timestep parameters over a split's frames (what Trainer.evaluate
     measures of a trainer: engine.train.losses.mean_scores); NaN for none."""
