@@ -58,7 +58,12 @@ def render_label_map(
     """[H, W] long: the label covering most of each pixel, -1 where less than `level` is covered."""
     assert labels.shape == (splats.count,), f"labels must be [N={splats.count}], got {tuple(labels.shape)}"
     onehot = torch.nn.functional.one_hot(labels.clamp(min=0), n_labels).to(splats.means.dtype)
-    cover = render_weights(splats, camera, onehot, backend)
+    return label_map(render_weights(splats, camera, onehot, backend), level)
+
+
+def label_map(cover: Tensor, level: float = MASK_LEVEL) -> Tensor:
+    """[H, W] long: of per-label coverage cover [H, W, C], the label covering most of each pixel, -1 where less
+    than `level` is covered in all."""
     index = cover.argmax(dim=-1)
     return torch.where(cover.sum(-1) >= level, index, torch.full_like(index, -1))
 

@@ -32,7 +32,7 @@ from engine.data.vhap_format import AvatarDataset
 from engine.head.components import COMPONENTS, LABEL
 from engine.render.rasterize import RenderResult, render
 from engine.render.splats import Splats
-from engine.semantics.mask_render import MASK_LEVEL
+from engine.semantics.mask_render import label_map
 from engine.train.losses import label_loss
 
 FROZEN_PLACE = ("left_eye", "right_eye")  # components whose Gaussians keep position and rotation
@@ -68,14 +68,12 @@ def _draw(splats: Splats, frame: LoadedFrame, onehot: Tensor) -> RenderResult:
     return render(light, frame.camera, (1.0, 1.0, 1.0), features=onehot)
 
 
-def _target(avatar: Avatar, dataset: AvatarDataset, frame: LoadedFrame, onehot: Tensor) -> _Target:
-    params = dataset.flame_params(None)
+def _target(avatar: Avatar, frame: LoadedFrame, verts: Tensor, onehot: Tensor) -> _Target:
+    """The frame's target, the head posed there as verts [V, 3]."""
     with torch.no_grad():
-        verts = avatar.posed_vertices(params.frame(dataset.timesteps(None).index(frame.record.timestep)))
         out = _draw(avatar.gaussians.deform(verts, avatar.head.faces), frame, onehot)
-        assert out.features is not None
-        labels = torch.where(out.features.sum(-1) >= MASK_LEVEL, out.features.argmax(-1), -1)
-    return _Target(frame, verts, out.rgb, (labels == frame.labels).float()[..., None])
+    assert out.features is not None
+    return _Target(frame, verts, out.rgb, (label_map(out.features) == frame.labels).float()[..., None])
 
 
 def fit_outlines(
@@ -90,7 +88,7 @@ def fit_outlines(
     g = avatar.gaussians
     onehot = torch.nn.functional.one_hot(g.labels, len(COMPONENTS)).to(g.xyz)
     loader = FrameLoader(capacity=0)
-    pool = [(ds, r) for ds in datasets for r in ds.frames("train")]
+    pool = [(d, r) for d, ds in enumerate(datasets) for r in ds.frames("train")]
     if not pool:
         raise ValueError("fit_outlines needs datasets with training frames")
     start = {k: getattr(g, k).detach().clone() for k in OUTLINE_FIELDS}
@@ -101,16 +99,24 @@ def fit_outlines(
     placed = torch.isin(g.labels, torch.tensor([LABEL[c] for c in FROZEN_PLACE]))  # [N] keep xyz and rotation
     rng = random.Random(config.seed)
     targets: dict[int, _Target] = {}
+    params = [(ds.flame_params(None), ds.timesteps(None)) for ds in datasets]  # read once per dataset
+    verts: dict[tuple[int, int], Tensor] = {}  # (dataset, timestep) -> the head posed there [V, 3], for every camera
     for step in range(config.steps):
         if cancel is not None and cancel():
             raise Cancelled("outline fit cancelled")
         i = rng.randrange(len(pool))
         if i not in targets:
-            ds, record = pool[i]
+            d, record = pool[i]
             frame = loader.load(record)
             if frame.labels is None or frame.mask is None:
-                raise ValueError(f"{ds.root}: frame {record.timestep} has no label map or mask to fit outlines to")
-            targets[i] = _target(avatar, ds, frame, onehot)
+                raise ValueError(f"{datasets[d].root}: frame {record.timestep} has no label map or mask to fit "
+                                 "outlines to")
+            key = (d, record.timestep)
+            if key not in verts:
+                flame, timesteps = params[d]
+                with torch.no_grad():
+                    verts[key] = avatar.posed_vertices(flame.frame(timesteps.index(record.timestep)))
+            targets[i] = _target(avatar, frame, verts[key], onehot)
         t = targets[i]
         out = _draw(g.replace(**fitted).deform(t.verts, avatar.head.faces), t.frame, onehot)
         assert out.features is not None and t.frame.mask is not None and t.frame.labels is not None
