@@ -62,6 +62,7 @@ TEETH_COLOUR = (0.90, 0.87, 0.80)  # front teeth band inside the mouth
 IRIS_ANGLE = math.radians(31.0)  # iris edge, as an angle from the eye's forward axis
 PUPIL_ANGLE = math.radians(12.5)  # pupil edge
 MOUTH = torch.tensor(sdf.ANATOMY["mouth"], dtype=torch.float32)  # centre of the lip seam at rest
+DEMO_COUNT = 40_000  # Gaussians the demo is built with (about; at least one per triangle); its outlines fit these
 LIP_RECEDE = 0.010  # how far the lips' front lies behind their centre at the corners (as lip_fields)
 
 
@@ -212,7 +213,7 @@ def commissure_faces(normals: Tensor, centroids: Tensor, labels: Tensor) -> Tens
             & (centroids[:, 0].abs() > sdf.MOUTH_HALF_WIDTH - 0.004))
 
 
-def build_demo_gaussians(head: HeadModel, count: int = 40_000, seed: int = 0) -> BoundGaussians:
+def build_demo_gaussians(head: HeadModel, count: int = DEMO_COUNT, seed: int = 0) -> BoundGaussians:
     """About `count` Gaussians over the head's neutral mesh, at least one per triangle."""
     gen = torch.Generator().manual_seed(seed)
     verts = head(head.neutral_params())[0].detach()
@@ -286,12 +287,12 @@ def apply_outlines(gaussians: BoundGaussians, path: str | os.PathLike) -> BoundG
 _DEMO: dict[tuple[int, bool], BoundGaussians] = {}
 
 
-def load_demo_avatar(count: int = 40_000, outlines: bool = True) -> Avatar:
+def load_demo_avatar(count: int = DEMO_COUNT, outlines: bool = True) -> Avatar:
     """The demo avatar (a fresh Avatar each call; the Gaussians are built once per process): with the shipped
     fitted outlines (OUTLINES_FILE, for the default count) unless outlines is False (the procedural Gaussians,
     which the outline fit starts from)."""
     head = load_head("demo")
-    fitted = outlines and count == 40_000 and OUTLINES_FILE.is_file()
+    fitted = outlines and count == DEMO_COUNT and OUTLINES_FILE.is_file()
     key = (count, fitted)
     if key not in _DEMO:
         built = build_demo_gaussians(head, count)
