@@ -13,6 +13,7 @@ from engine.avatar.demo import load_demo_avatar
 from engine.avatar.files import load_avatar
 from engine.edit.parts import part_mask
 from engine.project.project_file import load_project
+from tests.helpers_net import closed_port
 
 FAST = ["--size", "64", "--keyframes", "2", "--steps", "6"]
 
@@ -62,11 +63,7 @@ def test_a_missing_diffusion_model_fails_before_any_rendering(tmp_path: Path, ca
 
 
 def test_an_unreachable_edit_endpoint_fails_before_any_rendering(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    import socket
-
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    url = f"http://127.0.0.1:{closed_port()}/v1"
     assert main(["edit", "demo", "--prompt", "make the lips blue", "--components", "lips", "--backend", "http",
                  "--url", url, *FAST, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err

@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import logging
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from PIL import Image
 from engine.edit.colour_space import srgb_to_oklab
 from engine.edit.editors import EditorError, EditorSettings, make_editor
 from engine.prompting import refine
+from tests.helpers_net import closed_port
 from tiny_models import tiny_diffusers
 
 
@@ -157,13 +157,6 @@ def test_http_editor_reports_unreachable_endpoint() -> None:
         editor.edit(image, mask, refine("make the lips blue").plan)
 
 
-def _closed_port() -> int:
-    """A port on 127.0.0.1 nothing listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_http_editor_load_probes_the_endpoint_without_editing(server: str) -> None:
     from engine.edit.editors.http_image import HttpImageEditor
 
@@ -171,10 +164,10 @@ def test_http_editor_load_probes_the_endpoint_without_editing(server: str) -> No
     assert _Handler.requests == []  # nothing was posted: the probe edits nothing
 
 
-def test_http_editor_load_fails_at_once_on_a_closed_port() -> None:
+def test_http_editor_load_fails_at_once_on_aclosed_port() -> None:
     from engine.edit.editors.http_image import HttpImageEditor
 
-    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    url = f"http://127.0.0.1:{closed_port()}/v1"
     editor = HttpImageEditor(url, size=32, timeout=1, retries=0)
     with pytest.raises(EditorError) as caught:
         editor.load()

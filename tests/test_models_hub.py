@@ -5,7 +5,6 @@ machine keep working offline."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from engine.models import (
     resolve,
     resolve_local,
 )
+from tests.helpers_net import closed_port
 
 JUNK = ("onnx/", "safety_checker/", "single_file.safetensors", "README.md", "pytorch_model.bin", "flax_model")
 
@@ -138,12 +138,6 @@ def test_disk_space_refusal_fetches_nothing(private_hub: Path, tiny_repos: dict[
         assert not hub.gets and installed(repo) is None
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_hub_and_offline_mode_keep_the_app_working(private_hub: Path, tiny_repos: dict[str, Path],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.semantics.face_parser import FaceParser
@@ -153,7 +147,7 @@ def test_unreachable_hub_and_offline_mode_keep_the_app_working(private_hub: Path
         download_model(repo, _settings(hub))
         with pytest.raises(Exception, match="no such model"):
             download_model("nobody/nothing", _settings(hub))
-    dead = ModelSettings(hub_endpoint=f"http://127.0.0.1:{_closed_port()}", keep_free_gb=0.0)
+    dead = ModelSettings(hub_endpoint=f"http://127.0.0.1:{closed_port()}", keep_free_gb=0.0)
     with pytest.raises(HubUnreachableError, match=r"cannot reach the model hub at http://127\.0\.0\.1:\d+"):
         download_model("tiny/chat-lm", dead)
     settings = dead.with_choice("parser", Choice(repo)).with_choice("editor", Choice("tiny/instruct-pix2pix"))
