@@ -15,6 +15,7 @@ from engine.data.vhap_format import AvatarDataset, read_dataset
 from engine.head.components import COMPONENTS, labels_of
 from engine.head.model import load_head
 from engine.io.atomic import FileFormatError
+from engine.render.rasterize import render
 from engine.semantics.mask_render import render_label_map
 from engine.train.demo_outlines import OutlineFitConfig, fit_outlines
 from engine.train.losses import label_loss
@@ -72,8 +73,6 @@ def test_outline_fit_lowers_the_label_loss(views_256: AvatarDataset) -> None:
     onehot = torch.nn.functional.one_hot(avatar.gaussians.labels, len(COMPONENTS)).float()
 
     def loss(gaussians) -> float:
-        from engine.render.rasterize import render
-
         with torch.no_grad():
             splats = gaussians.deform(avatar.posed_vertices(params.frame(ts.index(record.timestep))), avatar.head.faces)
             return float(label_loss(render(splats, f.camera, features=onehot).features, f.labels))
