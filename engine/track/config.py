@@ -19,7 +19,9 @@ class TrackConfig:
     lr_final_fraction: float = 0.05  # each stage's step size decays exponentially to this fraction of lr
     expr_count: int = 50  # expression coefficients fitted (the head's first ones; fewer when it has fewer)
     fit_focal: bool = True  # fit the focal length (else keep the initial guess)
-    fov_init_deg: float = 40.0  # initial guess: field of view across the image's longer side
+    fov_init_deg: float = 40.0  # initial guess: field of view across the image's longer side (one photo, or no search)
+    focal_search_fov_deg: tuple[float, ...] = (18.0, 25.0, 34.0, 46.0, 62.0)  # fields of view the keyframe stage
+    # is tried at (a video); the best fit's neighbourhood gives the start (landmarks alone leave the focal where it starts)
     robust_scale: float = 0.03  # landmark residual scale of the robust (Cauchy) loss, × inter-ocular distance
     contour_weight: float = 0.2  # weight of face-outline landmarks (they slide with the view)
     iris_weight: float = 1.0  # weight of iris landmarks (gaze)

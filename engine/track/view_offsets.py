@@ -17,9 +17,9 @@ from torch import Tensor
 
 from engine.render.camera import Camera
 
-DEGREE = 2  # polynomial degree in the view direction's x and y (head frame)
-RIDGE = 1e-2  # ridge weight on the coefficients, relative to the data's own scale (synthetic clip, 150 frames,
-# quick tracking: 1e-4 head 4.18°, jaw 2.58°; 1e-2 head 3.81°, jaw 2.83°; 1e-1 head 3.94°, jaw 3.08°)
+DEGREE = 3  # polynomial degree in the view direction's x and y (head frame)
+RIDGE = 1e-4  # ridge weight on the coefficients, relative to the data's own scale (synthetic clip, 150 frames, 400
+# calibration renders, degree 2: 1e-2 head 2.85°, 1e-3 2.35°, 1e-4 2.10°, 1e-5 2.04°; degree 3 at 1e-4: 2.03°)
 OUTLIER_PX = 30.0  # calibration residuals beyond this many pixels (a wrong detection) are left out of the fit
 
 
