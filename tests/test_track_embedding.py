@@ -146,7 +146,12 @@ def test_the_demo_embedding_ships_and_other_heads_use_the_cache(head, tmp_path: 
     lm.name = "another-landmarker"
     with pytest.raises(FileNotFoundError, match="another-landmarker"):
         landmark_embedding(head, lm, compute=False)
-    save_embedding(shipped, tmp_path / "landmark_embeddings" / embedding_file_name(lm.name, head_fingerprint(head)))
+    cached = tmp_path / "landmark_embeddings" / embedding_file_name(lm.name, head_fingerprint(head))
+    stale = cached.with_name(f"{lm.name}-{head_fingerprint(head)}.npz")  # cached under the first calibration's name
+    save_embedding(shipped, stale)
+    with pytest.raises(FileNotFoundError, match="another-landmarker"):
+        landmark_embedding(head, lm, compute=False)
+    save_embedding(shipped, cached)
     assert landmark_embedding(head, lm, compute=False).face.tolist() == shipped.face.tolist()
 
 

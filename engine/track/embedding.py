@@ -47,6 +47,7 @@ VIEWS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (-18.0, 0.0), (18.0, 0.0),
 RENDER_SIZE = 512  # pixels
 AGREE_M = 0.004  # lifts farther than this from a point's median lift are outliers (4 mm)
 EMBED_JAW = 0.12  # jaw opening (radians) of the pose the embedding is found in
+CALIBRATION = 2  # version of the calibration settings (renders, view-offset degree and ridge); in file names
 CALIBRATION_RENDERS = 400  # renders at known poses and expressions the embedding is refined on (96: the
 # view offsets' weaker ridge overfits; synthetic clip head 2.15° against 2.03° at 400, no better at 800)
 
@@ -100,7 +101,9 @@ def cache_dir() -> Path:
 
 
 def embedding_file_name(landmarker: str, fingerprint: str) -> str:
-    return f"{landmarker}-{fingerprint}.npz"
+    """The file an embedding is shipped or cached as; named for its calibration too, so an embedding
+    cached under older calibration settings is computed again rather than used."""
+    return f"{landmarker}-{fingerprint}-c{CALIBRATION}.npz"
 
 
 def save_embedding(embedding: LandmarkEmbedding, path: str | Path) -> Path:
