@@ -301,12 +301,10 @@ def fit_identity(fitter: LandmarkFitter, state: TrackState, keys: Tensor, iters:
     return loss
 
 
-def with_focal(state: TrackState, focal: float, into: TrackState | None = None) -> TrackState:
-    """A fresh state (identity and frames as tracking starts them) at another focal length, its camera
-    distance scaled with it so the head keeps its size in the image; written over `into` when given."""
-    fresh = TrackState(torch.zeros_like(state.shape), torch.zeros_like(state.static_offset),
-                       torch.tensor(math.log(focal)), state.distance * focal / state.focal,
-                       *(torch.zeros_like(getattr(state, k)) for k in PER_FRAME), torch.zeros_like(state.fitted))
+def with_focal(head: HeadModel, state: TrackState, focal: float, into: TrackState | None = None) -> TrackState:
+    """A fresh state (`TrackState.initial`) at another focal length, its camera distance scaled with it so
+    the head keeps its size in the image; written over `into` when given."""
+    fresh = TrackState.initial(head, state.frames, state.expr.shape[1], focal, state.distance * focal / state.focal)
     if into is None:
         return fresh
     for k in fresh.__dataclass_fields__:
@@ -345,10 +343,10 @@ def track_landmarks(fitter: LandmarkFitter, state: TrackState, progress: Progres
         scores = []
         for i, fov in enumerate(fovs):
             report(share * SEARCH_SHARE * i / len(fovs), f"trying a {fov:.0f}° field of view ({i + 1}/{len(fovs)})")
-            trial = with_focal(state, default_focal(fitter.width, fitter.height, fov))
+            trial = with_focal(fitter.head, state, default_focal(fitter.width, fitter.height, fov))
             scores.append(fit_identity(fitter, trial, keys, identity_iters, c, cancel, fit_focal=False))
         focal = parabola_minimum([math.log(default_focal(fitter.width, fitter.height, f)) for f in fovs], scores)
-        state = with_focal(state, math.exp(focal), into=state)
+        state = with_focal(fitter.head, state, math.exp(focal), into=state)
     done = SEARCH_SHARE if candidates else 0.0
     report(share * done, f"fitting identity on {len(keys)} keyframes")
     fit_identity(fitter, state, keys, identity_iters, c, cancel, fit_focal=c.fit_focal)
