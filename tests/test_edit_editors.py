@@ -164,7 +164,7 @@ def test_http_editor_load_probes_the_endpoint_without_editing(server: str) -> No
     assert _Handler.requests == []  # nothing was posted: the probe edits nothing
 
 
-def test_http_editor_load_fails_at_once_on_aclosed_port() -> None:
+def test_http_editor_load_fails_at_once_on_a_closed_port() -> None:
     from engine.edit.editors.http_image import HttpImageEditor
 
     url = f"http://127.0.0.1:{closed_port()}/v1"
